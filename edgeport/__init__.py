@@ -1,0 +1,7 @@
+"""edgeport: PyTorch image models to Core ML, ONNX and TFLite, with parity checked in the real runtimes."""
+import os
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+__version__ = "0.1.0"

@@ -1,0 +1,60 @@
+"""Writes that are complete or absent: build beside the target, then rename."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class OutputError(Exception):
+    """The output folder cannot be written."""
+
+
+def ensure_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeport-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {folder}: {exc.strerror or exc}; "
+                          "choose another with --out") from None
+
+
+@contextmanager
+def staging_dir(parent: Path, name: str) -> Iterator[Path]:
+    """A hidden work folder next to the final one, removed if the block fails or does not commit it."""
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def commit_dir(staging: Path, final: Path) -> None:
+    """Put a finished folder in place; an older one is replaced only now that the new one is complete."""
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
+        final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(final)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

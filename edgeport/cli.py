@@ -1,0 +1,165 @@
+"""`edgeport`: models, export, check. Heavy libraries load inside the commands, so --help is instant."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+USER_ERROR = 2
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 128x128, not {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"height and width must be positive, not {text!r}")
+    return h, w
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value such as num_block=2, not {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeport", description="Export PyTorch image models to ONNX, TFLite and Core ML, checked in the real runtimes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the zoo with params and MACs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("export", help="export a zoo model and check parity in each runtime")
+    p.add_argument("model", help="zoo model name (see `edgeport models`)")
+    p.add_argument("--to", type=_csv, default=("onnx", "tflite", "coreml"), metavar="FORMATS",
+                   help="comma-separated formats: onnx,tflite,coreml (default: all)")
+    p.add_argument("--precision", type=_csv, default=None, metavar="LIST",
+                   help="fp32,fp16 (default: each format's defaults: fp32, and fp16 too for coreml)")
+    p.add_argument("--weights", type=Path, help="checkpoint (.pth/.pt or .safetensors); default: random init")
+    p.add_argument("--seed", type=int, default=0, help="seed for random init (default 0)")
+    p.add_argument("--input-size", type=_hw, metavar="HxW", help="input height x width (default: the spec's)")
+    p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="architecture setting, e.g. num_block=2 (repeatable)")
+    p.add_argument("--dynamic-hw", action="store_true", help="dynamic height/width (ONNX, Core ML)")
+    p.add_argument("--tflite-route", choices=("auto", "litert-torch", "onnx2tf"), default="auto")
+    p.add_argument("--out", type=Path, default=Path("artifacts"), help="output root (default ./artifacts)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = sub.add_parser("check", help="re-run parity on existing artifacts; non-zero exit when a gate fails")
+    p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"), help="artifact folder or root")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report for CI")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from edgeport.report import table
+    from models import all_specs
+    from models.profile import profile_model
+
+    rows = []
+    for spec in all_specs().values():
+        prof = profile_model(spec.build, [c.shape for c in spec.inputs])
+        rows.append({"name": spec.name, "summary": spec.summary, "params": prof.params, "macs": prof.macs,
+                     "input": [list(c.shape) for c in spec.inputs], "upstream": spec.metadata.upstream})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(table(("model", "params", "GMAC", "input", "summary"),
+                [(r["name"], f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e9:.2f}",
+                  " ".join("x".join(map(str, s)) for s in r["input"]), r["summary"]) for r in rows]))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from edgeport.pipeline import ExportPlan, run_export
+    from edgeport.progress import Progress
+    from edgeport.report import export_table, problems, human_bytes
+
+    plan = ExportPlan(model=args.model, formats=args.to, out_root=args.out, precisions=args.precision,
+                      weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
+                      dynamic_hw=args.dynamic_hw, options={"tflite_route": args.tflite_route})
+    summary = run_export(plan, Progress(enabled=not args.quiet))
+    data = summary.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"\n{summary.model}: {summary.params / 1e6:.2f} M params, {summary.macs / 1e9:.2f} GMAC at "
+              f"{' '.join('x'.join(map(str, s)) for s in summary.input_shapes)}; source: {summary.source}")
+        print(export_table(data["rows"]))
+        for line in problems(data["rows"]):
+            print(f"  {line}")
+        total = sum(r.bytes for r in summary.rows)
+        print(f"{sum(not r.failed for r in summary.rows)}/{len(summary.rows)} ok, {human_bytes(total)} written "
+              f"under {args.out / summary.model} in {summary.seconds:.0f} s")
+    return summary.exit_code
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from edgeport.progress import Progress
+    from edgeport.report import export_table, problems
+    from parity_tests.gate import ReferenceCache, check_artifact, find_manifests
+    from parity_tests.junit import write_junit
+
+    if not args.path.exists():
+        raise FileNotFoundError(f"no such artifact folder: {args.path}")
+    manifests = find_manifests(args.path)
+    if not manifests:
+        raise FileNotFoundError(f"no manifest.json under {args.path}: export something first (`edgeport export`)")
+    progress = Progress(total=len(manifests), enabled=not args.quiet)
+    cache = ReferenceCache()
+    checks = []
+    for path in manifests:
+        with progress.step(f"check {path.parent}"):
+            checks.append(check_artifact(path, cache))
+    if args.junit:
+        write_junit(args.junit, checks)
+    rows = [{"model": c.model, "format": c.format, "precision": c.precision, "route": c.route, "bytes": c.bytes,
+             "worst_psnr_db": c.report.worst_psnr_db if c.report.samples else None,
+             "bit_exact": bool(c.report.to_dict()["worst_bit_exact"]), "engine": c.report.engine,
+             "status": c.report.status, "message": c.report.message, "op": None} for c in checks]
+    failed = sum(not c.report.passed for c in checks)
+    if args.json:
+        print(json.dumps({"schema": "edgeport.check/1", "ok": failed == 0,
+                          "artifacts": [c.to_dict() for c in checks]}, indent=2))
+    else:
+        print(export_table(rows))
+        for line in problems(rows):
+            print(f"  {line}")
+        print(f"{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from exporters.base import ExportError
+    from edgeport.atomic import OutputError
+    from models.errors import ModelError
+
+    handler = {"models": cmd_models, "export": cmd_export, "check": cmd_check}[args.command]
+    try:
+        return handler(args)
+    except (ModelError, ExportError, OutputError, FileNotFoundError) as exc:
+        print(f"edgeport: error: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print("edgeport: interrupted; nothing half-written was left in place", file=sys.stderr)
+        return 130

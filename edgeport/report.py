@@ -1,0 +1,50 @@
+"""Summary tables for the terminal (fixed width) and for PR comments (markdown)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from parity_tests.metrics import format_db
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def short_engine(engine: str) -> str:
+    """'onnxruntime 1.32.0 (CPUExecutionProvider)' -> 'onnxruntime 1.32.0'; the manifest keeps the full text."""
+    if not engine:
+        return "-"
+    head, _, rest = engine.partition(" (")
+    return f"{head} {rest.split(',')[0].rstrip(')')}" if "LiteRT" in head else head
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def export_table(rows: Sequence[dict]) -> str:
+    headers = ("model", "format", "precision", "route", "size", "parity dB", "engine", "status")
+    body = [(r["model"], r["format"], r["precision"], r["route"] or "-",
+             human_bytes(r["bytes"]) if r["bytes"] else "-",
+             "exact" if r.get("bit_exact") else format_db(r.get("worst_psnr_db")),
+             short_engine(r["engine"]), r["status"]) for r in rows]
+    return table(headers, body)
+
+
+def problems(rows: Sequence[dict]) -> list[str]:
+    """The reason under the table for every row that did not pass."""
+    out = []
+    for r in rows:
+        if r["status"] != "pass" and r.get("message"):
+            op = f" [op: {r['op']}]" if r.get("op") else ""
+            out.append(f"{r['model']} {r['format']} {r['precision']}: {r['status']}{op}: {r['message']}")
+        elif r.get("message"):
+            out.append(f"{r['model']} {r['format']} {r['precision']}: note: {r['message']}")
+    return out

@@ -1,0 +1,64 @@
+"""ONNX through torch.onnx's dynamo exporter: one self-contained file."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from exporters.base import (ArtifactRecord, ExportError, Exporter, ExportRequest, TensorBinding, captured_output,
+                            failing_op, file_records, short_message)
+
+OPSET = 18
+
+
+def write_onnx(module, example_inputs: tuple, path: Path, input_names: Sequence[str],
+               output_names: Sequence[str], dynamic_hw: bool) -> None:
+    """Shared by the ONNX format and the onnx2tf route to TFLite."""
+    import torch
+
+    dynamic_shapes = None
+    if dynamic_hw:
+        dim = torch.export.Dim
+        dynamic_shapes = tuple({2: dim.DYNAMIC, 3: dim.DYNAMIC} if t.dim() == 4 else {} for t in example_inputs)
+    try:
+        with captured_output():
+            torch.onnx.export(
+                module, example_inputs, str(path), input_names=list(input_names), output_names=list(output_names),
+                dynamo=True, external_data=False, opset_version=OPSET, dynamic_shapes=dynamic_shapes,
+            )
+    except Exception as exc:
+        message = short_message(exc)
+        raise ExportError(f"torch.onnx.export failed: {message}", op=failing_op(str(exc))) from exc
+
+
+class OnnxExporter(Exporter):
+    format = "onnx"
+    precisions = ("fp32",)
+
+    def export(self, request: ExportRequest) -> ArtifactRecord:
+        import onnx
+        import torch
+
+        path = request.work_dir / f"{request.stem}.onnx"
+        write_onnx(request.module, request.example_inputs, path, request.input_names, request.output_names,
+                   request.dynamic_hw)
+        proto = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(proto)
+        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+        def binding(name: str, shape: tuple[int, ...]) -> TensorBinding:
+            shown = (shape[0], shape[1], -1, -1) if request.dynamic_hw and len(shape) == 4 else shape
+            return TensorBinding(name, name, tuple(shown), "NCHW")
+
+        in_shapes = [tuple(t.shape) for t in request.example_inputs]
+        return ArtifactRecord(
+            format=self.format, precision=request.precision, route="torch.onnx-dynamo",
+            main_file=path.name, files=file_records(request.work_dir),
+            inputs=tuple(binding(n, s) for n, s in zip(request.input_names, in_shapes)),
+            outputs=tuple(binding(n, s) for n, s in zip(request.output_names, request.output_shapes)),
+            details={"opset": opset, "ir_version": proto.ir_version, "dynamic_hw": request.dynamic_hw,
+                     "nodes": len(proto.graph.node)},
+            versions={"torch": torch.__version__, "onnx": onnx.__version__},
+        )
+
+
+EXPORTER = OnnxExporter()

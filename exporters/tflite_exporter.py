@@ -1,0 +1,145 @@
+"""TFLite: litert-torch first; onnx2tf (ONNX -> SavedModel -> .tflite) when litert-torch fails.
+
+TFLite artifacts are fixed-shape (dynamic H/W failed on both routes) and their layouts differ by route:
+each binding's layout is read from the converted file, never assumed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.base import (ArtifactRecord, ExportError, Exporter, ExportRequest, TensorBinding, captured_output,
+                            detect_layout, failing_op, file_records, short_message)
+from exporters.onnx_exporter import write_onnx
+
+ROUTES = ("litert-torch", "onnx2tf")
+# onnx2tf loads this file from its working directory, and downloads it when absent (which fails offline).
+ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def _convert_litert_torch(request: ExportRequest, path: Path) -> None:
+    with captured_output():
+        try:
+            import litert_torch
+
+            litert_torch.convert(request.module, request.example_inputs).export(str(path))
+        except Exception as exc:
+            raise ExportError(f"litert-torch failed: {short_message(exc)}", op=failing_op(str(exc))) from exc
+
+
+def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
+    """20 NHWC 128x128 RGB images in [0, 1] from the parity photos, in the file layout onnx2tf expects."""
+    from PIL import Image
+
+    images = []
+    for sample in request.sample_inputs:
+        arr = next(iter(sample.values()))
+        if arr.ndim == 4 and arr.shape[1] == 3:
+            hwc = np.clip(arr[0].transpose(1, 2, 0), 0, 1)
+            img = Image.fromarray((hwc * 255).astype(np.uint8)).resize((128, 128), Image.Resampling.BICUBIC)
+            images.append(np.asarray(img, dtype=np.float32) / 255.0)
+    if not images:
+        images = [np.random.default_rng(0).uniform(0, 1, (128, 128, 3)).astype(np.float32)]
+    return np.stack([images[i % len(images)] for i in range(20)])
+
+
+def _convert_onnx2tf(request: ExportRequest, path: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="edgeport-onnx2tf-") as tmp:
+        work = Path(tmp)
+        onnx_path = work / "model.onnx"
+        write_onnx(request.module, request.example_inputs, onnx_path, request.input_names, request.output_names,
+                   dynamic_hw=False)
+        np.save(work / ONNX2TF_SAMPLE_FILE, _onnx2tf_samples(request))
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+        cmd = [sys.executable, "-c", "import onnx2tf; onnx2tf.main()", "-i", str(onnx_path), "-o", str(work / "out"),
+               "-n", "-coion"]
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        produced = work / "out" / "model_float32.tflite"
+        if proc.returncode != 0 or not produced.is_file():
+            log = (proc.stderr + proc.stdout).strip().splitlines()
+            reason = next((ln for ln in reversed(log) if "Error" in ln or "error" in ln), log[-1] if log else "")
+            raise ExportError(f"onnx2tf failed (exit {proc.returncode}): {reason.strip()[:300]}",
+                              op=failing_op("\n".join(log)))
+        produced.replace(path)
+
+
+def _bindings(request: ExportRequest, path: Path) -> tuple[tuple[TensorBinding, ...], tuple[TensorBinding, ...]]:
+    """Match the interpreter's tensors to the contract by order and read each one's layout from its shape."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    if len(ins) != len(request.input_names) or len(outs) != len(request.output_names):
+        raise ExportError(f"TFLite model has {len(ins)} inputs / {len(outs)} outputs, "
+                          f"PyTorch has {len(request.input_names)} / {len(request.output_names)}")
+    # onnx2tf keeps the ONNX names with -coion; litert-torch names them args_N / output_N in order.
+    ins = _order_by_names(ins, request.input_names)
+    outs = _order_by_names(outs, request.output_names)
+    in_shapes = [tuple(t.shape) for t in request.example_inputs]
+    inputs = tuple(TensorBinding(n, d["name"], tuple(int(s) for s in d["shape"]), detect_layout(d["shape"], s),
+                                 np.dtype(d["dtype"]).name)
+                   for n, d, s in zip(request.input_names, ins, in_shapes))
+    outputs = tuple(TensorBinding(n, d["name"], tuple(int(s) for s in d["shape"]), detect_layout(d["shape"], s),
+                                  np.dtype(d["dtype"]).name)
+                    for n, d, s in zip(request.output_names, outs, request.output_shapes))
+    return inputs, outputs
+
+
+def _order_by_names(details: list[dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    by_name = {d["name"]: d for d in details}
+    if all(n in by_name for n in names):
+        return [by_name[n] for n in names]
+    return sorted(details, key=lambda d: d["index"]) if len(details) > 1 else details
+
+
+class TFLiteExporter(Exporter):
+    format = "tflite"
+    precisions = ("fp32",)
+
+    def export(self, request: ExportRequest) -> ArtifactRecord:
+        wanted = request.options.get("tflite_route", "auto")
+        if wanted not in ("auto", *ROUTES):
+            raise ExportError(f"unknown TFLite route {wanted!r}; use auto, {', '.join(ROUTES)}")
+        path = request.work_dir / f"{request.stem}.tflite"
+        routes = ROUTES if wanted == "auto" else (wanted,)
+        failures: list[str] = []
+        last: ExportError | None = None
+        for route in routes:
+            try:
+                (_convert_litert_torch if route == "litert-torch" else _convert_onnx2tf)(request, path)
+                break
+            except ExportError as exc:
+                failures.append(str(exc))
+                last = exc
+                path.unlink(missing_ok=True)
+        else:
+            raise ExportError("; then ".join(failures), op=last.op if last else None)
+        warnings = []
+        if request.dynamic_hw:
+            warnings.append("TFLite artifacts are fixed-shape: dynamic H/W is not supported by either route")
+        if failures:
+            warnings.append(f"fell back to {route}: {failures[0]}")
+        inputs, outputs = _bindings(request, path)
+        return ArtifactRecord(
+            format=self.format, precision=request.precision, route=route, main_file=path.name,
+            files=file_records(request.work_dir), inputs=inputs, outputs=outputs,
+            details={"fallback_from": failures, "fixed_shape": True},
+            versions=_versions(route), warnings=tuple(warnings),
+        )
+
+
+def _versions(route: str) -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ["torch", "ai-edge-litert"] + (["litert-torch"] if route == "litert-torch"
+                                           else ["onnx", "onnx2tf", "tensorflow-cpu"])
+    return {n: version(n) for n in names}
+
+
+EXPORTER = TFLiteExporter()

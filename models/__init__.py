@@ -1,0 +1,34 @@
+"""The model zoo: one spec per model, found by name."""
+from __future__ import annotations
+
+import difflib
+
+from models.errors import CheckpointError, ModelError
+from models.spec import ModelSpec
+
+_FAMILIES = ("models.realesrgan",)
+
+
+def all_specs() -> dict[str, ModelSpec]:
+    """Every spec, keyed by name; each family module exposes a SPECS tuple."""
+    import importlib
+
+    specs: dict[str, ModelSpec] = {}
+    for family in _FAMILIES:
+        for spec in importlib.import_module(family).SPECS:
+            if spec.name in specs:
+                raise RuntimeError(f"model name {spec.name!r} is registered twice")
+            specs[spec.name] = spec
+    return specs
+
+
+def get_spec(name: str) -> ModelSpec:
+    specs = all_specs()
+    if name in specs:
+        return specs[name]
+    close = difflib.get_close_matches(name, list(specs), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(specs))}"
+    raise ModelError(f"unknown model {name!r}{hint} (`edgeport models` lists them)")
+
+
+__all__ = ["CheckpointError", "ModelError", "ModelSpec", "all_specs", "get_spec"]

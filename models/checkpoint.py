@@ -1,0 +1,107 @@
+"""Checkpoint reading that never runs code: weights_only torch.load or safetensors, strict key matching."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from models.errors import CheckpointError
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: Path) -> Any:
+    """The raw object in a .pth/.pt/.ckpt (weights_only) or .safetensors file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"weights file not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"weights path is not a file: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"weights file is empty: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types for every kind of damage
+            raise CheckpointError(f"weights file {path} is not a readable safetensors file ({_short(exc)})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            raise CheckpointError(
+                f"refused to load {path}: it holds objects that would run code when unpickled "
+                f"({_first_line_with(exc, 'Unsupported global') or 'not plain tensors'}); "
+                "save a plain state_dict, or convert it to .safetensors"
+            ) from None
+        raise CheckpointError(f"weights file {path} is corrupt ({_short(exc)})") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"weights file {path} is truncated or corrupt ({_short(exc)}); download it again"
+        ) from None
+
+
+def unwrap_state_dict(obj: Any, prefer: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint: the first preferred key present, else the object itself."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
+    for key in prefer:
+        if key in obj:
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError("checkpoint holds no tensors")
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        wrappers = ", ".join(repr(k) for k in bad[:3])
+        hint = f" (expected one of {', '.join(prefer)})" if prefer else ""
+        raise CheckpointError(f"checkpoint entries {wrappers} are not tensors{hint}")
+    return dict(obj)
+
+
+def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load with every key and shape matching; name the first mismatches when they don't."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {_some(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_some(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatch {_some(shapes)} (checkpoint vs model)")
+    if problems:
+        raise CheckpointError(f"{source} does not fit this architecture: " + "; ".join(problems))
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def _some(items: list[str], n: int = 3) -> str:
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+def _first_line_with(exc: BaseException, needle: str) -> str | None:
+    for line in str(exc).splitlines():
+        if needle in line:
+            return line.strip()[:160]
+    return None

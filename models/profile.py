@@ -1,0 +1,54 @@
+"""Parameter and multiply-accumulate counts, measured by running the model on the meta device."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    params: int
+    macs: int
+    input_shapes: tuple[tuple[int, ...], ...]
+
+    def to_dict(self) -> dict:
+        return {"params": self.params, "macs": self.macs, "input_shapes": [list(s) for s in self.input_shapes]}
+
+
+def _layer_macs(module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> int:
+    if isinstance(module, nn.Linear):
+        return out.numel() * module.in_features
+    kernel = 1
+    for k in module.kernel_size:
+        kernel *= k
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return x.numel() * (module.out_channels // module.groups) * kernel  # each input scatters a kernel
+    return out.numel() * (module.in_channels // module.groups) * kernel
+
+
+def profile_model(build: Callable[[], nn.Module], input_shapes: list[tuple[int, ...]]) -> ModelProfile:
+    """Counts conv, transposed conv and linear MACs (the work that dominates these nets) at the given input."""
+    with torch.device("meta"):
+        module = build().eval()
+        inputs = [torch.empty(s) for s in input_shapes]
+    total = [0]
+
+    def hook(mod: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        total[0] += _layer_macs(mod, args[0], out)
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in module.modules()
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
+    ]
+    try:
+        with torch.no_grad():
+            module(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    params = sum(p.numel() for p in module.parameters())
+    return ModelProfile(params=params, macs=total[0], input_shapes=tuple(tuple(s) for s in input_shapes))

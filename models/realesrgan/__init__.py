@@ -1,0 +1,67 @@
+"""Real-ESRGAN upscalers (xinntao/Real-ESRGAN, BasicSR architectures)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
+from models.realesrgan.rrdbnet import RRDBNet
+from models.realesrgan.srvgg import SRVGGNetCompact
+from models.samples import photo_inputs
+from models.spec import ModelMetadata, ModelSpec, TensorContract
+
+
+def load_basicsr_checkpoint(module: nn.Module, path: Path) -> None:
+    """Real-ESRGAN releases wrap the state dict in 'params_ema' (preferred) or 'params'."""
+    state = unwrap_state_dict(read_checkpoint(path), prefer=("params_ema", "params"))
+    load_strict(module, state, source=str(path))
+
+
+def _lr_image(size: int) -> TensorContract:
+    return TensorContract("image", (1, 3, size, size), description="low-resolution RGB tile")
+
+
+def _hr_image(size: int) -> TensorContract:
+    return TensorContract("upscaled", (1, 3, size, size), description="upscaled RGB, clamped to [0, 1]")
+
+
+_PAPER = "Wang et al. 2021, Real-ESRGAN: Training Real-World Blind Super-Resolution with Pure Synthetic Data"
+_UPSTREAM = "https://github.com/xinntao/Real-ESRGAN (architectures: XPixelGroup/BasicSR)"
+
+SPECS = (
+    ModelSpec(
+        name="realesrgan-x4plus",
+        summary="RRDBNet x4 upscaler, 23 RRDB blocks (RealESRGAN_x4plus.pth)",
+        factory=RRDBNet,
+        config={"num_block": 23, "num_feat": 64, "num_grow_ch": 32, "scale": 4},
+        inputs=(_lr_image(64),),
+        outputs=(_hr_image(256),),
+        load_weights=load_basicsr_checkpoint,
+        make_inputs=photo_inputs,
+        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
+    ),
+    ModelSpec(
+        name="realesrgan-x2plus",
+        summary="RRDBNet x2 upscaler; pixel_unshuffle(2) in front (RealESRGAN_x2plus.pth)",
+        factory=RRDBNet,
+        config={"num_block": 23, "num_feat": 64, "num_grow_ch": 32, "scale": 2},
+        inputs=(_lr_image(64),),
+        outputs=(_hr_image(128),),
+        load_weights=load_basicsr_checkpoint,
+        make_inputs=photo_inputs,
+        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM,
+                               notes="input height and width must be even"),
+    ),
+    ModelSpec(
+        name="realesr-general-x4v3",
+        summary="SRVGGNetCompact x4, 32 convs + PReLU, PixelShuffle (realesr-general-x4v3.pth)",
+        factory=SRVGGNetCompact,
+        config={"num_conv": 32, "num_feat": 64, "upscale": 4},
+        inputs=(_lr_image(128),),
+        outputs=(_hr_image(512),),
+        load_weights=load_basicsr_checkpoint,
+        make_inputs=photo_inputs,
+        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
+    ),
+)

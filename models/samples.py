@@ -1,0 +1,69 @@
+"""Parity inputs: real photos fitted to an input contract, plus a seeded random tensor.
+
+The photos are scikit-image's bundled samples (no download), so every machine builds the same inputs.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from models.spec import ParityInput, TensorContract
+
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea")
+
+
+@lru_cache(maxsize=None)
+def sample_photo(name: str) -> np.ndarray:
+    """HxWx3 uint8 RGB."""
+    from skimage import data
+
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def fit_photo(rgb: np.ndarray, contract: TensorContract) -> np.ndarray:
+    """Centre-crop to the contract's aspect, resize, reorder colours and scale to its value range (1xCxHxW)."""
+    from PIL import Image
+
+    _, channels, height, width = contract.shape
+    h, w = rgb.shape[:2]
+    target_aspect = width / height
+    if w / h > target_aspect:
+        crop_w = int(round(h * target_aspect))
+        x0 = (w - crop_w) // 2
+        rgb = rgb[:, x0:x0 + crop_w]
+    else:
+        crop_h = int(round(w / target_aspect))
+        y0 = (h - crop_h) // 2
+        rgb = rgb[y0:y0 + crop_h]
+    img = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+    if contract.color_order == "BGR":
+        img = img[..., ::-1]
+    elif contract.color_order == "GRAY":
+        img = (img @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    if img.shape[-1] != channels:
+        raise ValueError(f"{contract.name}: a {contract.color_order} photo has {img.shape[-1]} channels, "
+                         f"the contract wants {channels}")
+    lo, hi = contract.value_range
+    img = lo + (img / 255.0) * (hi - lo)
+    return np.ascontiguousarray(img.transpose(2, 0, 1)[None]).astype(contract.dtype)
+
+
+def random_input(contract: TensorContract, seed: int) -> np.ndarray:
+    lo, hi = contract.value_range
+    rng = np.random.default_rng(seed)
+    return rng.uniform(lo, hi, size=contract.shape).astype(contract.dtype)
+
+
+def photo_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[ParityInput]:
+    """For single-image models: each sample photo, then one seeded random input."""
+    if len(contracts) != 1:
+        raise ValueError("photo_inputs fits single-input image models; give the spec its own input maker")
+    (contract,) = contracts
+    samples = [ParityInput(f"photo:{name}", {contract.name: fit_photo(sample_photo(name), contract)})
+               for name in SAMPLE_PHOTOS]
+    samples.append(ParityInput(f"random:seed={seed}", {contract.name: random_input(contract, seed)}))
+    return samples

@@ -1,0 +1,66 @@
+"""Where a model's weights came from, recorded so any later step can rebuild the same module."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from models.checkpoint import sha256_of
+from models.errors import CheckpointError
+from models.spec import ModelSpec, TensorContract
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    model: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    weights_sha256: str | None = None
+    seed: int = 0
+
+    @property
+    def description(self) -> str:
+        if self.weights:
+            return f"weights {self.weights} (sha256 {self.weights_sha256[:12]}...)"
+        return f"random init, seed {self.seed} (no weights given: outputs are not meaningful images)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "config": dict(self.config), "weights": self.weights,
+                "weights_sha256": self.weights_sha256, "seed": self.seed, "description": self.description}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelSource":
+        return cls(model=d["model"], config=dict(d.get("config") or {}), weights=d.get("weights"),
+                   weights_sha256=d.get("weights_sha256"), seed=int(d.get("seed", 0)))
+
+
+def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: Path | None, seed: int) -> ModelSource:
+    if weights is None:
+        return ModelSource(spec.name, dict(config), seed=seed)
+    weights = Path(weights)
+    if not weights.is_file():
+        raise CheckpointError(f"weights file not found: {weights}")
+    return ModelSource(spec.name, dict(config), str(weights.resolve()), sha256_of(weights), seed)
+
+
+def instantiate(spec: ModelSpec, source: ModelSource) -> nn.Module:
+    """Build the module in eval mode: seeded init, then the checkpoint when there is one."""
+    torch.manual_seed(source.seed)
+    module = spec.build(**source.config)
+    if source.weights:
+        path = Path(source.weights)
+        if not path.is_file():
+            raise CheckpointError(f"weights file not found: {path}")
+        if source.weights_sha256 and sha256_of(path) != source.weights_sha256:
+            raise CheckpointError(f"weights file {path} changed since export (sha256 differs): re-export")
+        spec.load_weights(module, path)
+    return module.eval()
+
+
+def resolve_inputs(spec: ModelSpec, input_hw: tuple[int, int] | None) -> tuple[TensorContract, ...]:
+    if input_hw is None:
+        return spec.inputs
+    return tuple(c.with_hw(*input_hw) for c in spec.inputs)

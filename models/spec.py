@@ -1,0 +1,104 @@
+"""What a zoo entry promises: how to build it, what goes in and out, and how close an export must stay."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorContract:
+    """One input or output as an app must feed or read it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    color_order: str = "RGB"
+    layout: str = "NCHW"
+    normalization: str = "pixel / 255"
+    description: str = ""
+
+    def with_hw(self, height: int, width: int) -> "TensorContract":
+        if self.layout != "NCHW" or len(self.shape) != 4:
+            raise ValueError(f"{self.name}: only NCHW inputs take a new height and width")
+        return replace(self, shape=(self.shape[0], self.shape[1], height, width))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+            "value_range": list(self.value_range), "color_order": self.color_order,
+            "layout": self.layout, "normalization": self.normalization, "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class ParityGate:
+    """The worst sample must clear every bound that is set."""
+
+    min_psnr_db: float
+    min_cosine: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_psnr_db": self.min_psnr_db, "min_cosine": self.min_cosine}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ParityGate":
+        return cls(min_psnr_db=float(d["min_psnr_db"]), min_cosine=d.get("min_cosine"))
+
+
+DEFAULT_GATES: Mapping[str, ParityGate] = {"fp32": ParityGate(60.0), "fp16": ParityGate(40.0)}
+
+
+@dataclass(frozen=True)
+class ParityInput:
+    """A named set of input arrays (NCHW, contract dtype) used to compare an export with PyTorch."""
+
+    label: str
+    arrays: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    paper: str
+    upstream: str
+    notes: str = ""
+
+
+# factory(**config) -> nn.Module; loader(module, path) loads weights in place, raising CheckpointError;
+# input maker(contracts, seed) -> parity inputs.
+Factory = Callable[..., Any]
+WeightsLoader = Callable[[Any, Path], None]
+InputMaker = Callable[[tuple[TensorContract, ...], int], list[ParityInput]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    summary: str
+    factory: Factory
+    inputs: tuple[TensorContract, ...]
+    outputs: tuple[TensorContract, ...]
+    load_weights: WeightsLoader
+    make_inputs: InputMaker
+    metadata: ModelMetadata
+    config: Mapping[str, Any] = field(default_factory=dict)
+    gates: Mapping[str, ParityGate] = field(default_factory=lambda: dict(DEFAULT_GATES))
+    task: str = "image-to-image"
+
+    def check_config(self, overrides: Mapping[str, Any]) -> None:
+        unknown = sorted(set(overrides) - set(self.config))
+        if unknown:
+            from models.errors import ModelError
+            raise ModelError(
+                f"{self.name} has no setting {', '.join(unknown)}; settings: {', '.join(sorted(self.config)) or 'none'}"
+            )
+
+    def build(self, **overrides: Any) -> Any:
+        self.check_config(overrides)
+        return self.factory(**{**self.config, **overrides})
+
+    def gate_for(self, precision: str) -> ParityGate:
+        return self.gates.get(precision, DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"]))

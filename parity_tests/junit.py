@@ -1,0 +1,33 @@
+"""JUnit XML for CI dashboards: one test case per artifact."""
+from __future__ import annotations
+
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Sequence
+
+from parity_tests.gate import ArtifactCheck
+from parity_tests.metrics import format_db
+
+
+def write_junit(path: Path, checks: Sequence[ArtifactCheck]) -> None:
+    failures = sum(c.report.status == "fail" for c in checks)
+    errors = sum(c.report.status == "error" for c in checks)
+    suite = ET.Element("testsuite", name="edgeport.parity", tests=str(len(checks)), failures=str(failures),
+                       errors=str(errors))
+    for c in checks:
+        case = ET.SubElement(suite, "testcase", classname=f"edgeport.{c.model}", name=f"{c.format}-{c.precision}")
+        r = c.report
+        ET.SubElement(case, "system-out").text = (
+            f"engine: {r.engine}\nworst PSNR: {format_db(r.worst_psnr_db)} dB (gate {r.gate.min_psnr_db:g} dB)")
+        if r.status == "fail":
+            ET.SubElement(case, "failure", message=r.message).text = r.message
+        elif r.status == "error":
+            ET.SubElement(case, "error", message=r.message).text = r.message
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        ET.ElementTree(suite).write(fh, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, path)

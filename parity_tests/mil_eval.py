@@ -1,0 +1,79 @@
+"""Evaluate a saved .mlpackage's MIL program op by op in PyTorch: Core ML parity on Linux.
+
+coremltools reads the program and its weights back on any platform, but MLModel.predict runs only on macOS.
+Each op is computed in float32; where the program stores a value as fp16, the result is rounded to fp16,
+as the device would hold it. An op the evaluator does not know raises, naming it: nothing is skipped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from exporters.base import ArtifactRecord
+from exporters.base import captured_output
+from parity_tests.mil_ops import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
+from parity_tests.runtimes import RuntimeUnavailable
+
+
+def load_mil_program(package: Path) -> Any:
+    """The PyMIL Program of a saved .mlpackage (the 'main' function)."""
+    with captured_output():
+        import coremltools as ct
+        from coremltools.converters.mil.frontend.milproto.load import load
+
+    spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+    if not spec.HasField("mlProgram"):
+        raise MilEvalError(f"{package} is not an ML program (neural-network models are not evaluated)")
+    weights = package / "Data" / "com.apple.CoreML" / "weights"
+    return load(spec, spec.specificationVersion, file_weights_dir=str(weights))
+
+
+class MilEvaluator:
+    def __init__(self, program: Any) -> None:
+        self.function = program.functions["main"]
+        for op in self.function.operations:
+            if op.op_type != "const" and op.op_type not in MIL_OPS:
+                raise MilEvalError(f"MIL op '{op.op_type}' (at {op.name}) is not implemented in edgeport's "
+                                   "MIL evaluator; add it to parity_tests/mil_ops.py")
+            if op.blocks:
+                raise MilEvalError(f"MIL op '{op.op_type}' has nested blocks; control flow is not evaluated")
+
+    @property
+    def op_types(self) -> set[str]:
+        return {op.op_type for op in self.function.operations}
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        env: dict[str, torch.Tensor] = {}
+        for name, var in self.function.inputs.items():
+            if name not in inputs:
+                raise MilEvalError(f"program input {name!r} was not given")
+            env[name] = round_to_dtype(torch.from_numpy(np.asarray(inputs[name], dtype=np.float32)), var.dtype)
+        with torch.no_grad():
+            for op in self.function.operations:
+                if op.op_type == "const":
+                    continue
+                result = MIL_OPS[op.op_type](OpArgs(op, env))
+                results = result if isinstance(result, (tuple, list)) else (result,)
+                for var, value in zip(op.outputs, results):
+                    env[var.name] = round_to_dtype(value, var.dtype)
+        return {var.name: env[var.name].float().numpy() for var in self.function.outputs}
+
+
+class MilProgramRunner:
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+        import coremltools as ct
+
+        try:
+            self.evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
+        except MilEvalError as exc:
+            raise RuntimeUnavailable(str(exc)) from exc
+        self.record = record
+        self.engine = (f"edgeport MIL evaluator (Linux: Core ML predict needs macOS; coremltools {ct.__version__}, "
+                       "torch CPU, fp16 rounded per op)")
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.evaluator.run({b.artifact_name: inputs[b.name] for b in self.record.inputs})
+        return {b.name: out[b.artifact_name] for b in self.record.outputs}

@@ -1,0 +1,401 @@
+"""MIL ops as small PyTorch functions, found by name (one function an op, like coremltools' own registry).
+
+Semantics follow coremltools' op definitions (coremltools/converters/mil/mil/ops/defs); the resize grids
+are written out exactly as those docstrings define them, for every sampling mode.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MilOp = Callable[["OpArgs"], Any]
+MIL_OPS: dict[str, MilOp] = {}
+
+
+class MilEvalError(Exception):
+    """The evaluator met something it does not implement; the message names it."""
+
+
+def register_mil_op(*names: str) -> Callable[[MilOp], MilOp]:
+    def wrap(fn: MilOp) -> MilOp:
+        for name in names:
+            MIL_OPS[name] = fn
+        return fn
+    return wrap
+
+
+def _dtype_name(dtype: Any) -> str:
+    from coremltools.converters.mil.mil import types
+
+    return types.builtin_to_string(dtype) if dtype is not None else "fp32"
+
+
+def round_to_dtype(value: torch.Tensor, dtype: Any) -> torch.Tensor:
+    """Hold a value as the program stores it: fp16 values rounded, floats otherwise float32."""
+    name = _dtype_name(dtype)
+    if name == "fp16":
+        return value.to(torch.float16).to(torch.float32)
+    if name in ("fp32", "fp64"):
+        return value.to(torch.float32)
+    if name == "bool":
+        return value.to(torch.bool)
+    if name.startswith(("int", "uint")):
+        return value.to(torch.int64)
+    return value
+
+
+def _as_tensor(val: Any) -> torch.Tensor:
+    arr = np.asarray(val)
+    if arr.dtype.kind == "f":
+        return torch.from_numpy(arr.astype(np.float32))
+    if arr.dtype.kind in "iu":
+        return torch.from_numpy(arr.astype(np.int64))
+    if arr.dtype.kind == "b":
+        return torch.from_numpy(arr)
+    raise MilEvalError(f"cannot use a constant of dtype {arr.dtype} as a tensor")
+
+
+class OpArgs:
+    """One op's inputs: tensors from the environment, constants from the program."""
+
+    def __init__(self, op: Any, env: dict[str, torch.Tensor]) -> None:
+        self.op = op
+        self.env = env
+
+    def has(self, key: str) -> bool:
+        return self.op.inputs.get(key) is not None
+
+    def _resolve(self, var: Any) -> torch.Tensor:
+        if var.name in self.env:
+            return self.env[var.name]
+        if var.val is not None:
+            return _as_tensor(var.val)
+        raise MilEvalError(f"{self.op.op_type} {self.op.name}: input {var.name} has no value")
+
+    def tensor(self, key: str) -> torch.Tensor:
+        return self._resolve(self.op.inputs[key])
+
+    def tensors(self, key: str) -> list[torch.Tensor]:
+        return [self._resolve(v) for v in self.op.inputs[key]]
+
+    def value(self, key: str, default: Any = None) -> Any:
+        var = self.op.inputs.get(key)
+        if var is None:
+            return default
+        if var.val is None:
+            raise MilEvalError(f"{self.op.op_type} {self.op.name}: expected a constant {key}")
+        val = var.val
+        return val.tolist() if isinstance(val, np.ndarray) else (val.item() if hasattr(val, "item") else val)
+
+
+def _torch_pad(pairs: list[int]) -> list[int]:
+    """MIL lists (begin, end) from the first padded axis on; F.pad wants the last axis first."""
+    out: list[int] = []
+    for i in range(len(pairs) // 2 - 1, -1, -1):
+        out += [pairs[2 * i], pairs[2 * i + 1]]
+    return out
+
+
+def _spatial_pads(a: OpArgs, x: torch.Tensor, kernel: list[int], strides: list[int], dilations: list[int],
+                  ceil_mode: bool = False) -> list[int]:
+    pad_type = a.value("pad_type", "valid")
+    nd = len(kernel)
+    if pad_type == "custom":
+        return list(a.value("pad", [0] * 2 * nd))
+    if pad_type == "valid":
+        return [0] * 2 * nd
+    if pad_type in ("same", "same_lower"):
+        pads = []
+        for size, k, s, d in zip(x.shape[-nd:], kernel, strides, dilations):
+            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            begin = total - total // 2 if pad_type == "same_lower" else total // 2
+            pads += [begin, total - begin]
+        return pads
+    raise MilEvalError(f"pad_type {pad_type!r} is not implemented")
+
+
+@register_mil_op("conv")
+def conv(a: OpArgs) -> torch.Tensor:
+    x, w = a.tensor("x"), a.tensor("weight")
+    bias = a.tensor("bias") if a.has("bias") else None
+    nd = w.dim() - 2
+    strides = a.value("strides", [1] * nd)
+    dilations = a.value("dilations", [1] * nd)
+    x = F.pad(x, _torch_pad(_spatial_pads(a, x, list(w.shape[2:]), strides, dilations)))
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+    return fn(x, w, bias, strides, 0, dilations, a.value("groups", 1))
+
+
+def _pool(a: OpArgs, kind: str) -> torch.Tensor:
+    x = a.tensor("x")
+    kernel = a.value("kernel_sizes")
+    strides = a.value("strides", [1] * len(kernel))
+    pads = _spatial_pads(a, x, kernel, strides, [1] * len(kernel))
+    ceil_mode = bool(a.value("ceil_mode", False))
+    if len(kernel) != 2:
+        raise MilEvalError(f"{kind} over {len(kernel)} spatial dims is not implemented")
+    if kind == "max":
+        x = F.pad(x, _torch_pad(pads), value=-math.inf)
+        return F.max_pool2d(x, kernel, strides, 0, ceil_mode=ceil_mode)
+    exclude = bool(a.value("exclude_padding_from_average", False))
+    if exclude and any(pads):
+        ones = F.pad(torch.ones_like(x[:, :1]), _torch_pad(pads))
+        summed = F.avg_pool2d(F.pad(x, _torch_pad(pads)), kernel, strides, 0, ceil_mode=ceil_mode)
+        return summed / F.avg_pool2d(ones, kernel, strides, 0, ceil_mode=ceil_mode)
+    return F.avg_pool2d(F.pad(x, _torch_pad(pads)), kernel, strides, 0, ceil_mode=ceil_mode)
+
+
+register_mil_op("max_pool")(lambda a: _pool(a, "max"))
+register_mil_op("avg_pool")(lambda a: _pool(a, "avg"))
+
+_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "real_div": torch.div,
+           "maximum": torch.maximum, "minimum": torch.minimum, "pow": torch.pow,
+           "floor_div": lambda x, y: torch.div(x, y, rounding_mode="floor")}
+for _name, _fn in _BINARY.items():
+    register_mil_op(_name)(lambda a, fn=_fn: fn(a.tensor("x"), a.tensor("y")))
+
+_UNARY = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp,
+          "sqrt": torch.sqrt, "abs": torch.abs, "log": torch.log, "square": torch.square,
+          "floor": torch.floor, "ceil": torch.ceil, "sin": torch.sin, "cos": torch.cos, "identity": lambda x: x}
+for _name, _fn in _UNARY.items():
+    register_mil_op(_name)(lambda a, fn=_fn: fn(a.tensor("x")))
+
+
+@register_mil_op("rsqrt")
+def rsqrt(a: OpArgs) -> torch.Tensor:
+    return torch.rsqrt(a.tensor("x") + a.value("epsilon", 1e-12))
+
+
+@register_mil_op("leaky_relu")
+def leaky_relu(a: OpArgs) -> torch.Tensor:
+    return F.leaky_relu(a.tensor("x"), a.value("alpha", 0.01))
+
+
+@register_mil_op("prelu")
+def prelu(a: OpArgs) -> torch.Tensor:
+    return F.prelu(a.tensor("x"), a.tensor("alpha"))
+
+
+@register_mil_op("elu")
+def elu(a: OpArgs) -> torch.Tensor:
+    return F.elu(a.tensor("x"), a.value("alpha", 1.0))
+
+
+@register_mil_op("clip")
+def clip(a: OpArgs) -> torch.Tensor:
+    return torch.clamp(a.tensor("x"), a.value("alpha"), a.value("beta"))
+
+
+@register_mil_op("softmax")
+def softmax(a: OpArgs) -> torch.Tensor:
+    return torch.softmax(a.tensor("x"), dim=a.value("axis", -1))
+
+
+@register_mil_op("concat")
+def concat(a: OpArgs) -> torch.Tensor:
+    if a.value("interleave", False):
+        raise MilEvalError("concat with interleave=True is not implemented")
+    return torch.cat(a.tensors("values"), dim=a.value("axis"))
+
+
+@register_mil_op("cast")
+def cast(a: OpArgs) -> torch.Tensor:
+    from coremltools.converters.mil.mil import types
+
+    return round_to_dtype(a.tensor("x"), types.string_to_builtin(a.value("dtype")))
+
+
+@register_mil_op("reshape")
+def reshape(a: OpArgs) -> torch.Tensor:
+    shape = a.tensor("shape").tolist()
+    return a.tensor("x").reshape(shape)
+
+
+@register_mil_op("transpose")
+def transpose(a: OpArgs) -> torch.Tensor:
+    return a.tensor("x").permute(a.value("perm"))
+
+
+@register_mil_op("expand_dims")
+def expand_dims(a: OpArgs) -> torch.Tensor:
+    x = a.tensor("x")
+    rank = x.dim() + len(a.value("axes"))
+    for axis in sorted(ax % rank for ax in a.value("axes")):
+        x = x.unsqueeze(axis)
+    return x
+
+
+@register_mil_op("squeeze")
+def squeeze(a: OpArgs) -> torch.Tensor:
+    x = a.tensor("x")
+    axes = a.value("axes")
+    if axes is None:
+        return x.squeeze()
+    return x.squeeze(tuple(ax % x.dim() for ax in axes))
+
+
+def _reduce(fn: Callable) -> MilOp:
+    def op(a: OpArgs) -> torch.Tensor:
+        x = a.tensor("x")
+        axes = a.value("axes")
+        dims = tuple(range(x.dim())) if axes is None else tuple(ax % x.dim() for ax in axes)
+        return fn(x, dims, bool(a.value("keep_dims", False)))
+    return op
+
+
+register_mil_op("reduce_mean")(_reduce(lambda x, d, k: x.mean(dim=d, keepdim=k)))
+register_mil_op("reduce_sum")(_reduce(lambda x, d, k: x.sum(dim=d, keepdim=k)))
+register_mil_op("reduce_max")(_reduce(lambda x, d, k: x.amax(dim=d, keepdim=k)))
+register_mil_op("reduce_min")(_reduce(lambda x, d, k: x.amin(dim=d, keepdim=k)))
+
+
+@register_mil_op("matmul")
+def matmul(a: OpArgs) -> torch.Tensor:
+    x, y = a.tensor("x"), a.tensor("y")
+    if a.value("transpose_x", False):
+        x = x.transpose(-1, -2)
+    if a.value("transpose_y", False):
+        y = y.transpose(-1, -2)
+    return torch.matmul(x, y)
+
+
+@register_mil_op("linear")
+def linear(a: OpArgs) -> torch.Tensor:
+    return F.linear(a.tensor("x"), a.tensor("weight"), a.tensor("bias") if a.has("bias") else None)
+
+
+@register_mil_op("batch_norm")
+def batch_norm(a: OpArgs) -> torch.Tensor:
+    return F.batch_norm(a.tensor("x"), a.tensor("mean"), a.tensor("variance"),
+                        a.tensor("gamma") if a.has("gamma") else None, a.tensor("beta") if a.has("beta") else None,
+                        training=False, eps=a.value("epsilon", 1e-5))
+
+
+@register_mil_op("pad")
+def pad(a: OpArgs) -> torch.Tensor:
+    mode = a.value("mode", "constant")
+    pairs = a.tensor("pad").tolist()
+    torch_mode = {"constant": "constant", "reflect": "reflect", "replicate": "replicate"}[mode]
+    if torch_mode == "constant":
+        return F.pad(a.tensor("x"), _torch_pad(pairs), value=a.value("constant_val", 0.0))
+    # reflect/replicate pad only spatial axes in torch: drop the leading all-zero pairs
+    while len(pairs) > 4 and pairs[0] == pairs[1] == 0:
+        pairs = pairs[2:]
+    return F.pad(a.tensor("x"), _torch_pad(pairs), mode=torch_mode)
+
+
+@register_mil_op("pixel_shuffle")
+def pixel_shuffle(a: OpArgs) -> torch.Tensor:
+    return F.pixel_shuffle(a.tensor("x"), a.value("upscale_factor"))
+
+
+@register_mil_op("pixel_unshuffle")
+def pixel_unshuffle(a: OpArgs) -> torch.Tensor:
+    return F.pixel_unshuffle(a.tensor("x"), a.value("downscale_factor"))
+
+
+@register_mil_op("depth_to_space")
+def depth_to_space(a: OpArgs) -> torch.Tensor:
+    """TensorFlow's DCR order: the block index is the outer part of the channel, unlike pixel_shuffle."""
+    x, bs = a.tensor("x"), a.value("block_size")
+    n, c, h, w = x.shape
+    x = x.reshape(n, bs, bs, c // bs ** 2, h, w).permute(0, 3, 4, 1, 5, 2)
+    return x.reshape(n, c // bs ** 2, h * bs, w * bs)
+
+
+@register_mil_op("space_to_depth")
+def space_to_depth(a: OpArgs) -> torch.Tensor:
+    x, bs = a.tensor("x"), a.value("block_size")
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h // bs, bs, w // bs, bs).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(n, c * bs ** 2, h // bs, w // bs)
+
+
+# ---- resizing: 1-D sampling grids exactly as coremltools' op docs define them ----
+
+def bilinear_grid(size_in: int, size_out: int, mode: str) -> torch.Tensor:
+    i = torch.arange(size_out, dtype=torch.float64)
+    if mode in ("STRICT_ALIGN_CORNERS", "ALIGN_CORNERS"):
+        if size_out == 1:
+            point = torch.full_like(i, (size_in - 1) / 2 if mode == "ALIGN_CORNERS" else 0.0)
+        else:
+            point = i * ((size_in - 1) / (size_out - 1))
+    elif mode == "DEFAULT":
+        spacing = (size_in - size_in / size_out) / (size_out - 1) if size_out > 1 else 0.0
+        point = i * spacing
+    elif mode == "OFFSET_CORNERS":
+        delta = max(1.0, (size_in - 1) / size_out)
+        spacing = ((size_out - 1) * delta) / (size_out - 1) if size_out > 1 else 0.0
+        point = 0.5 * delta + i * spacing
+    elif mode == "UNALIGN_CORNERS":
+        spacing = size_in / size_out
+        point = i * spacing + 0.5 * spacing - 0.5
+    else:
+        raise MilEvalError(f"bilinear sampling mode {mode!r} is not implemented")
+    return point.clamp(0, size_in - 1)
+
+
+def _lerp_axis(x: torch.Tensor, grid: torch.Tensor, axis: int) -> torch.Tensor:
+    n = x.shape[axis]
+    lo = grid.floor().long().clamp(0, n - 1)
+    hi = (lo + 1).clamp(max=n - 1)
+    frac = (grid - lo.double()).float()
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    frac = frac.reshape(shape)
+    return x.index_select(axis, lo) * (1 - frac) + x.index_select(axis, hi) * frac
+
+
+def bilinear_resize(x: torch.Tensor, out_h: int, out_w: int, mode: str) -> torch.Tensor:
+    x = _lerp_axis(x, bilinear_grid(x.shape[-2], out_h, mode), x.dim() - 2)
+    return _lerp_axis(x, bilinear_grid(x.shape[-1], out_w, mode), x.dim() - 1)
+
+
+def _scaled(size: int, scale: float) -> int:
+    return int(math.floor(size * np.float32(scale)))
+
+
+@register_mil_op("upsample_bilinear")
+def upsample_bilinear(a: OpArgs) -> torch.Tensor:
+    x = a.tensor("x")
+    out_h = _scaled(x.shape[-2], a.value("scale_factor_height", 1.0))
+    out_w = _scaled(x.shape[-1], a.value("scale_factor_width", 1.0))
+    mode = "STRICT_ALIGN_CORNERS" if a.value("align_corners", True) else "UNALIGN_CORNERS"
+    return bilinear_resize(x, out_h, out_w, mode)
+
+
+@register_mil_op("resize_bilinear")
+def resize_bilinear(a: OpArgs) -> torch.Tensor:
+    x = a.tensor("x")
+    return bilinear_resize(x, a.value("target_size_height", 1), a.value("target_size_width", 1),
+                           a.value("sampling_mode", "DEFAULT"))
+
+
+def _nearest_index(size_in: int, size_out: int) -> torch.Tensor:
+    """Source index floor(i * in / out) in float32. coremltools inflates a fractional scale by an epsilon only so
+    that floor(in * scale) gives the right output size; like the bilinear op's documented behaviour, the
+    mapping is taken from the sizes. (An assumption: not checkable against a device on Linux.)"""
+    ratio = torch.tensor(size_in / size_out, dtype=torch.float32)
+    idx = torch.floor(torch.arange(size_out, dtype=torch.float32) * ratio).long()
+    return idx.clamp(0, size_in - 1)
+
+
+def _nearest_resize(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    x = x.index_select(x.dim() - 2, _nearest_index(x.shape[-2], out_h))
+    return x.index_select(x.dim() - 1, _nearest_index(x.shape[-1], out_w))
+
+
+@register_mil_op("upsample_nearest_neighbor")
+def upsample_nearest_neighbor(a: OpArgs) -> torch.Tensor:
+    x = a.tensor("x")
+    return _nearest_resize(x, _scaled(x.shape[-2], a.value("scale_factor_height", 1)),
+                           _scaled(x.shape[-1], a.value("scale_factor_width", 1)))
+
+
+@register_mil_op("resize_nearest_neighbor")
+def resize_nearest_neighbor(a: OpArgs) -> torch.Tensor:
+    return _nearest_resize(a.tensor("x"), a.value("target_size_height", 1), a.value("target_size_width", 1))

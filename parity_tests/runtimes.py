@@ -1,0 +1,132 @@
+"""Run an artifact in its real runtime; every runtime says which engine it is.
+
+Inputs and outputs cross this boundary as NCHW arrays keyed by contract name; each runtime transposes to
+the layout the artifact recorded for itself.
+"""
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import platform
+from pathlib import Path
+from typing import Callable, Mapping, Protocol
+
+import numpy as np
+
+from exporters.base import ArtifactRecord, TensorBinding
+
+PARITY_THREADS = 2
+
+
+class RuntimeUnavailable(Exception):
+    """The runtime cannot run here (say, Core ML prediction off macOS) or lacks an op; never a pass."""
+
+
+class Runtime(Protocol):
+    engine: str
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+RuntimeFactory = Callable[[ArtifactRecord, Path], Runtime]
+_RUNTIMES: dict[str, RuntimeFactory] = {}
+
+
+def register_runtime(fmt: str) -> Callable[[RuntimeFactory], RuntimeFactory]:
+    def wrap(factory: RuntimeFactory) -> RuntimeFactory:
+        _RUNTIMES[fmt] = factory
+        return factory
+    return wrap
+
+
+def open_runtime(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
+    if record.format not in _RUNTIMES:
+        raise RuntimeUnavailable(f"no runtime registered for format {record.format!r}")
+    return _RUNTIMES[record.format](record, artifact_dir)
+
+
+def to_artifact_layout(array: np.ndarray, binding: TensorBinding) -> np.ndarray:
+    array = array.transpose(0, 2, 3, 1) if binding.layout == "NHWC" else array
+    return np.ascontiguousarray(array.astype(binding.dtype, copy=False))
+
+
+def from_artifact_layout(array: np.ndarray, binding: TensorBinding) -> np.ndarray:
+    array = np.asarray(array)
+    return array.transpose(0, 3, 1, 2) if binding.layout == "NHWC" else array
+
+
+class OnnxRuntimeRunner:
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = PARITY_THREADS
+        options.log_severity_level = 3
+        self.record = record
+        self.session = ort.InferenceSession(str(artifact_dir / record.main_file), options,
+                                            providers=["CPUExecutionProvider"])
+        self.engine = f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {b.artifact_name: to_artifact_layout(inputs[b.name], b) for b in self.record.inputs}
+        names = [b.artifact_name for b in self.record.outputs]
+        values = self.session.run(names, feed)
+        return {b.name: from_artifact_layout(v, b) for b, v in zip(self.record.outputs, values)}
+
+
+class LiteRTRunner:
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from exporters.base import captured_output
+
+        # AUTO applies the default delegate, XNNPACK, as a phone's CPU path would; its log line proves it did.
+        with captured_output() as log:
+            self.interp = Interpreter(model_path=str(artifact_dir / record.main_file), num_threads=PARITY_THREADS,
+                                      experimental_op_resolver_type=OpResolverType.AUTO)
+            self.interp.allocate_tensors()
+        delegate = "XNNPACK" if "XNNPACK delegate" in "".join(log) else "no XNNPACK delegate"
+        self.record = record
+        self.in_index = {d["name"]: d["index"] for d in self.interp.get_input_details()}
+        self.out_index = {d["name"]: d["index"] for d in self.interp.get_output_details()}
+        self.engine = f"LiteRT {metadata.version('ai-edge-litert')} Interpreter ({delegate}, {PARITY_THREADS} threads)"
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for b in self.record.inputs:
+            self.interp.set_tensor(self.in_index[b.artifact_name], to_artifact_layout(inputs[b.name], b))
+        self.interp.invoke()
+        return {b.name: from_artifact_layout(self.interp.get_tensor(self.out_index[b.artifact_name]).copy(), b)
+                for b in self.record.outputs}
+
+
+class CoreMLPredictRunner:
+    """The real Core ML runtime; only macOS has it."""
+
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+        import coremltools as ct
+
+        self.record = record
+        self.model = ct.models.MLModel(str(artifact_dir / record.main_file))
+        self.engine = f"Core ML MLModel.predict (macOS {platform.mac_ver()[0]}, coremltools {ct.__version__})"
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.model.predict({b.artifact_name: inputs[b.name] for b in self.record.inputs})
+        return {b.name: np.asarray(out[b.artifact_name], dtype=np.float32) for b in self.record.outputs}
+
+
+@register_runtime("onnx")
+def _onnx(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
+    return OnnxRuntimeRunner(record, artifact_dir)
+
+
+@register_runtime("tflite")
+def _tflite(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
+    return LiteRTRunner(record, artifact_dir)
+
+
+@register_runtime("coreml")
+def _coreml(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
+    if platform.system() == "Darwin":
+        return CoreMLPredictRunner(record, artifact_dir)
+    from parity_tests.mil_eval import MilProgramRunner  # Core ML prediction raises off macOS
+
+    return MilProgramRunner(record, artifact_dir)
