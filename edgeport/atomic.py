@@ -15,6 +15,18 @@ class OutputError(Exception):
     """The output folder cannot be written."""
 
 
+def check_writable(folder: Path) -> None:
+    """Fail early, creating nothing: the nearest existing ancestor must be a writable folder."""
+    probe = Path(folder).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot write to output folder {folder}: {probe} is a file; choose another with --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to output folder {folder}: {probe} is not writable; "
+                          "choose another with --out")
+
+
 def ensure_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgeport import __version__
-from edgeport.atomic import commit_dir, ensure_writable, staging_dir, write_json
+from edgeport.atomic import check_writable, commit_dir, ensure_writable, staging_dir, write_json
 from edgeport.progress import Progress
 
 MANIFEST_SCHEMA = "edgeport.manifest/1"
@@ -106,7 +106,7 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
     spec = get_spec(plan.model)
     contracts = resolve_inputs(spec, plan.input_hw)
     spec.check_config(plan.config)
-    ensure_writable(plan.out_root)
+    check_writable(plan.out_root)
     jobs = [(fmt, prec) for fmt, exp in exporters.items() for prec in (plan.precisions or exp.default_precisions)]
     progress = progress or Progress(enabled=False)
     progress.total = 2 + len(jobs)
@@ -124,6 +124,7 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
             shapes = ", ".join("x".join(map(str, c.shape)) for c in contracts)
             raise ModelError(f"{spec.name} rejects input {shapes}: {short_message(exc)}") from None
         profile = profile_model(lambda: spec.build(**plan.config), [c.shape for c in contracts])
+    ensure_writable(plan.out_root)          # only now: bad input above leaves nothing behind
     output_shapes = tuple(tuple(references[0][n].shape) for n in output_names)
     example = tuple(torch.from_numpy(samples[0].arrays[n]) for n in input_names)
     model_dir = plan.out_root / spec.name

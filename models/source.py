@@ -57,6 +57,8 @@ def instantiate(spec: ModelSpec, source: ModelSource) -> nn.Module:
         if source.weights_sha256 and sha256_of(path) != source.weights_sha256:
             raise CheckpointError(f"weights file {path} changed since export (sha256 differs): re-export")
         spec.load_weights(module, path)
+    elif spec.random_init is not None:
+        spec.random_init(module)
     return module.eval()
 
 

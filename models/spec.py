@@ -72,6 +72,7 @@ class ModelMetadata:
 Factory = Callable[..., Any]
 WeightsLoader = Callable[[Any, Path], None]
 InputMaker = Callable[[tuple[TensorContract, ...], int], list[ParityInput]]
+RandomInit = Callable[[Any], None]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class ModelSpec:
     config: Mapping[str, Any] = field(default_factory=dict)
     gates: Mapping[str, ParityGate] = field(default_factory=lambda: dict(DEFAULT_GATES))
     task: str = "image-to-image"
+    # Applied after seeded construction when no weights are given, so that parity is measured on outputs
+    # that vary (a default-initialised net may sit at its output clamp almost everywhere).
+    random_init: RandomInit | None = None
 
     def check_config(self, overrides: Mapping[str, Any]) -> None:
         unknown = sorted(set(overrides) - set(self.config))

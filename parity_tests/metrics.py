@@ -15,17 +15,21 @@ class OutputMetrics:
     psnr_db: float          # math.inf when the outputs are identical
     cosine: float
     finite: bool = True     # False when the runtime produced NaN or Inf
+    # share of the reference at its own min or max: high means a clamp hides most of the signal
+    reference_saturation: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         exact = math.isinf(self.psnr_db) and self.psnr_db > 0
         return {"max_abs": self.max_abs, "mean_abs": self.mean_abs,
                 "psnr_db": None if exact or not self.finite else round(self.psnr_db, 3),
-                "bit_exact": exact, "cosine": self.cosine, "finite": self.finite}
+                "bit_exact": exact, "cosine": self.cosine, "finite": self.finite,
+                "reference_saturation": round(self.reference_saturation, 4)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "OutputMetrics":
         psnr = math.inf if d.get("bit_exact") else (d["psnr_db"] if d.get("psnr_db") is not None else -math.inf)
-        return cls(d["max_abs"], d["mean_abs"], psnr, d["cosine"], d.get("finite", True))
+        return cls(d["max_abs"], d["mean_abs"], psnr, d["cosine"], d.get("finite", True),
+                   d.get("reference_saturation", 0.0))
 
 
 def compare(reference: np.ndarray, actual: np.ndarray) -> OutputMetrics:
@@ -34,15 +38,16 @@ def compare(reference: np.ndarray, actual: np.ndarray) -> OutputMetrics:
     got = np.asarray(actual, dtype=np.float64)
     if ref.shape != got.shape:
         raise ValueError(f"output shape {got.shape} differs from PyTorch's {ref.shape}")
+    saturation = float(np.mean((ref == ref.min()) | (ref == ref.max())))
     if not np.all(np.isfinite(got)):
-        return OutputMetrics(math.inf, math.inf, -math.inf, float("nan"), finite=False)
+        return OutputMetrics(math.inf, math.inf, -math.inf, float("nan"), False, saturation)
     diff = np.abs(ref - got)
     mse = float(np.mean(diff ** 2))
     peak = float(ref.max() - ref.min()) or float(np.abs(ref).max()) or 1.0
     psnr = math.inf if mse == 0.0 else 10.0 * math.log10(peak ** 2 / mse)
     denom = float(np.linalg.norm(ref) * np.linalg.norm(got))
     cosine = float(np.dot(ref.ravel(), got.ravel()) / denom) if denom > 0 else (1.0 if mse == 0.0 else 0.0)
-    return OutputMetrics(float(diff.max()), float(diff.mean()), psnr, cosine)
+    return OutputMetrics(float(diff.max()), float(diff.mean()), psnr, cosine, True, saturation)
 
 
 def format_db(psnr_db: float | None) -> str:

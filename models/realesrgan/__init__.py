@@ -6,7 +6,7 @@ from pathlib import Path
 from torch import nn
 
 from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
-from models.realesrgan.rrdbnet import RRDBNet
+from models.realesrgan.rrdbnet import RRDBNet, centre_output_init
 from models.realesrgan.srvgg import SRVGGNetCompact
 from models.samples import photo_inputs
 from models.spec import ModelMetadata, ModelSpec, TensorContract
@@ -40,6 +40,7 @@ SPECS = (
         load_weights=load_basicsr_checkpoint,
         make_inputs=photo_inputs,
         metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
+        random_init=centre_output_init,
     ),
     ModelSpec(
         name="realesrgan-x2plus",
@@ -52,6 +53,7 @@ SPECS = (
         make_inputs=photo_inputs,
         metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM,
                                notes="input height and width must be even"),
+        random_init=centre_output_init,
     ),
     ModelSpec(
         name="realesr-general-x4v3",

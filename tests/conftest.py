@@ -1,0 +1,26 @@
+"""Shared fixtures: reduced configs (few blocks, 16x16 inputs) so the suite stays fast on 2 cores."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TINY_X4PLUS = {"num_block": 1, "num_feat": 16, "num_grow_ch": 8}
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """realesrgan-x4plus with 1 RRDB block, exported once to every format, for tests that read artifacts."""
+    from edgeport.pipeline import ExportPlan, run_export
+
+    out = tmp_path_factory.mktemp("artifacts")
+    plan = ExportPlan(model="realesrgan-x4plus", formats=("onnx", "tflite", "coreml"), out_root=out,
+                      input_hw=(16, 16), config=TINY_X4PLUS)
+    summary = run_export(plan)
+    return out, summary

@@ -1,0 +1,120 @@
+"""The Linux Core ML engine checked against PyTorch, op by op, on programs the real converter emits."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from parity_tests.metrics import compare
+from parity_tests.mil_ops import MilEvalError, bilinear_grid
+
+
+def _convert(module, x, precision, tmp_path):
+    import coremltools as ct
+
+    from parity_tests.mil_eval import MilEvaluator, load_mil_program
+
+    ep = torch.export.export(module.eval(), (x,)).run_decompositions({})
+    ml = ct.convert(ep, convert_to="mlprogram", inputs=[ct.TensorType(name="x", shape=x.shape, dtype=np.float32)],
+                    outputs=[ct.TensorType(name="y", dtype=np.float32)],
+                    compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+                    minimum_deployment_target=ct.target.iOS16)
+    path = tmp_path / f"m-{precision}.mlpackage"
+    ml.save(str(path))
+    return MilEvaluator(load_mil_program(path))
+
+
+class Resize(nn.Module):
+    def __init__(self, **kw):
+        super().__init__()
+        self.kw = kw
+
+    def forward(self, x):
+        return F.interpolate(x, **self.kw)
+
+
+RESIZES = [
+    dict(size=(45, 50), mode="bilinear", align_corners=False),
+    dict(size=(45, 50), mode="bilinear", align_corners=True),
+    dict(size=(17, 13), mode="bilinear", align_corners=False),
+    dict(size=(17, 13), mode="bilinear", align_corners=True),
+    dict(scale_factor=2, mode="bilinear", align_corners=False),
+    dict(scale_factor=2, mode="bilinear", align_corners=True),
+    dict(scale_factor=0.5, mode="bilinear", align_corners=False),
+    dict(size=(45, 50), mode="nearest"),
+    dict(size=(20, 24), mode="nearest"),
+    dict(scale_factor=2, mode="nearest"),
+    dict(scale_factor=4, mode="nearest"),
+]
+
+
+@pytest.mark.parametrize("kw", RESIZES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+def test_resize_matches_torch_in_fp32(kw, tmp_path):
+    x = torch.rand(1, 3, 32, 32)
+    module = Resize(**kw)
+    evaluator = _convert(module, x, "fp32", tmp_path)
+    assert evaluator.op_types & {"upsample_bilinear", "upsample_nearest_neighbor", "resize_bilinear",
+                                 "resize_nearest_neighbor"}
+    m = compare(module(x).numpy(), evaluator.run({"x": x.numpy()})["y"])
+    assert m.max_abs < 1e-5, m
+
+
+class ConvStack(nn.Module):
+    """The conv variants and activations the zoo uses, in one program."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.prelu = nn.PReLU(8)
+        self.dilated = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2)
+        self.point = nn.Conv2d(8, 16, 1)
+        with torch.no_grad():
+            self.prelu.weight.uniform_(0.0, 0.5)
+
+    def forward(self, x):
+        y = self.point(F.leaky_relu(self.dilated(self.prelu(self.down(x))), 0.2))
+        y = torch.cat([F.pixel_shuffle(y, 2), x.clamp(0.2, 0.8)], 1) * 0.2 + 0.1
+        return F.pixel_unshuffle(torch.sigmoid(y), 2)
+
+
+FP16_ULP_AT_1 = 2.0 ** -10
+
+
+@pytest.mark.parametrize("precision,min_db,max_abs", [("fp32", 120.0, 1e-6), ("fp16", 45.0, 2 * FP16_ULP_AT_1)])
+def test_conv_stack_matches_torch(precision, min_db, max_abs, tmp_path):
+    torch.manual_seed(0)
+    module, x = ConvStack(), torch.rand(1, 3, 32, 32)
+    evaluator = _convert(module, x, precision, tmp_path)
+    assert {"conv", "prelu", "leaky_relu", "pixel_shuffle", "pixel_unshuffle", "concat"} <= evaluator.op_types
+    if precision == "fp16":
+        assert "cast" in evaluator.op_types
+    m = compare(module(x).detach().numpy(), evaluator.run({"x": x.numpy()})["y"])
+    assert m.psnr_db >= min_db and m.max_abs <= max_abs, m
+
+
+def test_fp16_program_really_rounds(tmp_path):
+    """fp16 must differ from fp32 a little: an evaluator that ignored the casts would be bit-exact."""
+    torch.manual_seed(0)
+    module, x = ConvStack(), torch.rand(1, 3, 32, 32)
+    m = compare(module(x).detach().numpy(), _convert(module, x, "fp16", tmp_path).run({"x": x.numpy()})["y"])
+    assert 0 < m.max_abs < 1e-2
+
+
+def test_unknown_op_is_named_not_skipped(tmp_path):
+    class Erf(nn.Module):
+        def forward(self, x):
+            return torch.erf(x)
+
+    with pytest.raises(MilEvalError, match="MIL op 'erf'.*not implemented"):
+        _convert(Erf(), torch.rand(1, 3, 8, 8), "fp32", tmp_path)
+
+
+@pytest.mark.parametrize("size_out,mode,expected", [
+    # the worked examples in coremltools' upsample_bilinear / resize_bilinear docs, input size 2
+    (5, "UNALIGN_CORNERS", [0.0, 0.1, 0.5, 0.9, 1.0]),
+    (5, "STRICT_ALIGN_CORNERS", [0.0, 0.25, 0.5, 0.75, 1.0]),
+    (6, "UNALIGN_CORNERS", [0.0, 0.0, 0.33, 0.67, 1.0, 1.0]),
+    (6, "STRICT_ALIGN_CORNERS", [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
+])
+def test_bilinear_grid_matches_documented_examples(size_out, mode, expected):
+    assert bilinear_grid(2, size_out, mode).numpy() == pytest.approx(expected, abs=0.005)

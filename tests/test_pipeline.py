@@ -1,0 +1,167 @@
+"""End to end on reduced configs: every format exported, checked in its real runtime, recorded atomically."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgeport.pipeline import ExportPlan, run_export
+from exporters.base import sha256_file
+from models.samples import photo_inputs
+from models.spec import ModelMetadata, ModelSpec, TensorContract
+
+
+def test_tiny_x4plus_passes_every_format_with_real_margins(tiny_export):
+    out, summary = tiny_export
+    rows = {(r.format, r.precision): r for r in summary.rows}
+    assert set(rows) == {("onnx", "fp32"), ("tflite", "fp32"), ("coreml", "fp32"), ("coreml", "fp16")}
+    for (fmt, precision), row in rows.items():
+        assert row.status == "pass", row
+        assert row.worst_psnr_db >= (60 if precision == "fp32" else 40), row
+    assert "onnxruntime" in rows["onnx", "fp32"].engine
+    assert "LiteRT" in rows["tflite", "fp32"].engine and "XNNPACK" in rows["tflite", "fp32"].engine
+    assert "MIL evaluator" in rows["coreml", "fp32"].engine
+    # fp16 is measurably lossy, fp32 nearly exact: the gates see real differences
+    assert rows["coreml", "fp16"].worst_psnr_db < rows["coreml", "fp32"].worst_psnr_db
+    assert summary.exit_code == 0
+
+
+def test_manifest_records_files_versions_contract_source_and_parity(tiny_export):
+    out, _ = tiny_export
+    folder = out / "realesrgan-x4plus" / "tflite-fp32"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["schema"] == "edgeport.manifest/1"
+    art = manifest["artifact"]
+    for f in art["files"]:
+        assert sha256_file(folder / f["path"]) == f["sha256"]
+        assert (folder / f["path"]).stat().st_size == f["bytes"]
+    assert art["route"] in ("litert-torch", "onnx2tf")
+    assert art["inputs"][0]["layout"] in ("NCHW", "NHWC") and art["inputs"][0]["name"] == "image"
+    assert {"torch", "ai-edge-litert"} <= set(art["versions"])
+    assert manifest["source"]["description"].startswith("random init, seed 0")
+    contract = manifest["contract"]["inputs"][0]
+    assert contract["shape"] == [1, 3, 16, 16] and contract["color_order"] == "RGB"
+    assert contract["value_range"] == [0.0, 1.0]
+    assert manifest["contract"]["outputs"][0]["shape"] == [1, 3, 64, 64]
+    parity = manifest["parity"]
+    assert parity["status"] == "pass" and "LiteRT" in parity["engine"]
+    assert [s["sample"] for s in parity["samples"]][:3] == ["photo:astronaut", "photo:coffee", "photo:chelsea"]
+    assert manifest["model"]["params"] > 0 and manifest["model"]["macs"] > 0
+    onnx_manifest = json.loads((out / "realesrgan-x4plus" / "onnx-fp32" / "manifest.json").read_text())
+    assert onnx_manifest["artifact"]["details"]["opset"] == 18
+    coreml = json.loads((out / "realesrgan-x4plus" / "coreml-fp16" / "manifest.json").read_text())
+    assert coreml["artifact"]["details"]["minimum_deployment_target"] == "iOS16"
+    assert (out / "realesrgan-x4plus" / "export.json").is_file()
+    assert not list((out / "realesrgan-x4plus").glob(".staging-*"))
+
+
+def test_x2plus_pixel_unshuffle_exports_everywhere(tmp_path):
+    plan = ExportPlan(model="realesrgan-x2plus", formats=("onnx", "tflite", "coreml"), out_root=tmp_path,
+                      precisions=("fp32",), input_hw=(16, 16), config={"num_block": 1, "num_feat": 16,
+                                                                       "num_grow_ch": 8})
+    summary = run_export(plan)
+    assert [r.status for r in summary.rows] == ["pass"] * 3, [r.message for r in summary.rows]
+
+
+def test_onnx2tf_route_reads_its_own_layout(tmp_path):
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("tflite",), out_root=tmp_path, input_hw=(16, 16),
+                      config={"num_conv": 2, "num_feat": 16}, options={"tflite_route": "onnx2tf"})
+    (row,) = run_export(plan).rows
+    assert row.status == "pass" and row.route == "onnx2tf", row
+    art = json.loads((Path(row.path) / "manifest.json").read_text())["artifact"]
+    assert art["inputs"][0]["layout"] == "NHWC" and art["inputs"][0]["shape"] == [1, 16, 16, 3]
+    assert art["outputs"][0]["layout"] in ("NCHW", "NHWC")
+
+
+def test_dynamic_hw_onnx_runs_at_other_sizes(tmp_path):
+    import onnxruntime as ort
+
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
+                      config={"num_conv": 2, "num_feat": 16}, dynamic_hw=True)
+    (row,) = run_export(plan).rows
+    assert row.status == "pass", row
+    session = ort.InferenceSession(str(Path(row.path) / "realesr-general-x4v3.onnx"))
+    y = session.run(None, {"image": np.random.rand(1, 3, 24, 20).astype(np.float32)})[0]
+    assert y.shape == (1, 3, 96, 80)
+
+
+class _NearestExact(nn.Module):
+    """nearest-exact resize: ONNX takes it, coremltools' torch frontend has no converter for it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return F.interpolate(self.conv(x), scale_factor=2, mode="nearest-exact")
+
+
+def _fake_spec(factory):
+    return ModelSpec(name="test-net", summary="test", factory=factory,
+                     inputs=(TensorContract("image", (1, 3, 16, 16)),),
+                     outputs=(TensorContract("out", (1, 3, 32, 32)),),
+                     load_weights=lambda m, p: None, make_inputs=photo_inputs,
+                     metadata=ModelMetadata(paper="-", upstream="-"))
+
+
+def test_a_failing_format_is_reported_and_does_not_stop_the_others(tmp_path, monkeypatch):
+    import models
+
+    monkeypatch.setattr(models, "all_specs", lambda: {"test-net": _fake_spec(_NearestExact)})
+    summary = run_export(ExportPlan(model="test-net", formats=("coreml", "onnx"), out_root=tmp_path,
+                                    precisions=("fp32",)))
+    coreml, onnx = summary.rows
+    assert coreml.status == "export-failed" and "upsample_nearest_exact2d" in (coreml.op or "")
+    assert "coremltools.convert failed" in coreml.message
+    assert onnx.status == "pass"
+    assert summary.exit_code == 1
+    recorded = json.loads((tmp_path / "test-net" / "export.json").read_text())
+    assert recorded["rows"][0]["op"] == coreml.op and not recorded["ok"]
+    assert not (tmp_path / "test-net" / "coreml-fp32").exists()
+
+
+def test_failed_reexport_keeps_the_previous_artifact_whole(tmp_path, monkeypatch):
+    from exporters import get_exporter
+
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
+                      config={"num_conv": 1, "num_feat": 8})
+    (row,) = run_export(plan).rows
+    folder = Path(row.path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    exporter = get_exporter("onnx")
+    original = type(exporter).export
+
+    def half_then_crash(self, request):
+        (request.work_dir / "realesr-general-x4v3.onnx").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(type(exporter), "export", half_then_crash)
+    (row2,) = run_export(plan).rows
+    assert row2.status == "export-failed" and "disk full" in row2.message
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not list(folder.parent.glob(".staging-*"))
+    monkeypatch.setattr(type(exporter), "export", original)
+
+
+def test_gate_fails_when_the_artifact_really_differs(tmp_path, monkeypatch):
+    """Perturb what the runtime returns: the gate must catch an error far below its bound."""
+    import parity_tests.gate as gate
+
+    real_open = gate.open_runtime
+
+    def skewed(record, folder):
+        runtime = real_open(record, folder)
+        run = runtime.run
+        runtime.run = lambda inputs: {k: v + 1e-3 for k, v in run(inputs).items()}
+        return runtime
+
+    monkeypatch.setattr(gate, "open_runtime", skewed)
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
+                      config={"num_conv": 1, "num_feat": 8})
+    (row,) = run_export(plan).rows
+    assert row.status == "parity-fail" and row.worst_psnr_db < 60 and not math.isinf(row.worst_psnr_db)
