@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import tempfile
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from models.checkpoint import sha256_file
 
 
 class ExportError(Exception):
@@ -118,14 +119,6 @@ class Exporter(ABC):
     @abstractmethod
     def export(self, request: ExportRequest) -> ArtifactRecord:
         """Write the artifact's files into request.work_dir and describe them."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_records(root: Path) -> tuple[FileRecord, ...]:

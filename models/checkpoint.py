@@ -12,7 +12,7 @@ import torch
 from models.errors import CheckpointError
 
 
-def sha256_of(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from models.checkpoint import sha256_of
+from models.checkpoint import sha256_file
 from models.errors import CheckpointError
 from models.spec import ModelSpec, TensorContract
 
@@ -43,7 +43,7 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: Path | None,
     weights = Path(weights)
     if not weights.is_file():
         raise CheckpointError(f"weights file not found: {weights}")
-    return ModelSource(spec.name, dict(config), str(weights.resolve()), sha256_of(weights), seed)
+    return ModelSource(spec.name, dict(config), str(weights.resolve()), sha256_file(weights), seed)
 
 
 def instantiate(spec: ModelSpec, source: ModelSource) -> nn.Module:
@@ -54,7 +54,7 @@ def instantiate(spec: ModelSpec, source: ModelSource) -> nn.Module:
         path = Path(source.weights)
         if not path.is_file():
             raise CheckpointError(f"weights file not found: {path}")
-        if source.weights_sha256 and sha256_of(path) != source.weights_sha256:
+        if source.weights_sha256 and sha256_file(path) != source.weights_sha256:
             raise CheckpointError(f"weights file {path} changed since export (sha256 differs): re-export")
         spec.load_weights(module, path)
     elif spec.random_init is not None:
