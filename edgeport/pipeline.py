@@ -104,8 +104,8 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
     started = time.perf_counter()
     exporters = {fmt: get_exporter(fmt) for fmt in plan.formats}          # unknown format: fails here
     spec = get_spec(plan.model)
-    contracts = resolve_inputs(spec, plan.input_hw)
     spec.check_config(plan.config)
+    contracts = resolve_inputs(spec, plan.input_hw, plan.config)
     check_writable(plan.out_root)
     jobs = [(fmt, prec) for fmt, exp in exporters.items() for prec in (plan.precisions or exp.default_precisions)]
     progress = progress or Progress(enabled=False)

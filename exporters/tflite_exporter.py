@@ -6,6 +6,7 @@ each binding's layout is read from the converted file, never assumed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -91,11 +92,27 @@ def _bindings(request: ExportRequest, path: Path) -> tuple[tuple[TensorBinding, 
     return inputs, outputs
 
 
+def _plain_name(name: str) -> str:
+    """'serving_default_image:0' -> 'image' (onnx2tf with -coion); litert-torch gives 'serving_default_args_0'."""
+    name = re.sub(r":\d+$", "", name)
+    return name[len("serving_default_"):] if name.startswith("serving_default_") else name
+
+
 def _order_by_names(details: list[dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
-    by_name = {d["name"]: d for d in details}
+    """The interpreter's tensors in contract order, matched by name or by litert-torch's positional names."""
+    if len(details) == 1:
+        return details
+    by_name = {_plain_name(d["name"]): d for d in details}
     if all(n in by_name for n in names):
         return [by_name[n] for n in names]
-    return sorted(details, key=lambda d: d["index"]) if len(details) > 1 else details
+    positional = {}
+    for d in details:
+        match = re.fullmatch(r"(?:args|output)_(\d+)(?:_output)?", _plain_name(d["name"]))
+        if match:
+            positional[int(match.group(1))] = d
+    if sorted(positional) == list(range(len(names))):
+        return [positional[i] for i in range(len(names))]
+    raise ExportError(f"cannot tell which TFLite tensor is which: {[d['name'] for d in details]} for {list(names)}")
 
 
 class TFLiteExporter(Exporter):

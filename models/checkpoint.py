@@ -90,6 +90,14 @@ def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], sour
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
+def load_state_dict_file(module: torch.nn.Module, path: Path, prefer: Iterable[str] = ()) -> None:
+    """A saved state_dict, bare or under one of `prefer`; a DataParallel save's 'module.' prefix is dropped."""
+    state = unwrap_state_dict(read_checkpoint(path), prefer=prefer)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    load_strict(module, state, source=str(path))
+
+
 def _some(items: list[str], n: int = 3) -> str:
     more = f" (+{len(items) - n} more)" if len(items) > n else ""
     return ", ".join(items[:n]) + more

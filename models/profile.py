@@ -36,8 +36,9 @@ def profile_model(build: Callable[[], nn.Module], input_shapes: list[tuple[int, 
         inputs = [torch.empty(s) for s in input_shapes]
     total = [0]
 
-    def hook(mod: nn.Module, args: tuple, out: torch.Tensor) -> None:
-        total[0] += _layer_macs(mod, args[0], out)
+    def hook(mod: nn.Module, args: tuple, out: torch.Tensor | tuple) -> None:
+        main = out[0] if isinstance(out, (tuple, list)) else out   # e.g. a partial conv returns (x, mask)
+        total[0] += _layer_macs(mod, args[0], main)
 
     handles = [
         m.register_forward_hook(hook)

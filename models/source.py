@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from models.checkpoint import sha256_file
-from models.errors import CheckpointError
+from models.errors import CheckpointError, ModelError
 from models.spec import ModelSpec, TensorContract
 
 
@@ -62,7 +62,13 @@ def instantiate(spec: ModelSpec, source: ModelSource) -> nn.Module:
     return module.eval()
 
 
-def resolve_inputs(spec: ModelSpec, input_hw: tuple[int, int] | None) -> tuple[TensorContract, ...]:
-    if input_hw is None:
-        return spec.inputs
-    return tuple(c.with_hw(*input_hw) for c in spec.inputs)
+def resolve_inputs(spec: ModelSpec, input_hw: tuple[int, int] | None,
+                   config: Mapping[str, Any] | None = None) -> tuple[TensorContract, ...]:
+    """The input contracts at the requested size, refused with the model's own rule when it cannot take it."""
+    contracts = spec.inputs if input_hw is None else tuple(c.with_hw(*input_hw) for c in spec.inputs)
+    if spec.size_rule is not None:
+        _, _, h, w = contracts[0].shape
+        problem = spec.size_rule({**spec.config, **(config or {})}, h, w)
+        if problem:
+            raise ModelError(f"{spec.name}: {problem} (use --input-size)")
+    return contracts

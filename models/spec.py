@@ -73,6 +73,18 @@ Factory = Callable[..., Any]
 WeightsLoader = Callable[[Any, Path], None]
 InputMaker = Callable[[tuple[TensorContract, ...], int], list[ParityInput]]
 RandomInit = Callable[[Any], None]
+# (config, height, width) -> what is wrong with that input size, or None
+SizeRule = Callable[[Mapping[str, Any], int, int], "str | None"]
+
+
+def multiple_of(n: int | Callable[[Mapping[str, Any]], int], minimum: int = 1) -> SizeRule:
+    """Height and width must be multiples of n (a number, or one read from the config) and at least minimum."""
+    def rule(config: Mapping[str, Any], h: int, w: int) -> str | None:
+        k = n(config) if callable(n) else n
+        if h % k or w % k or h < minimum or w < minimum:
+            return f"input height and width must be multiples of {k}" + (f" and at least {minimum}" if minimum > 1 else "") + f", not {h}x{w}"
+        return None
+    return rule
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ class ModelSpec:
     # Applied after seeded construction when no weights are given, so that parity is measured on outputs
     # that vary (a default-initialised net may sit at its output clamp almost everywhere).
     random_init: RandomInit | None = None
+    size_rule: SizeRule | None = None
 
     def check_config(self, overrides: Mapping[str, Any]) -> None:
         unknown = sorted(set(overrides) - set(self.config))

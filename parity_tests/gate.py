@@ -95,6 +95,9 @@ def evaluate(record: ArtifactRecord, artifact_dir: Path, inputs: Sequence[Parity
         runtime = open_runtime(record, artifact_dir)
     except RuntimeUnavailable as exc:
         return ParityReport("error", f"{record.format} runtime", gate, message=str(exc), seed=seed)
+    except Exception as exc:  # the runtime refused to load the file: this artifact's error, not the run's
+        return ParityReport("error", f"{record.format} runtime", gate, seed=seed,
+                            message=f"could not load the artifact: {type(exc).__name__}: {str(exc)[:250]}")
     results: list[SampleResult] = []
     try:
         for sample, ref in zip(inputs, references):
@@ -170,11 +173,15 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     from models.spec import TensorContract
 
     cache = cache or ReferenceCache()
-    manifest = json.loads(Path(manifest_path).read_text())
     artifact_dir = Path(manifest_path).parent
-    record = ArtifactRecord.from_dict(manifest["artifact"])
-    gate = ParityGate.from_dict(manifest["parity"]["gate"])
-    seed = int(manifest["parity"].get("seed", 0))
+    try:
+        manifest = json.loads(Path(manifest_path).read_text())
+        record = ArtifactRecord.from_dict(manifest["artifact"])
+        gate = ParityGate.from_dict(manifest["parity"]["gate"])
+        seed = int(manifest["parity"].get("seed", 0))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return ArtifactCheck(artifact_dir, "?", "?", "?", "", 0,
+                             ParityReport("error", "-", ParityGate(math.inf), message=f"unreadable manifest: {exc!r}"))
     check = ArtifactCheck(artifact_dir, manifest["source"]["model"], record.format, record.precision, record.route,
                           record.total_bytes, ParityReport("error", f"{record.format} runtime", gate, seed=seed),
                           manifest["source"].get("description", ""))

@@ -165,6 +165,12 @@ for _name, _fn in _UNARY.items():
     register_mil_op(_name)(lambda a, fn=_fn: fn(a.tensor("x")))
 
 
+@register_mil_op("inverse")
+def inverse(a: OpArgs) -> torch.Tensor:
+    """Core ML's reciprocal adds epsilon (default 1e-4) before dividing: y = 1 / (x + epsilon)."""
+    return 1.0 / (a.tensor("x") + a.value("epsilon", 1e-4))
+
+
 @register_mil_op("rsqrt")
 def rsqrt(a: OpArgs) -> torch.Tensor:
     return torch.rsqrt(a.tensor("x") + a.value("epsilon", 1e-12))
@@ -218,6 +224,11 @@ def reshape(a: OpArgs) -> torch.Tensor:
 @register_mil_op("transpose")
 def transpose(a: OpArgs) -> torch.Tensor:
     return a.tensor("x").permute(a.value("perm"))
+
+
+@register_mil_op("tile")
+def tile(a: OpArgs) -> torch.Tensor:
+    return a.tensor("x").repeat(*a.tensor("reps").tolist())
 
 
 @register_mil_op("expand_dims")

@@ -13,6 +13,18 @@ sys.path.insert(0, str(ROOT))
 
 TINY_X4PLUS = {"num_block": 1, "num_feat": 16, "num_grow_ch": 8}
 
+# Every zoo model at a reduced config and input size: (settings, (height, width)).
+SMALL = {
+    "realesrgan-x4plus": (TINY_X4PLUS, (16, 16)),
+    "realesrgan-x2plus": (TINY_X4PLUS, (16, 16)),
+    "realesr-general-x4v3": ({"num_conv": 2, "num_feat": 16}, (16, 16)),
+    "denoise-dncnn-gray": ({"nb": 3, "nc": 8}, (32, 32)),
+    "denoise-dncnn-color": ({"nb": 3, "nc": 8}, (32, 32)),
+    "inpaint-gmcnn": ({"cnum": 4, "dilations": (1, 2, 2, 4)}, (64, 64)),
+    "inpaint-pconv": ({"layer_size": 4, "width": 8}, (32, 32)),
+    "deblur-r2attunet": ({"width": 4}, (32, 32)),
+}
+
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):

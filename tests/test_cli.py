@@ -48,7 +48,7 @@ def test_models_lists_params_and_macs():
     (["export", "realesrgan-x4"], ["unknown model", "did you mean realesrgan-x4plus"]),
     (["export", "realesrgan-x4plus", "--to", "onnx,pdf"], ["unknown format 'pdf'"]),
     (["export", "realesrgan-x4plus", "--set", "blocks=2"], ["no setting blocks"]),
-    (["export", "realesrgan-x2plus", "--input-size", "15x15", "--set", "num_block=1"], ["rejects input 1x3x15x15"]),
+    (["export", "realesrgan-x2plus", "--input-size", "15x15", "--set", "num_block=1"], ["multiples of 2, not 15x15"]),
 ])
 def test_bad_arguments_get_one_line_and_write_nothing(tmp_path, args, needles):
     out = tmp_path / "out"
@@ -137,3 +137,17 @@ def test_pytest_door_is_the_same_gate(artifacts_copy, tmp_path):
     model.write_bytes(b"\0" + model.read_bytes()[1:])
     bad = gate(artifacts_copy)
     assert bad.returncode == 1 and "1 failed, 3 passed" in bad.stdout
+
+
+def test_check_reports_an_unreadable_manifest_and_an_unloadable_model(artifacts_copy):
+    (artifacts_copy / "realesrgan-x4plus" / "coreml-fp32" / "manifest.json").write_text("{not json")
+    onnx_dir = artifacts_copy / "realesrgan-x4plus" / "onnx-fp32"
+    manifest = json.loads((onnx_dir / "manifest.json").read_text())
+    (onnx_dir / "realesrgan-x4plus.onnx").write_bytes(b"not an onnx file")
+    manifest["artifact"]["files"] = [{"path": "realesrgan-x4plus.onnx", "bytes": 16,
+                                      "sha256": __import__("hashlib").sha256(b"not an onnx file").hexdigest()}]
+    (onnx_dir / "manifest.json").write_text(json.dumps(manifest))
+    proc = edgeport("check", artifacts_copy, "--quiet")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "unreadable manifest" in proc.stdout and "could not load the artifact" in proc.stdout
+    assert "2 passed, 2 failed" in proc.stdout

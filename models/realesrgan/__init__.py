@@ -9,7 +9,7 @@ from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
 from models.realesrgan.rrdbnet import RRDBNet, centre_output_init
 from models.realesrgan.srvgg import SRVGGNetCompact
 from models.samples import photo_inputs
-from models.spec import ModelMetadata, ModelSpec, TensorContract
+from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
 
 
 def load_basicsr_checkpoint(module: nn.Module, path: Path) -> None:
@@ -54,6 +54,7 @@ SPECS = (
         metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM,
                                notes="input height and width must be even"),
         random_init=centre_output_init,
+        size_rule=multiple_of(2),
     ),
     ModelSpec(
         name="realesr-general-x4v3",
