@@ -154,7 +154,8 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
                 continue
             finally:
                 row.export_seconds = time.perf_counter() - t0
-            report = evaluate(record, work, samples, references, spec.gate_for(precision), plan.parity_seed)
+            report = evaluate(record, work, samples, references, spec.gate_for(precision), plan.parity_seed,
+                              spec.task_metric)
             manifest = {
                 "schema": MANIFEST_SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "source": source.to_dict(),

@@ -73,6 +73,8 @@ Factory = Callable[..., Any]
 WeightsLoader = Callable[[Any, Path], None]
 InputMaker = Callable[[tuple[TensorContract, ...], int], list[ParityInput]]
 RandomInit = Callable[[Any], None]
+# (PyTorch outputs, runtime outputs) of one sample -> named task scores, e.g. {"mask_iou": 0.998}
+TaskMetric = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], dict[str, float]]
 # (config, height, width) -> what is wrong with that input size, or None
 SizeRule = Callable[[Mapping[str, Any], int, int], "str | None"]
 
@@ -104,6 +106,7 @@ class ModelSpec:
     # that vary (a default-initialised net may sit at its output clamp almost everywhere).
     random_init: RandomInit | None = None
     size_rule: SizeRule | None = None
+    task_metric: TaskMetric | None = None
 
     def check_config(self, overrides: Mapping[str, Any]) -> None:
         unknown = sorted(set(overrides) - set(self.config))

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from exporters.base import ArtifactRecord, sha256_file
-from models.spec import ParityGate, ParityInput
+from models.spec import ParityGate, ParityInput, TaskMetric
 from parity_tests.metrics import OutputMetrics, compare, format_db
 from parity_tests.runtimes import RuntimeUnavailable, open_runtime
 
@@ -40,6 +40,16 @@ class ParityReport:
     samples: tuple[SampleResult, ...] = ()
     message: str = ""
     seed: int = 0
+    task: tuple[tuple[str, dict], ...] = ()   # (sample, {metric: value}) where the model defines a task metric
+
+    @property
+    def task_worst(self) -> dict[str, float]:
+        """Each task score at its worst sample (every score here is better when higher)."""
+        worst: dict[str, float] = {}
+        for _, scores in self.task:
+            for key, value in scores.items():
+                worst[key] = min(worst.get(key, value), value)
+        return worst
 
     @property
     def worst_psnr_db(self) -> float | None:
@@ -59,13 +69,14 @@ class ParityReport:
             "worst_max_abs": max((s.metrics.max_abs for s in self.samples), default=None),
             "min_cosine": min((s.metrics.cosine for s in self.samples), default=None),
             "samples": [s.to_dict() for s in self.samples],
+            "task": {label: scores for label, scores in self.task}, "task_worst": self.task_worst,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ParityReport":
         samples = tuple(SampleResult(s["sample"], s["output"], OutputMetrics.from_dict(s)) for s in d["samples"])
         return cls(d["status"], d["engine"], ParityGate.from_dict(d["gate"]), samples, d.get("message", ""),
-                   int(d.get("seed", 0)))
+                   int(d.get("seed", 0)), tuple((d.get("task") or {}).items()))
 
 
 SATURATION_WARNING = 0.25
@@ -89,7 +100,8 @@ def judge(samples: Sequence[SampleResult], gate: ParityGate) -> tuple[str, str]:
 
 
 def evaluate(record: ArtifactRecord, artifact_dir: Path, inputs: Sequence[ParityInput],
-             references: Sequence[Mapping[str, np.ndarray]], gate: ParityGate, seed: int) -> ParityReport:
+             references: Sequence[Mapping[str, np.ndarray]], gate: ParityGate, seed: int,
+             task_metric: TaskMetric | None = None) -> ParityReport:
     """Run every parity input through the artifact's runtime and compare with PyTorch's outputs."""
     try:
         runtime = open_runtime(record, artifact_dir)
@@ -99,15 +111,18 @@ def evaluate(record: ArtifactRecord, artifact_dir: Path, inputs: Sequence[Parity
         return ParityReport("error", f"{record.format} runtime", gate, seed=seed,
                             message=f"could not load the artifact: {type(exc).__name__}: {str(exc)[:250]}")
     results: list[SampleResult] = []
+    task: list[tuple[str, dict]] = []
     try:
         for sample, ref in zip(inputs, references):
             got = runtime.run(sample.arrays)
             results += [SampleResult(sample.label, name, compare(ref[name], got[name])) for name in ref]
+            if task_metric is not None:
+                task.append((sample.label, task_metric(ref, got)))
     except Exception as exc:  # a runtime crash is reported as this artifact's error, not raised past it
         return ParityReport("error", runtime.engine, gate, tuple(results),
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300], seed)
     status, message = judge(results, gate)
-    return ParityReport(status, runtime.engine, gate, tuple(results), message, seed)
+    return ParityReport(status, runtime.engine, gate, tuple(results), message, seed, tuple(task))
 
 
 def torch_references(module: Any, inputs: Sequence[ParityInput], input_names: Sequence[str],
@@ -141,11 +156,18 @@ class ArtifactCheck:
                 "route": self.route, "bytes": self.bytes, "source": self.source, "parity": self.report.to_dict()}
 
 
+@dataclass(frozen=True)
+class Reference:
+    inputs: list[ParityInput]
+    outputs: list[dict[str, np.ndarray]]
+    task_metric: TaskMetric | None
+
+
 @dataclass
 class ReferenceCache:
     """PyTorch outputs shared by the artifacts of one model, source and input shape."""
 
-    entries: dict[str, tuple[list[ParityInput], list[dict[str, np.ndarray]]]] = field(default_factory=dict)
+    entries: dict[str, Reference] = field(default_factory=dict)
 
 
 def find_manifests(root: Path) -> list[Path]:
@@ -203,7 +225,7 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
         inputs = spec.make_inputs(contracts, seed)
         refs = torch_references(module, inputs, [c.name for c in contracts],
                                 [o["name"] for o in manifest["contract"]["outputs"]])
-        cache.entries[key] = (inputs, refs)
-    inputs, refs = cache.entries[key]
-    check.report = evaluate(record, artifact_dir, inputs, refs, gate, seed)
+        cache.entries[key] = Reference(inputs, refs, spec.task_metric)
+    ref = cache.entries[key]
+    check.report = evaluate(record, artifact_dir, ref.inputs, ref.outputs, gate, seed, ref.task_metric)
     return check

@@ -23,6 +23,7 @@ SMALL = {
     "inpaint-gmcnn": ({"cnum": 4, "dilations": (1, 2, 2, 4)}, (64, 64)),
     "inpaint-pconv": ({"layer_size": 4, "width": 8}, (32, 32)),
     "deblur-r2attunet": ({"width": 4}, (32, 32)),
+    "interactive-segmenter": ({"head_channels": (8, 8, 4, 4)}, (64, 64)),
 }
 
 

@@ -11,7 +11,8 @@ from models import CheckpointError, ModelError, get_spec
 from models.profile import profile_model
 from models.source import instantiate, resolve_inputs, source_for
 
-NEW_MODELS = ["denoise-dncnn-gray", "denoise-dncnn-color", "inpaint-gmcnn", "inpaint-pconv", "deblur-r2attunet"]
+NEW_MODELS = ["denoise-dncnn-gray", "denoise-dncnn-color", "inpaint-gmcnn", "inpaint-pconv", "deblur-r2attunet",
+              "interactive-segmenter"]
 
 
 def _meta_shapes(name, **overrides):
@@ -133,6 +134,9 @@ def test_exports_and_passes_parity_in_every_format(name, tmp_path):
         ("onnx", "fp32"), ("tflite", "fp32"), ("coreml", "fp32"), ("coreml", "fp16")]
     for row in summary.rows:
         assert row.status == "pass", (row.format, row.precision, row.message)
+    if name == "interactive-segmenter":   # the task metric is reported beside the raw error
+        parity = json.loads((Path(summary.rows[0].path) / "manifest.json").read_text())["parity"]
+        assert parity["task_worst"]["mask_iou"] >= 0.99 and len(parity["task"]) == 4
     if name == "inpaint-pconv":   # two inputs: each bound to the right artifact tensor
         art = json.loads((Path(summary.rows[1].path) / "manifest.json").read_text())["artifact"]
         assert [b["name"] for b in art["inputs"]] == ["image", "mask"]

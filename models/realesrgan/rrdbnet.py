@@ -68,22 +68,12 @@ class RRDBNet(nn.Module):
 
 
 def centre_output_init(model: RRDBNet, size: int = 32) -> None:
-    """Rescale conv_last so the unclamped output of a seeded image has mean 0.5 and std 0.25.
+    """With default init ~94% of RRDBNet's output sits below 0 and is clamped, which would make parity compare
+    zeros with zeros: centre the unclamped output (mean 0.5, std 0.25). Random-init exports only."""
+    from models.random_init import rescale_layer_output, seeded_uniform
 
-    With default init, ~94% of RRDBNet's output sits below 0 and is clamped, which would make parity compare
-    zeros with zeros. Only used for random-init exports; real checkpoints replace every weight.
-    """
-    generator = torch.Generator().manual_seed(0)
-    x = torch.rand(1, model.conv_first.in_channels // model.unshuffle ** 2, size, size, generator=generator)
-    captured: list[torch.Tensor] = []
-    handle = model.conv_last.register_forward_hook(lambda m, a, out: captured.append(out))
-    with torch.no_grad():
-        model(x)
-        handle.remove()
-        out = captured[0]
-        scale = 0.25 / max(float(out.std()), 1e-6)
-        model.conv_last.weight.mul_(scale)
-        model.conv_last.bias.mul_(scale).add_(0.5 - float(out.mean()) * scale)
+    x = seeded_uniform(1, model.conv_first.in_channels // model.unshuffle ** 2, size, size)
+    rescale_layer_output(model, model.conv_last, [x], mean=0.5, std=0.25)
 
 
 def basicsr_pixel_unshuffle(x: torch.Tensor, scale: int) -> torch.Tensor:
