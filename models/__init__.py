@@ -6,7 +6,7 @@ import difflib
 from models.errors import CheckpointError, ModelError
 from models.spec import ModelSpec
 
-_FAMILIES = ("models.realesrgan", "models.dncnn", "models.inpaint", "models.deblur", "models.segmenter")
+_FAMILIES = ("models.realesrgan", "models.dncnn", "models.inpaint", "models.deblur", "models.segmenter", "models.saliency", "models.depth")
 
 
 def all_specs() -> dict[str, ModelSpec]:

@@ -1,6 +1,7 @@
 """What a zoo entry promises: how to build it, what goes in and out, and how close an export must stay."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -29,7 +30,9 @@ class TensorContract:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "shape": list(self.shape), "dtype": self.dtype,
-            "value_range": list(self.value_range), "color_order": self.color_order,
+            # an unbounded side (e.g. a saliency map's top) is written as null
+            "value_range": [v if math.isfinite(v) else None for v in self.value_range],
+            "color_order": self.color_order,
             "layout": self.layout, "normalization": self.normalization, "description": self.description,
         }
 

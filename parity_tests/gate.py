@@ -211,7 +211,8 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     if problem:
         check.report = ParityReport("error", check.report.engine, gate, message=problem, seed=seed)
         return check
-    contracts = tuple(TensorContract(**{**c, "shape": tuple(c["shape"]), "value_range": tuple(c["value_range"])})
+    contracts = tuple(TensorContract(**{**c, "shape": tuple(c["shape"]),
+                                        "value_range": tuple(math.inf if v is None else v for v in c["value_range"])})
                       for c in manifest["contract"]["inputs"])
     key = json.dumps([manifest["source"], [c["shape"] for c in manifest["contract"]["inputs"]], seed], sort_keys=True)
     if key not in cache.entries:

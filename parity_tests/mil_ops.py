@@ -208,6 +208,11 @@ def concat(a: OpArgs) -> torch.Tensor:
     return torch.cat(a.tensors("values"), dim=a.value("axis"))
 
 
+@register_mil_op("stack")
+def stack(a: OpArgs) -> torch.Tensor:
+    return torch.stack(a.tensors("values"), dim=a.value("axis"))
+
+
 @register_mil_op("cast")
 def cast(a: OpArgs) -> torch.Tensor:
     from coremltools.converters.mil.mil import types
@@ -224,6 +229,16 @@ def reshape(a: OpArgs) -> torch.Tensor:
 @register_mil_op("transpose")
 def transpose(a: OpArgs) -> torch.Tensor:
     return a.tensor("x").permute(a.value("perm"))
+
+
+@register_mil_op("split")
+def split(a: OpArgs) -> tuple[torch.Tensor, ...]:
+    x, axis = a.tensor("x"), a.value("axis")
+    sizes = a.value("split_sizes")
+    if sizes is None:
+        count = a.value("num_splits")
+        sizes = [x.shape[axis] // count] * count
+    return torch.split(x, list(sizes), dim=axis)
 
 
 @register_mil_op("tile")

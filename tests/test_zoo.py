@@ -12,7 +12,7 @@ from models.profile import profile_model
 from models.source import instantiate, resolve_inputs, source_for
 
 NEW_MODELS = ["denoise-dncnn-gray", "denoise-dncnn-color", "inpaint-gmcnn", "inpaint-pconv", "deblur-r2attunet",
-              "interactive-segmenter"]
+              "interactive-segmenter", "saliency-mobilenet", "depth-fcrn-mobilenet", "depth-fcrn"]
 
 
 def _meta_shapes(name, **overrides):
