@@ -45,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the zoo with params and MACs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("export", help="export a zoo model and check parity in each runtime")
-    p.add_argument("model", help="zoo model name (see `edgeport models`)")
+    p = sub.add_parser("export", help="export a model and check parity in each runtime")
+    p.add_argument("model", nargs="?", help="zoo model name (see `edgeport models`)")
+    p.add_argument("--model", dest="custom", metavar="FILE.py:FACTORY",
+                   help="any nn.Module: a Python file and the function that builds it (give --input)")
+    p.add_argument("--input", dest="inputs", action="append", default=[], metavar="SHAPE",
+                   help="a custom model's input shape, e.g. 1x3x256x256 (once per input)")
+    p.add_argument("--all", action="store_true", help="export every zoo model at its default size")
     p.add_argument("--to", type=_csv, default=("onnx", "tflite", "coreml"), metavar="FORMATS",
                    help="comma-separated formats: onnx,tflite,coreml (default: all)")
     p.add_argument("--precision", type=_csv, default=None, metavar="LIST",
@@ -89,28 +94,56 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_targets(args: argparse.Namespace) -> list[str]:
+    from models import ModelError
+
+    chosen = [bool(args.model), bool(args.custom), args.all]
+    if sum(chosen) != 1:
+        raise ModelError("name one model: a zoo MODEL, --model FILE.py:FACTORY, or --all")
+    if args.all:
+        if args.set or args.input_size or args.weights or args.inputs:
+            raise ModelError("--all exports every model at its defaults: drop --set, --input-size, --weights, --input")
+        from models import all_specs
+
+        return list(all_specs())
+    if args.inputs and not args.custom:
+        raise ModelError("--input is for custom models (--model FILE.py:FACTORY); zoo models take --input-size")
+    return [args.custom or args.model]
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from edgeport.pipeline import ExportPlan, run_export
     from edgeport.progress import Progress
-    from edgeport.report import export_table, problems, human_bytes
+    from edgeport.report import export_table, human_bytes, problems
+    from models.custom import parse_shape
 
-    plan = ExportPlan(model=args.model, formats=args.to, out_root=args.out, precisions=args.precision,
-                      weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
-                      dynamic_hw=args.dynamic_hw, options={"tflite_route": args.tflite_route})
-    summary = run_export(plan, Progress(enabled=not args.quiet))
-    data = summary.to_dict()
+    shapes = tuple(parse_shape(s) for s in args.inputs)
+    summaries = []
+    for model in _export_targets(args):
+        plan = ExportPlan(model=model, formats=args.to, out_root=args.out, precisions=args.precision,
+                          weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
+                          dynamic_hw=args.dynamic_hw, options={"tflite_route": args.tflite_route},
+                          input_shapes=shapes)
+        summaries.append(run_export(plan, Progress(enabled=not args.quiet)))
+    rows = [r for s in summaries for r in s.to_dict()["rows"]]
     if args.json:
-        print(json.dumps(data, indent=2))
+        payload = summaries[0].to_dict() if len(summaries) == 1 else {
+            "schema": "edgeport.export-all/1", "ok": all(s.exit_code == 0 for s in summaries),
+            "models": [s.to_dict() for s in summaries]}
+        print(json.dumps(payload, indent=2))
     else:
-        print(f"\n{summary.model}: {summary.params / 1e6:.2f} M params, {summary.macs / 1e9:.2f} GMAC at "
-              f"{' '.join('x'.join(map(str, s)) for s in summary.input_shapes)}; source: {summary.source}")
-        print(export_table(data["rows"]))
-        for line in problems(data["rows"]):
+        print()
+        for s in summaries:
+            print(f"{s.model}: {s.params / 1e6:.2f} M params, {s.macs / 1e9:.2f} GMAC at "
+                  f"{' '.join('x'.join(map(str, shape)) for shape in s.input_shapes)}; source: {s.source}")
+        print(export_table(rows))
+        for line in problems(rows):
             print(f"  {line}")
-        total = sum(r.bytes for r in summary.rows)
-        print(f"{sum(not r.failed for r in summary.rows)}/{len(summary.rows)} ok, {human_bytes(total)} written "
-              f"under {args.out / summary.model} in {summary.seconds:.0f} s")
-    return summary.exit_code
+        total = sum(r.bytes for s in summaries for r in s.rows)
+        ok = sum(not r.failed for s in summaries for r in s.rows)
+        print(f"{ok}/{len(rows)} ok, {human_bytes(total)} written under {args.out} in "
+              f"{sum(s.seconds for s in summaries):.0f} s")
+    return max(s.exit_code for s in summaries)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ class ExportPlan:
     config: Mapping[str, Any] = field(default_factory=dict)
     dynamic_hw: bool = False
     options: Mapping[str, str] = field(default_factory=dict)
+    input_shapes: tuple[tuple[int, ...], ...] = ()   # a custom model's inputs (--input)
+    spec: Any = None                                  # a ready ModelSpec (Python API); overrides `model`
 
 
 @dataclass
@@ -103,7 +105,7 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
 
     started = time.perf_counter()
     exporters = {fmt: get_exporter(fmt) for fmt in plan.formats}          # unknown format: fails here
-    spec = get_spec(plan.model)
+    spec = plan.spec or get_spec(plan.model, list(plan.input_shapes))
     spec.check_config(plan.config)
     contracts = resolve_inputs(spec, plan.input_hw, plan.config)
     check_writable(plan.out_root)

@@ -22,7 +22,15 @@ def all_specs() -> dict[str, ModelSpec]:
     return specs
 
 
-def get_spec(name: str) -> ModelSpec:
+def get_spec(name: str, input_shapes: "list[tuple[int, ...]] | None" = None) -> ModelSpec:
+    """A zoo model by name, or a custom `path/to/file.py:factory` (which needs its input shapes)."""
+    from models.custom import IN_MEMORY, is_custom_reference, spec_from_reference
+
+    if is_custom_reference(name):
+        return spec_from_reference(name, input_shapes or [])
+    if name.startswith(IN_MEMORY):
+        raise ModelError(f"{name[len(IN_MEMORY):]} was exported from an in-memory module: its PyTorch reference "
+                         "cannot be rebuilt here; re-run the export from Python to re-check it")
     specs = all_specs()
     if name in specs:
         return specs[name]

@@ -38,12 +38,13 @@ class ModelSource:
 
 
 def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: Path | None, seed: int) -> ModelSource:
+    model = spec.reference or spec.name
     if weights is None:
-        return ModelSource(spec.name, dict(config), seed=seed)
+        return ModelSource(model, dict(config), seed=seed)
     weights = Path(weights)
     if not weights.is_file():
         raise CheckpointError(f"weights file not found: {weights}")
-    return ModelSource(spec.name, dict(config), str(weights.resolve()), sha256_file(weights), seed)
+    return ModelSource(model, dict(config), str(weights.resolve()), sha256_file(weights), seed)
 
 
 def instantiate(spec: ModelSpec, source: ModelSource) -> nn.Module:

@@ -110,6 +110,8 @@ class ModelSpec:
     random_init: RandomInit | None = None
     size_rule: SizeRule | None = None
     task_metric: TaskMetric | None = None
+    # how get_spec() finds this spec again (a custom model's "abs/path.py:factory"); None: its name
+    reference: str | None = None
 
     def check_config(self, overrides: Mapping[str, Any]) -> None:
         unknown = sorted(set(overrides) - set(self.config))

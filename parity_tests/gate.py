@@ -204,7 +204,7 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return ArtifactCheck(artifact_dir, "?", "?", "?", "", 0,
                              ParityReport("error", "-", ParityGate(math.inf), message=f"unreadable manifest: {exc!r}"))
-    check = ArtifactCheck(artifact_dir, manifest["source"]["model"], record.format, record.precision, record.route,
+    check = ArtifactCheck(artifact_dir, manifest["model"]["name"], record.format, record.precision, record.route,
                           record.total_bytes, ParityReport("error", f"{record.format} runtime", gate, seed=seed),
                           manifest["source"].get("description", ""))
     problem = verify_files(record, artifact_dir)
@@ -218,7 +218,7 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     if key not in cache.entries:
         try:
             source = ModelSource.from_dict(manifest["source"])
-            spec = get_spec(source.model)
+            spec = get_spec(source.model, [c.shape for c in contracts])
             module = instantiate(spec, source)
         except ModelError as exc:
             check.report = ParityReport("error", "PyTorch reference", gate, message=str(exc), seed=seed)

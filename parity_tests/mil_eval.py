@@ -12,8 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from exporters.base import ArtifactRecord
-from exporters.base import captured_output
+from exporters.base import ArtifactRecord, captured_output
 from parity_tests.mil_ops import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
 from parity_tests.runtimes import RuntimeUnavailable
 
@@ -64,7 +63,8 @@ class MilEvaluator:
 
 class MilProgramRunner:
     def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
-        import coremltools as ct
+        with captured_output():
+            import coremltools as ct
 
         try:
             self.evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))

@@ -109,7 +109,10 @@ class CoreMLPredictRunner:
     """The real Core ML runtime; only macOS has it."""
 
     def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
-        import coremltools as ct
+        from exporters.base import captured_output
+
+        with captured_output():
+            import coremltools as ct
 
         self.record = record
         self.model = ct.models.MLModel(str(artifact_dir / record.main_file))
