@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from parity_tests.metrics import compare
-from parity_tests.mil_ops import MilEvalError, bilinear_grid
+from parity_tests.mil_ops import MilEvalError
+from parity_tests.mil_resize import bilinear_grid
 
 
 def _convert(module, x, precision, tmp_path):
