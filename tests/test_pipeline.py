@@ -77,16 +77,24 @@ def test_onnx2tf_route_reads_its_own_layout(tmp_path):
     assert art["outputs"][0]["layout"] in ("NCHW", "NHWC")
 
 
-def test_dynamic_hw_onnx_runs_at_other_sizes(tmp_path):
+def test_dynamic_hw_onnx_and_coreml_run_at_other_sizes(tmp_path):
     import onnxruntime as ort
 
-    plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
-                      config={"num_conv": 2, "num_feat": 16}, dynamic_hw=True)
-    (row,) = run_export(plan).rows
-    assert row.status == "pass", row
-    session = ort.InferenceSession(str(Path(row.path) / "realesr-general-x4v3.onnx"))
-    y = session.run(None, {"image": np.random.rand(1, 3, 24, 20).astype(np.float32)})[0]
+    from parity_tests.mil_eval import MilEvaluator, load_mil_program
+
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx", "coreml"), out_root=tmp_path,
+                      input_hw=(16, 16), precisions=("fp32",), config={"num_conv": 2, "num_feat": 16},
+                      dynamic_hw=True)
+    onnx_row, coreml_row = run_export(plan).rows
+    assert onnx_row.status == "pass" and coreml_row.status == "pass", (onnx_row, coreml_row)
+    x = np.random.rand(1, 3, 24, 20).astype(np.float32)
+    session = ort.InferenceSession(str(Path(onnx_row.path) / "realesr-general-x4v3.onnx"))
+    y = session.run(None, {"image": x})[0]
     assert y.shape == (1, 3, 96, 80)
+    manifest = json.loads((Path(coreml_row.path) / "manifest.json").read_text())
+    assert manifest["artifact"]["details"]["dynamic_hw"] == [16, 2048]
+    program = MilEvaluator(load_mil_program(Path(coreml_row.path) / "realesr-general-x4v3.mlpackage"))
+    assert np.allclose(program.run({"image": x})["upscaled"], y, atol=1e-5)
 
 
 class _NearestExact(nn.Module):
