@@ -115,7 +115,7 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
 
     with progress.step(f"{spec.name}: build model"):
         source = source_for(spec, plan.config, plan.weights, plan.seed)
-        module = instantiate(spec, source)
+        module = instantiate(spec, source, contracts)
     input_names = tuple(c.name for c in contracts)
     output_names = tuple(c.name for c in spec.outputs)
     with progress.step(f"{spec.name}: PyTorch reference"):

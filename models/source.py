@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,8 +48,11 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: Path | None,
     return ModelSource(model, dict(config), str(weights.resolve()), sha256_file(weights), seed)
 
 
-def instantiate(spec: ModelSpec, source: ModelSource) -> nn.Module:
-    """Build the module in eval mode: seeded init, then the checkpoint when there is one."""
+def instantiate(spec: ModelSpec, source: ModelSource,
+                contracts: tuple[TensorContract, ...] | None = None) -> nn.Module:
+    """Build the module in eval mode: seeded init, then the checkpoint when there is one. Without one, the
+    spec's random_init calibrates on the sample photos at the contracts' size (so the same seed, settings
+    and input size always rebuild the same weights)."""
     torch.manual_seed(source.seed)
     module = spec.build(**source.config)
     if source.weights:
@@ -59,7 +63,10 @@ def instantiate(spec: ModelSpec, source: ModelSource) -> nn.Module:
             raise CheckpointError(f"weights file {path} changed since export (sha256 differs): re-export")
         spec.load_weights(module, path)
     elif spec.random_init is not None:
-        spec.random_init(module)
+        contracts = contracts or resolve_inputs(spec, None, source.config)
+        photos = [p for p in spec.make_inputs(contracts, 0) if not p.label.startswith("random:")]
+        batch = [torch.from_numpy(np.concatenate([p.arrays[c.name] for p in photos])) for c in contracts]
+        spec.random_init(module, batch)
     return module.eval()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -75,7 +75,8 @@ class ModelMetadata:
 Factory = Callable[..., Any]
 WeightsLoader = Callable[[Any, Path], None]
 InputMaker = Callable[[tuple[TensorContract, ...], int], list[ParityInput]]
-RandomInit = Callable[[Any], None]
+# (module, example input batch built from the parity photos) -> None; see models.random_init.OutputInit
+RandomInit = Callable[[Any, Sequence[Any]], None]
 # (PyTorch outputs, runtime outputs) of one sample -> named task scores, e.g. {"mask_iou": 0.998}
 TaskMetric = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], dict[str, float]]
 # (config, height, width) -> what is wrong with that input size, or None

@@ -219,7 +219,7 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
         try:
             source = ModelSource.from_dict(manifest["source"])
             spec = get_spec(source.model, [c.shape for c in contracts])
-            module = instantiate(spec, source)
+            module = instantiate(spec, source, contracts)
         except ModelError as exc:
             check.report = ParityReport("error", "PyTorch reference", gate, message=str(exc), seed=seed)
             return check

@@ -90,20 +90,24 @@ def test_every_spec_builds_parity_inputs_from_real_photos(name):
 
 
 @pytest.mark.parametrize("name", sorted(all_specs()))
-def test_random_init_references_are_not_mostly_clamped(name):
-    """Parity on a saturated output compares constants: every zoo model's random-init output must vary."""
-    from models.source import instantiate, source_for
-    from parity_tests.metrics import compare
-
+def test_random_init_references_vary_with_the_input_and_are_not_clamped(name):
+    """Parity on a saturated or input-independent output compares constants: every zoo model's random-init
+    output must vary over the image, differ between photos, and stay off its clamp."""
     from conftest import SMALL
-    from models.source import resolve_inputs
+    from models.source import instantiate, resolve_inputs, source_for
+    from parity_tests.metrics import compare
 
     spec = get_spec(name)
     small, hw = SMALL[name]
     model = instantiate(spec, source_for(spec, small, None, seed=0))
     contracts = resolve_inputs(spec, hw, small)
+    outputs = []
     for sample in spec.make_inputs(contracts, 0):
         with torch.no_grad():
             ref = model(*[torch.from_numpy(sample.arrays[c.name]) for c in contracts]).numpy()
         assert ref.std() > 1e-3, sample.label
-        assert compare(ref, ref).reference_saturation < 0.25, sample.label
+        if not sample.label.startswith("random:"):   # noise may rightly map to a clamp (zero depth); photos not
+            assert compare(ref, ref).reference_saturation < 0.25, sample.label
+        outputs.append(ref)
+    change = float(abs(outputs[0] - outputs[1]).mean() / outputs[0].std())
+    assert change > 0.1, f"output barely depends on the input ({change:.3f} of its std)"

@@ -4,8 +4,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -11,6 +11,7 @@ from torch import nn
 from functools import partial
 
 from models.checkpoint import load_state_dict_file
+from models.random_init import OutputInit
 from models.samples import photo_inputs
 from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
 
@@ -100,6 +101,8 @@ SPECS = (
         outputs=(TensorContract("deblurred", (1, 3, 256, 256), value_range=(-1.0, 1.0),
                                 description="deblurred RGB, nominally [-1, 1] (not clamped, as upstream)"),),
         load_weights=partial(load_state_dict_file, prefer=("state_dict", "model")), make_inputs=photo_inputs, task="deblur",
+        # default BatchNorm statistics erase the input: calibrate them, as training would
+        random_init=OutputInit("Conv_1x1", mean=0.0, std=0.4),
         metadata=ModelMetadata(paper="Alom et al. 2018 (R2U-Net) with attention gates (Oktay et al. 2018)",
                                upstream="https://github.com/LeeJunHyun/Image_Segmentation (network.py R2AttU_Net)"),
         size_rule=multiple_of(16),

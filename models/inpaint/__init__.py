@@ -9,6 +9,7 @@ from torch import nn
 from models.checkpoint import load_state_dict_file
 from models.inpaint.gmcnn import GMCNN
 from models.inpaint.pconv import PConvUNet
+from models.random_init import OutputInit
 from models.samples import SAMPLE_PHOTOS, fit_photo, sample_photo
 from models.spec import ModelMetadata, ModelSpec, ParityInput, TensorContract, multiple_of
 
@@ -65,6 +66,11 @@ def pconv_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[Parit
     return samples
 
 
+# Default init decays the signal through ~30 unnormalised ELU convs (output std 0.007, the same for every
+# photo): unit-variance convs, then an image-like spread in [-1, 1].
+gmcnn_signal_init = OutputInit("decoding_layers.1", mean=0.0, std=0.4, unit_variance=True)
+
+
 def load_bare_state_dict(module: nn.Module, path: Path) -> None:
     """Upstream saves net.state_dict() bare (naoto0804's pconv under 'model')."""
     load_state_dict_file(module, path, prefer=("netGM", "model", "state_dict"))
@@ -81,7 +87,7 @@ SPECS = (
                                description="channels 0-2: image with hole in [-1, 1]; channel 3: mask, 1 in the hole"),),
         outputs=(TensorContract("inpainted", (1, 3, 256, 256), value_range=(-1.0, 1.0),
                                 description="generated RGB in [-1, 1]; composite pred*mask + image*(1-mask) in the app"),),
-        load_weights=load_bare_state_dict, make_inputs=gmcnn_inputs, task="inpaint",
+        load_weights=load_bare_state_dict, make_inputs=gmcnn_inputs, task="inpaint", random_init=gmcnn_signal_init,
         metadata=ModelMetadata(paper="Wang et al. 2018, Image Inpainting via Generative Multi-column CNNs",
                                upstream="https://github.com/shepnerd/inpainting_gmcnn (pytorch/model/net.py)"),
         size_rule=lambda cfg, h, w: multiple_of(4, 4 * 3 * max(cfg["dilations"]) + 4)(cfg, h, w),

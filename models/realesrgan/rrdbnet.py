@@ -67,15 +67,6 @@ class RRDBNet(nn.Module):
         return out.clamp(0.0, 1.0) if self.clamp_output else out
 
 
-def centre_output_init(model: RRDBNet, size: int = 32) -> None:
-    """With default init ~94% of RRDBNet's output sits below 0 and is clamped, which would make parity compare
-    zeros with zeros: centre the unclamped output (mean 0.5, std 0.25). Random-init exports only."""
-    from models.random_init import rescale_layer_output, seeded_uniform
-
-    x = seeded_uniform(1, model.conv_first.in_channels // model.unshuffle ** 2, size, size)
-    rescale_layer_output(model, model.conv_last, [x], mean=0.5, std=0.25)
-
-
 def basicsr_pixel_unshuffle(x: torch.Tensor, scale: int) -> torch.Tensor:
     """BasicSR's original rank-6 form, kept only so tests can prove F.pixel_unshuffle matches it."""
     b, c, hh, hw = x.size()

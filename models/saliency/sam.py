@@ -6,7 +6,6 @@ H = O . tanh(C). All convs 3x3. The priors depend only on parameters, so convert
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F

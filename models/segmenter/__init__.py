@@ -10,6 +10,7 @@ from torch import nn
 
 from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
 from models.errors import CheckpointError
+from models.random_init import OutputInit
 from models.samples import SAMPLE_PHOTOS, fit_photo, sample_photo
 from models.segmenter.sharpmask import ClickSegmenter
 from models.spec import ModelMetadata, ModelSpec, ParityInput, TensorContract
@@ -85,14 +86,8 @@ def load_segmenter_weights(module: nn.Module, path: Path) -> None:
     load_strict(module.features, {k[len("features."):]: v for k, v in backbone.items()}, source=str(path))
 
 
-def confident_mask_init(model: ClickSegmenter) -> None:
-    """Default init gives probabilities within 0.49-0.52 everywhere; a trained mask is near 0 or 1. Scale the
-    last conv so logits have std 3 on a seeded input (random-init exports only)."""
-    from models.random_init import rescale_layer_output, seeded_uniform
-
-    rgb = torch.from_numpy(normalise_rgb(seeded_uniform(1, 3, 64, 64).numpy()))
-    clicks = torch.from_numpy(click_maps(64, 64, [(32, 32)], [(4, 4)]))
-    rescale_layer_output(model, model.predict, [rgb, clicks], mean=0.0, std=3.0)
+# Default init gives probabilities of 0.49-0.52 everywhere; a trained mask is near 0 or 1.
+confident_mask_init = OutputInit("predict", mean=0.0, std=3.0)
 
 
 SPECS = (
