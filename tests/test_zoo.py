@@ -55,6 +55,8 @@ def test_full_size_matches_published_figures(name, params_m, gmac):
     ("denoise-dncnn-gray", lambda s: s), ("denoise-dncnn-color", lambda s: {"params": s}),
     ("inpaint-gmcnn", lambda s: s), ("inpaint-gmcnn", lambda s: {f"module.{k}": v for k, v in s.items()}),
     ("inpaint-pconv", lambda s: {"model": s}), ("deblur-r2attunet", lambda s: s),
+    ("saliency-mobilenet", lambda s: s), ("depth-fcrn-mobilenet", lambda s: {"state_dict": s}),
+    ("depth-fcrn", lambda s: s),
 ])
 def test_loader_reads_upstream_layout_checkpoint(name, wrap, tmp_path):
     spec = get_spec(name)
