@@ -44,17 +44,22 @@ def calibrate_batchnorm(model: nn.Module, example_inputs: Sequence[torch.Tensor]
         model.eval()
 
 
-def unit_variance_init(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> None:
-    """LSUV-style (Mishkin & Matas 2016) in one pass: as the forward reaches each conv, scale its weight and
-    bias so its output has unit std on the example, and pass the scaled output on. A conv applied several
-    times in one pass (a recurrent block) is scaled on its first use only."""
+def unit_variance_init(model: nn.Module, example_inputs: Sequence[torch.Tensor],
+                       only: Sequence[str] = ()) -> None:
+    """LSUV-style (Mishkin & Matas 2016) in one pass: as the forward reaches each conv (or each one named in
+    `only`), scale its weight and bias so its output has unit std on the example, and pass the scaled output
+    on. A conv applied several times in one pass (a recurrent block) is scaled on its first use only."""
     seen: set[int] = set()
+    chosen = {id(model.get_submodule(name)) for name in only}
 
     def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
-        if id(module) in seen:
+        if id(module) in seen or (chosen and id(module) not in chosen):
+            return None
+        spread = float(out.std())
+        if spread < 1e-6:      # e.g. a recurrent conv on the all-zero first state: scale it on a later use
             return None
         seen.add(id(module))
-        factor = 1.0 / max(float(out.std()), 1e-6)
+        factor = 1.0 / spread
         module.weight.mul_(factor)
         if module.bias is not None:
             module.bias.mul_(factor)
@@ -80,9 +85,10 @@ class OutputInit:
     mean: float
     std: float
     unit_variance: bool = False
+    unit_variance_only: tuple[str, ...] = ()   # scale just these convs (keep a recurrence at default gain)
 
     def __call__(self, model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> None:
         calibrate_batchnorm(model, example_inputs)
-        if self.unit_variance:
-            unit_variance_init(model, example_inputs)
+        if self.unit_variance or self.unit_variance_only:
+            unit_variance_init(model, example_inputs, self.unit_variance_only)
         rescale_layer_output(model, model.get_submodule(self.layer), example_inputs, self.mean, self.std)

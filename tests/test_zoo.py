@@ -127,6 +127,12 @@ def test_size_rules_explain_what_fits(name, hw, needle):
         resolve_inputs(get_spec(name), hw)
 
 
+# Core ML fp16 below the 40 dB gate, measured (not assumed) and reported as parity-fail by the export; the
+# gate is not loosened for them. Error grows with depth, with no overflow (README, "Known limits"):
+# depth-fcrn 35.1 dB and depth-fcrn-mobilenet 32.6 dB at full size; 29.2 / 27.2 dB at these reduced configs.
+FP16_BELOW_GATE = {"depth-fcrn", "depth-fcrn-mobilenet"}
+
+
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_exports_and_passes_parity_in_every_format(name, tmp_path):
     small, hw = SMALL[name]
@@ -135,6 +141,10 @@ def test_exports_and_passes_parity_in_every_format(name, tmp_path):
     assert [(r.format, r.precision) for r in summary.rows] == [
         ("onnx", "fp32"), ("tflite", "fp32"), ("coreml", "fp32"), ("coreml", "fp16")]
     for row in summary.rows:
+        if row.precision == "fp16" and name in FP16_BELOW_GATE:
+            assert row.status == "parity-fail" and "< 40 dB" in row.message, (row.status, row.message)
+            assert 20 < row.worst_psnr_db < 40, row.worst_psnr_db   # measurably lossy, not collapsed
+            continue
         assert row.status == "pass", (row.format, row.precision, row.message)
     if name == "interactive-segmenter":   # the task metric is reported beside the raw error
         parity = json.loads((Path(summary.rows[0].path) / "manifest.json").read_text())["parity"]
