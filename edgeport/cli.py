@@ -72,7 +72,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report for CI")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p = sub.add_parser("size", help="size report: each artifact against fp32 weights, largest layers, PNG chart")
+    p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"), help="artifact root (default ./artifacts)")
+    p.add_argument("--out", type=Path, help="where to write size-report.{md,json,png} (default: the artifact root)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     return parser
+
+
+def cmd_size(args: argparse.Namespace) -> int:
+    from benchmarks.size_chart import draw_size_chart
+    from benchmarks.size_report import collect, to_markdown
+    from edgeport.atomic import ensure_writable, write_json
+    from edgeport.report import human_bytes, table
+
+    if not args.path.exists():
+        raise FileNotFoundError(f"no such artifact folder: {args.path}")
+    models = collect(args.path)
+    if not models:
+        raise FileNotFoundError(f"no manifest.json under {args.path}: export something first (`edgeport export`)")
+    out = args.out or args.path
+    ensure_writable(out)
+    data = {"schema": "edgeport.size-report/1", "models": [m.to_dict() for m in models]}
+    write_json(out / "size-report.json", data)
+    markdown = out / "size-report.md"
+    tmp = markdown.with_name(".size-report.md.tmp")
+    tmp.write_text(to_markdown(models))
+    tmp.replace(markdown)
+    draw_size_chart(models, out / "size-report.png")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(table(("model", "params", "fp32 weights", "format", "precision", "size", "vs fp32"),
+                [(m.model, f"{m.params / 1e6:.2f} M", human_bytes(m.fp32_bytes), a.format, a.precision,
+                  human_bytes(a.bytes), f"{a.ratio_to_fp32:.1%}") for m in models for a in m.artifacts]))
+    print(f"wrote {markdown}, size-report.json and size-report.png under {out}")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -187,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgeport.atomic import OutputError
     from models.errors import ModelError
 
-    handler = {"models": cmd_models, "export": cmd_export, "check": cmd_check}[args.command]
+    handler = {"models": cmd_models, "export": cmd_export, "check": cmd_check, "size": cmd_size}[args.command]
     try:
         return handler(args)
     except (ModelError, ExportError, OutputError, FileNotFoundError) as exc:

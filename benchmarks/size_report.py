@@ -1,0 +1,98 @@
+"""Size report over exported artifacts: what each format and precision costs on disk, against fp32 weights.
+
+Reads only manifests (and the zoo spec, for the largest layers), so it covers whatever recipes exist.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ArtifactSize:
+    format: str
+    precision: str
+    route: str
+    bytes: int
+    ratio_to_fp32: float      # artifact bytes / (params x 4 bytes)
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "precision": self.precision, "route": self.route, "bytes": self.bytes,
+                "ratio_to_fp32": round(self.ratio_to_fp32, 4), "path": self.path}
+
+
+@dataclass
+class ModelSizes:
+    model: str
+    params: int
+    largest_layers: list[tuple[str, int]] = field(default_factory=list)   # (module, params)
+    artifacts: list[ArtifactSize] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def fp32_bytes(self) -> int:
+        return self.params * 4
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "params": self.params, "fp32_bytes": self.fp32_bytes,
+                "largest_layers": [{"module": n, "params": p, "fp32_bytes": p * 4} for n, p in self.largest_layers],
+                "artifacts": [a.to_dict() for a in self.artifacts], "note": self.note}
+
+
+def largest_layers(source: dict[str, Any], input_shapes: list[list[int]],
+                   count: int = 5) -> tuple[list[tuple[str, int]], str]:
+    """The modules holding the most parameters, counted on the meta device from the manifest's source."""
+    import torch
+
+    from models import ModelError, get_spec
+
+    try:
+        spec = get_spec(source["model"], [tuple(s) for s in input_shapes])
+        with torch.device("meta"):
+            module = spec.build(**source.get("config", {}))
+    except ModelError as exc:
+        return [], f"largest layers unavailable: {exc}"
+    sizes = [(name, sum(p.numel() for p in m.parameters(recurse=False))) for name, m in module.named_modules()]
+    return sorted((s for s in sizes if s[1]), key=lambda s: -s[1])[:count], ""
+
+
+def collect(root: Path) -> list[ModelSizes]:
+    by_model: dict[str, ModelSizes] = {}
+    for path in sorted(Path(root).rglob(MANIFEST)):
+        if any(part.startswith(".") for part in path.parts[-3:-1]):
+            continue   # staging folders
+        manifest = json.loads(path.read_text())
+        name, params = manifest["model"]["name"], int(manifest["model"]["params"])
+        if name not in by_model:
+            layers, note = largest_layers(manifest["source"], [c["shape"] for c in manifest["contract"]["inputs"]])
+            by_model[name] = ModelSizes(name, params, layers, note=note)
+        art = manifest["artifact"]
+        by_model[name].artifacts.append(ArtifactSize(art["format"], art["precision"], art["route"],
+                                                     int(art["total_bytes"]), art["total_bytes"] / (params * 4),
+                                                     str(path.parent)))
+    for sizes in by_model.values():
+        sizes.artifacts.sort(key=lambda a: (a.format, a.precision))
+    return list(by_model.values())
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def to_markdown(models: list[ModelSizes]) -> str:
+    lines = ["# Size report", "", "| model | params | fp32 weights | format | precision | route | artifact | vs fp32 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for m in models:
+        for a in m.artifacts:
+            lines.append(f"| {m.model} | {m.params / 1e6:.2f} M | {_mb(m.fp32_bytes)} | {a.format} | {a.precision} | "
+                         f"{a.route} | {_mb(a.bytes)} | {a.ratio_to_fp32:.1%} |")
+    lines += ["", "## Largest layers (fp32)", ""]
+    for m in models:
+        layers = ", ".join(f"`{n}` {_mb(p * 4)}" for n, p in m.largest_layers) or m.note or "-"
+        lines.append(f"- **{m.model}**: {layers}")
+    return "\n".join(lines) + "\n"
