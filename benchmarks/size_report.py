@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANIFEST = "manifest.json"
-
-
 @dataclass(frozen=True)
 class ArtifactSize:
     format: str
@@ -62,10 +59,10 @@ def largest_layers(source: dict[str, Any], input_shapes: list[list[int]],
 
 
 def collect(root: Path) -> list[ModelSizes]:
+    from parity_tests.gate import find_manifests
+
     by_model: dict[str, ModelSizes] = {}
-    for path in sorted(Path(root).rglob(MANIFEST)):
-        if any(part.startswith(".") for part in path.parts[-3:-1]):
-            continue   # staging folders
+    for path in find_manifests(Path(root)):
         manifest = json.loads(path.read_text())
         name, params = manifest["model"]["name"], int(manifest["model"]["params"])
         if name not in by_model:

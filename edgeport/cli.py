@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_size(args: argparse.Namespace) -> int:
     from benchmarks.size_chart import draw_size_chart
     from benchmarks.size_report import collect, to_markdown
-    from edgeport.atomic import ensure_writable, write_json
+    from edgeport.atomic import ensure_writable, write_json, write_text
     from edgeport.report import human_bytes, table
 
     if not args.path.exists():
@@ -95,9 +95,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     data = {"schema": "edgeport.size-report/1", "models": [m.to_dict() for m in models]}
     write_json(out / "size-report.json", data)
     markdown = out / "size-report.md"
-    tmp = markdown.with_name(".size-report.md.tmp")
-    tmp.write_text(to_markdown(models))
-    tmp.replace(markdown)
+    write_text(markdown, to_markdown(models))
     draw_size_chart(models, out / "size-report.png")
     if args.json:
         print(json.dumps(data, indent=2))
