@@ -9,19 +9,20 @@ from edgeport.progress import Progress
 
 
 def export(model: Any, *, inputs: Sequence[Sequence[int]] = (), to: Iterable[str] = ("onnx", "tflite", "coreml"),
-           out: str | Path = "artifacts", precisions: Sequence[str] | None = None, weights: str | Path | None = None,
+           out: str | Path = "artifacts", recipes: Sequence[str] | None = None, weights: str | Path | None = None,
            input_size: tuple[int, int] | None = None, config: Mapping[str, Any] | None = None, seed: int = 0,
            dynamic_hw: bool = False, tflite_route: str = "auto", name: str | None = None,
-           progress: bool = False) -> ExportSummary:
+           calib: str | Path | None = None, progress: bool = False) -> ExportSummary:
     """Export a zoo model (name), a `file.py:factory`, or an nn.Module object (give `inputs` shapes for the
-    last two) to each format, check parity in each runtime, and write artifacts and manifests under `out`."""
+    last two) to each format and recipe (fp32, fp16, w8, w8a8, palettize4, prune50, ...), check parity in each
+    runtime, and write artifacts and manifests under `out`."""
     spec = None
     if not isinstance(model, str):
         from models.custom import spec_from_module
 
         spec = spec_from_module(model, [tuple(s) for s in inputs], name)
     plan = ExportPlan(model=model if isinstance(model, str) else spec.name, formats=tuple(to), out_root=Path(out),
-                      precisions=tuple(precisions) if precisions else None,
+                      recipes=tuple(recipes) if recipes else None, calib_dir=Path(calib) if calib else None,
                       weights=Path(weights) if weights else None, seed=seed, input_hw=input_size,
                       config=dict(config or {}), dynamic_hw=dynamic_hw, options={"tflite_route": tflite_route},
                       input_shapes=tuple(tuple(s) for s in inputs), spec=spec)

@@ -54,8 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="export every zoo model at its default size")
     p.add_argument("--to", type=_csv, default=("onnx", "tflite", "coreml"), metavar="FORMATS",
                    help="comma-separated formats: onnx,tflite,coreml (default: all)")
-    p.add_argument("--precision", type=_csv, default=None, metavar="LIST",
-                   help="fp32,fp16 (default: each format's defaults: fp32, and fp16 too for coreml)")
+    p.add_argument("--recipe", "--precision", dest="recipes", type=_csv, default=None, metavar="LIST",
+                   help="fp32,fp16,w8,w8a8,palettize4,palettize6,prune<N>,sparse<N> (default: fp32, and fp16 "
+                        "too for coreml); a format without a recipe gets a 'not supported' row")
+    p.add_argument("--calib", type=Path, metavar="DIR",
+                   help="calibration photos for w8a8 (default: bundled sample photos, not the parity ones)")
     p.add_argument("--weights", type=Path, help="checkpoint (.pth/.pt or .safetensors); default: random init")
     p.add_argument("--seed", type=int, default=0, help="seed for random init (default 0)")
     p.add_argument("--input-size", type=_hw, metavar="HxW", help="input height x width (default: the spec's)")
@@ -100,7 +103,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    print(table(("model", "params", "fp32 weights", "format", "precision", "size", "vs fp32"),
+    print(table(("model", "params", "fp32 weights", "format", "recipe", "size", "vs fp32"),
                 [(m.model, f"{m.params / 1e6:.2f} M", human_bytes(m.fp32_bytes), a.format, a.precision,
                   human_bytes(a.bytes), f"{a.ratio_to_fp32:.1%}") for m in models for a in m.artifacts]))
     print(f"wrote {markdown}, size-report.json and size-report.png under {out}")
@@ -152,7 +155,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     shapes = tuple(parse_shape(s) for s in args.inputs)
     summaries = []
     for model in _export_targets(args):
-        plan = ExportPlan(model=model, formats=args.to, out_root=args.out, precisions=args.precision,
+        plan = ExportPlan(model=model, formats=args.to, out_root=args.out, recipes=args.recipes, calib_dir=args.calib,
                           weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
                           dynamic_hw=args.dynamic_hw, options={"tflite_route": args.tflite_route},
                           input_shapes=shapes)
@@ -218,11 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from exporters.base import ExportError
     from edgeport.atomic import OutputError
     from models.errors import ModelError
+    from quantize.recipes import RecipeError
 
     handler = {"models": cmd_models, "export": cmd_export, "check": cmd_check, "size": cmd_size}[args.command]
     try:
         return handler(args)
-    except (ModelError, ExportError, OutputError, FileNotFoundError) as exc:
+    except (ModelError, ExportError, OutputError, RecipeError, FileNotFoundError) as exc:
         print(f"edgeport: error: {exc}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:

@@ -30,11 +30,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def export_table(rows: Sequence[dict]) -> str:
-    headers = ("model", "format", "precision", "route", "size", "export s", "parity dB", "engine", "status")
+    headers = ("model", "format", "recipe", "route", "size", "export s", "parity dB", "vs fp32 art.", "engine",
+               "status")
     body = [(r["model"], r["format"], r["precision"], r["route"] or "-",
              human_bytes(r["bytes"]) if r["bytes"] else "-",
              f"{r['export_seconds']:.1f}" if r.get("export_seconds") else "-",
              "exact" if r.get("bit_exact") else format_db(r.get("worst_psnr_db")),
+             format_db(r["vs_fp32_artifact_db"]) if r.get("vs_fp32_artifact_db") is not None else "-",
              short_engine(r["engine"]), r["status"]) for r in rows]
     return table(headers, body)
 

@@ -30,11 +30,12 @@ class ExportRequest:
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     output_shapes: tuple[tuple[int, ...], ...]    # PyTorch's output shapes at the example input
-    precision: str
+    precision: str                                # the recipe as the exporter applies it: fp32, fp16, w8, ...
     work_dir: Path                                # empty folder that becomes the artifact
     stem: str
     dynamic_hw: bool = False
     sample_inputs: Sequence[Mapping[str, np.ndarray]] = ()  # real inputs, for converters that want data
+    calibration: Sequence[Mapping[str, np.ndarray]] = ()    # photos fitted to the inputs, for int8 ranges
     options: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -14,7 +14,7 @@ DYNAMIC_HW_RANGE = (16, 2048)
 
 class CoreMLExporter(Exporter):
     format = "coreml"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "w8", "w8a8", "palettize4", "palettize6", "sparse")
     default_precisions = ("fp32", "fp16")
 
     def export(self, request: ExportRequest) -> ArtifactRecord:
@@ -47,7 +47,10 @@ class CoreMLExporter(Exporter):
                 shape[3] = ct.RangeDim(lo, hi, default=shape[3])
             return ct.TensorType(name=name, shape=ct.Shape(shape), dtype=np.float32)
 
-        precision = ct.precision.FLOAT16 if request.precision == "fp16" else ct.precision.FLOAT32
+        # int8 activations are quantized from an fp16 program, as Core ML runs them on device (coremltools'
+        # activation passes expect fp16 scales)
+        fp16 = request.precision in ("fp16", "w8a8")
+        precision = ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32
         path = request.work_dir / f"{request.stem}.mlpackage"
         try:
             with captured_output():
@@ -58,10 +61,21 @@ class CoreMLExporter(Exporter):
                     compute_precision=precision,
                     minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
                 )
-                mlmodel.short_description = f"{request.stem} ({request.precision}) exported by edgeport"
-                mlmodel.save(str(path))
         except Exception as exc:
             raise ExportError(f"coremltools.convert failed: {short_message(exc)}", op=failing_op(str(exc))) from exc
+        recipe: dict = {}
+        if request.precision not in ("fp32", "fp16"):
+            from quantize.coreml_recipes import compress_coreml
+
+            try:
+                with captured_output():
+                    mlmodel, recipe = compress_coreml(request.precision, mlmodel, request.calibration)
+            except Exception as exc:
+                raise ExportError(f"coremltools.optimize {request.precision} failed: {short_message(exc)}",
+                                  op=failing_op(str(exc))) from exc
+        mlmodel.short_description = f"{request.stem} ({request.precision}) exported by edgeport"
+        with captured_output():
+            mlmodel.save(str(path))
 
         spec = mlmodel.get_spec()
 
@@ -78,7 +92,8 @@ class CoreMLExporter(Exporter):
             outputs=tuple(binding(n, s) for n, s in zip(request.output_names, request.output_shapes)),
             details={"pipeline": "torch.export -> run_decompositions -> coremltools.convert (mlprogram)",
                      "compute_precision": precision.name if hasattr(precision, "name") else str(precision),
-                     "minimum_deployment_target": DEPLOYMENT_TARGET,
+                     "minimum_deployment_target": recipe.pop("minimum_deployment_target", DEPLOYMENT_TARGET),
+                     **({"recipe": recipe} if recipe else {}),
                      "specification_version": spec.specificationVersion,
                      "dynamic_hw": list(DYNAMIC_HW_RANGE) if request.dynamic_hw else False},
             versions={"torch": torch.__version__, "coremltools": ct.__version__},

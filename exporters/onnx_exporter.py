@@ -1,6 +1,7 @@
 """ONNX through torch.onnx's dynamo exporter: one self-contained file."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -32,15 +33,30 @@ def write_onnx(module, example_inputs: tuple, path: Path, input_names: Sequence[
 
 class OnnxExporter(Exporter):
     format = "onnx"
-    precisions = ("fp32",)
+    precisions = ("fp32", "fp16", "w8", "w8a8")
 
     def export(self, request: ExportRequest) -> ArtifactRecord:
         import onnx
         import torch
 
         path = request.work_dir / f"{request.stem}.onnx"
-        write_onnx(request.module, request.example_inputs, path, request.input_names, request.output_names,
-                   request.dynamic_hw)
+        recipe_details: dict = {}
+        if request.precision == "fp32":
+            write_onnx(request.module, request.example_inputs, path, request.input_names, request.output_names,
+                       request.dynamic_hw)
+        else:
+            from quantize.onnx_recipes import compress_onnx
+
+            with tempfile.TemporaryDirectory(prefix="edgeport-onnx-") as tmp:
+                fp32 = Path(tmp) / "fp32.onnx"
+                write_onnx(request.module, request.example_inputs, fp32, request.input_names,
+                           request.output_names, request.dynamic_hw)
+                try:
+                    with captured_output():
+                        recipe_details = compress_onnx(request.precision, fp32, path, request.calibration)
+                except Exception as exc:
+                    raise ExportError(f"onnxruntime {request.precision} failed: {short_message(exc)}",
+                                      op=failing_op(str(exc))) from exc
         proto = onnx.load(str(path), load_external_data=False)
         onnx.checker.check_model(proto)
         opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -56,9 +72,17 @@ class OnnxExporter(Exporter):
             inputs=tuple(binding(n, s) for n, s in zip(request.input_names, in_shapes)),
             outputs=tuple(binding(n, s) for n, s in zip(request.output_names, request.output_shapes)),
             details={"opset": opset, "ir_version": proto.ir_version, "dynamic_hw": request.dynamic_hw,
-                     "nodes": len(proto.graph.node)},
-            versions={"torch": torch.__version__, "onnx": onnx.__version__},
+                     "nodes": len(proto.graph.node), **({"recipe": recipe_details} if recipe_details else {})},
+            versions={"torch": torch.__version__, "onnx": onnx.__version__, **_ort_version(request.precision)},
         )
+
+
+def _ort_version(precision: str) -> dict[str, str]:
+    if precision == "fp32":
+        return {}
+    import onnxruntime
+
+    return {"onnxruntime": onnxruntime.__version__}
 
 
 EXPORTER = OnnxExporter()

@@ -25,13 +25,27 @@ ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
 def _convert_litert_torch(request: ExportRequest, path: Path) -> None:
+    """fp32 from the module as is; w8a8 through the PT2E quantizer, calibrated on request.calibration."""
     with captured_output():
         try:
             import litert_torch
 
-            litert_torch.convert(request.module, request.example_inputs).export(str(path))
+            module, config = request.module, None
+            if request.precision == "w8a8":
+                from quantize.tflite_recipes import pt2e_int8_module
+
+                batches = [tuple(torch_tensor(c[n]) for n in request.input_names) for c in request.calibration]
+                module, config = pt2e_int8_module(module, request.example_inputs, batches)
+            litert_torch.convert(module, request.example_inputs, quant_config=config).export(str(path))
         except Exception as exc:
-            raise ExportError(f"litert-torch failed: {short_message(exc)}", op=failing_op(str(exc))) from exc
+            step = "litert-torch PT2E int8" if request.precision == "w8a8" else "litert-torch"
+            raise ExportError(f"{step} failed: {short_message(exc)}", op=failing_op(str(exc))) from exc
+
+
+def torch_tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.asarray(array))
 
 
 def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
@@ -60,8 +74,14 @@ def _convert_onnx2tf(request: ExportRequest, path: Path) -> None:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
         cmd = [sys.executable, "-c", "import onnx2tf; onnx2tf.main()", "-i", str(onnx_path), "-o", str(work / "out"),
                "-n", "-coion"]
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         produced = work / "out" / "model_float32.tflite"
+        if request.precision == "w8a8":   # TF converter's full-integer quantization, float32 I/O kept
+            from quantize.tflite_recipes import onnx2tf_calibration_args
+
+            cmd += ["-oiqt", "-qt", "per-channel",
+                    *onnx2tf_calibration_args(request.calibration, request.input_names, work)]
+            produced = work / "out" / "model_integer_quant.tflite"
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not produced.is_file():
             log = (proc.stderr + proc.stdout).strip().splitlines()
             reason = next((ln for ln in reversed(log) if "Error" in ln or "error" in ln), log[-1] if log else "")
@@ -117,13 +137,17 @@ def _order_by_names(details: list[dict[str, Any]], names: tuple[str, ...]) -> li
 
 class TFLiteExporter(Exporter):
     format = "tflite"
-    precisions = ("fp32",)
+    precisions = ("fp32", "fp16", "w8", "w8a8")
 
     def export(self, request: ExportRequest) -> ArtifactRecord:
         wanted = request.options.get("tflite_route", "auto")
         if wanted not in ("auto", *ROUTES):
             raise ExportError(f"unknown TFLite route {wanted!r}; use auto, {', '.join(ROUTES)}")
-        path = request.work_dir / f"{request.stem}.tflite"
+        if request.precision == "w8a8" and not request.calibration:
+            raise ExportError("w8a8 needs calibration inputs")
+        final = request.work_dir / f"{request.stem}.tflite"
+        post = request.precision in ("fp16", "w8")     # ai-edge-quantizer on the fp32 file
+        path = request.work_dir / ".fp32.tflite" if post else final
         routes = ROUTES if wanted == "auto" else (wanted,)
         failures: list[str] = []
         last: ExportError | None = None
@@ -137,16 +161,40 @@ class TFLiteExporter(Exporter):
                 path.unlink(missing_ok=True)
         else:
             raise ExportError("; then ".join(failures), op=last.op if last else None)
+        recipe: dict[str, Any] = {}
+        if post:
+            from quantize.tflite_recipes import compress_tflite_file
+
+            try:
+                with captured_output():
+                    recipe = compress_tflite_file(request.precision, path, final)
+            except Exception as exc:
+                raise ExportError(f"ai-edge-quantizer {request.precision} failed: {short_message(exc)}",
+                                  op=failing_op(str(exc))) from exc
+            finally:
+                path.unlink(missing_ok=True)
+        elif request.precision == "w8a8":
+            recipe = ({"tool": "litert-torch PT2E (torchao prepare_pt2e/convert_pt2e)", "weights": "int8 per channel",
+                       "activations": "int8 per tensor, calibrated"} if route == "litert-torch" else
+                      {"tool": "onnx2tf -oiqt (TF converter full-integer)", "weights": "int8 per channel",
+                       "activations": "int8, calibrated", "io": "float32"})
+            recipe["calibration_samples"] = len(request.calibration)
+        from exporters.tflite_delegation import xnnpack_delegation
+
+        delegation = xnnpack_delegation(final)
         warnings = []
+        if delegation.split:
+            warnings.append(delegation.describe())
         if request.dynamic_hw:
             warnings.append("TFLite artifacts are fixed-shape: dynamic H/W is not supported by either route")
         if failures:
             warnings.append(f"fell back to {route}: {failures[0]}")
-        inputs, outputs = _bindings(request, path)
+        inputs, outputs = _bindings(request, final)
         return ArtifactRecord(
-            format=self.format, precision=request.precision, route=route, main_file=path.name,
+            format=self.format, precision=request.precision, route=route, main_file=final.name,
             files=file_records(request.work_dir), inputs=inputs, outputs=outputs,
-            details={"fallback_from": failures, "fixed_shape": True},
+            details={"fallback_from": failures, "fixed_shape": True, "delegation": delegation.to_dict(),
+                     "delegation_summary": delegation.describe(), **({"recipe": recipe} if recipe else {})},
             versions=_versions(route), warnings=tuple(warnings),
         )
 
@@ -154,8 +202,8 @@ class TFLiteExporter(Exporter):
 def _versions(route: str) -> dict[str, str]:
     from importlib.metadata import version
 
-    names = ["torch", "ai-edge-litert"] + (["litert-torch"] if route == "litert-torch"
-                                           else ["onnx", "onnx2tf", "tensorflow-cpu"])
+    names = ["torch", "ai-edge-litert", "ai-edge-quantizer"] + (["litert-torch"] if route == "litert-torch"
+                                                                else ["onnx", "onnx2tf", "tensorflow-cpu"])
     return {n: version(n) for n in names}
 
 

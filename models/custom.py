@@ -15,8 +15,8 @@ from torch import nn
 
 from models.checkpoint import load_state_dict_file
 from models.errors import ModelError
-from models.samples import SAMPLE_PHOTOS, fit_photo, random_input, sample_photo
-from models.spec import ModelMetadata, ModelSpec, ParityInput, TensorContract
+from models.samples import fit_photo, parity_photos, random_input
+from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
 
 REFERENCE = re.compile(r"^(?P<path>.+\.py):(?P<factory>[A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -68,11 +68,12 @@ def _checked_factory(factory: Callable[[], Any], label: str) -> Callable[[], nn.
     return build
 
 
-def generic_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[ParityInput]:
+def generic_inputs(contracts: tuple[TensorContract, ...], seed: int,
+                   photos: Sequence[Photo] | None = None) -> list[ParityInput]:
     """Photos into every 3-channel image input (random data elsewhere), then an all-random sample."""
     samples = []
-    for i, name in enumerate(SAMPLE_PHOTOS):
-        arrays = {c.name: fit_photo(sample_photo(name), c) if len(c.shape) == 4 and c.shape[1] == 3
+    for i, (name, photo) in enumerate(photos or parity_photos()):
+        arrays = {c.name: fit_photo(photo, c) if len(c.shape) == 4 and c.shape[1] == 3
                   else random_input(c, seed + 1 + i) for c in contracts}
         samples.append(ParityInput(f"photo:{name}", arrays))
     samples.append(ParityInput(f"random:seed={seed}", {c.name: random_input(c, seed) for c in contracts}))

@@ -5,12 +5,17 @@ The photos are scikit-image's bundled samples (no download), so every machine bu
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
-from models.spec import ParityInput, TensorContract
+from models.spec import ParityInput, Photo, TensorContract
 
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea")
+# Calibration for int8 uses other photos than parity does, so a quantized export is judged on images it
+# was not calibrated on. camera, coins, brick and clock are grayscale, repeated into RGB.
+CALIBRATION_PHOTOS = ("rocket", "immunohistochemistry", "retina", "hubble_deep_field", "camera", "coins",
+                      "brick", "clock")
 
 
 @lru_cache(maxsize=None)
@@ -22,6 +27,14 @@ def sample_photo(name: str) -> np.ndarray:
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
     return np.ascontiguousarray(img[..., :3])
+
+
+def parity_photos() -> list[Photo]:
+    return [(name, sample_photo(name)) for name in SAMPLE_PHOTOS]
+
+
+def bundled_calibration_photos() -> list[Photo]:
+    return [(name, sample_photo(name)) for name in CALIBRATION_PHOTOS]
 
 
 def fit_photo(rgb: np.ndarray, contract: TensorContract) -> np.ndarray:
@@ -58,12 +71,13 @@ def random_input(contract: TensorContract, seed: int) -> np.ndarray:
     return rng.uniform(lo, hi, size=contract.shape).astype(contract.dtype)
 
 
-def photo_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[ParityInput]:
-    """For single-image models: each sample photo, then one seeded random input."""
+def photo_inputs(contracts: tuple[TensorContract, ...], seed: int,
+                 photos: Sequence[Photo] | None = None) -> list[ParityInput]:
+    """For single-image models: each photo (the parity photos by default), then one seeded random input."""
     if len(contracts) != 1:
         raise ValueError("photo_inputs fits single-input image models; give the spec its own input maker")
     (contract,) = contracts
-    samples = [ParityInput(f"photo:{name}", {contract.name: fit_photo(sample_photo(name), contract)})
-               for name in SAMPLE_PHOTOS]
+    samples = [ParityInput(f"photo:{name}", {contract.name: fit_photo(rgb, contract)})
+               for name, rgb in photos or parity_photos()]
     samples.append(ParityInput(f"random:seed={seed}", {contract.name: random_input(contract, seed)}))
     return samples

@@ -52,7 +52,12 @@ class ParityGate:
         return cls(min_psnr_db=float(d["min_psnr_db"]), min_cosine=d.get("min_cosine"))
 
 
-DEFAULT_GATES: Mapping[str, ParityGate] = {"fp32": ParityGate(60.0), "fp16": ParityGate(40.0)}
+# Worst-sample PSNR against PyTorch fp32, per recipe (quantize/recipes.py). A recipe not listed (prune<N>,
+# sparse<N>) is held to fp32's bound against the rewritten PyTorch model it was exported from.
+DEFAULT_GATES: Mapping[str, ParityGate] = {
+    "fp32": ParityGate(60.0), "fp16": ParityGate(40.0), "w8": ParityGate(35.0), "w8a8": ParityGate(30.0),
+    "palettize6": ParityGate(30.0), "palettize4": ParityGate(25.0),
+}
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,14 @@ class ModelMetadata:
     notes: str = ""
 
 
+# (label, HxWx3 uint8 RGB): a photo an input maker fits to the contracts
+Photo = tuple[str, np.ndarray]
 # factory(**config) -> nn.Module; loader(module, path) loads weights in place, raising CheckpointError;
-# input maker(contracts, seed) -> parity inputs.
+# input maker(contracts, seed, photos=None) -> one input per photo (the parity photos by default) plus a
+# seeded random one labelled "random:..."; calibration passes its own photos.
 Factory = Callable[..., Any]
 WeightsLoader = Callable[[Any, Path], None]
-InputMaker = Callable[[tuple[TensorContract, ...], int], list[ParityInput]]
+InputMaker = Callable[..., list[ParityInput]]
 # (module, example input batch built from the parity photos) -> None; see models.random_init.OutputInit
 RandomInit = Callable[[Any, Sequence[Any]], None]
 # (PyTorch outputs, runtime outputs) of one sample -> named task scores, e.g. {"mask_iou": 0.998}

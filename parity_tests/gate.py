@@ -101,8 +101,9 @@ def judge(samples: Sequence[SampleResult], gate: ParityGate) -> tuple[str, str]:
 
 def evaluate(record: ArtifactRecord, artifact_dir: Path, inputs: Sequence[ParityInput],
              references: Sequence[Mapping[str, np.ndarray]], gate: ParityGate, seed: int,
-             task_metric: TaskMetric | None = None) -> ParityReport:
-    """Run every parity input through the artifact's runtime and compare with PyTorch's outputs."""
+             task_metric: TaskMetric | None = None, outputs_sink: list | None = None) -> ParityReport:
+    """Run every parity input through the artifact's runtime and compare with PyTorch's outputs (the
+    runtime's outputs are appended to outputs_sink, for comparing two artifacts of one format)."""
     try:
         runtime = open_runtime(record, artifact_dir)
     except RuntimeUnavailable as exc:
@@ -115,6 +116,8 @@ def evaluate(record: ArtifactRecord, artifact_dir: Path, inputs: Sequence[Parity
     try:
         for sample, ref in zip(inputs, references):
             got = runtime.run(sample.arrays)
+            if outputs_sink is not None:
+                outputs_sink.append(got)
             results += [SampleResult(sample.label, name, compare(ref[name], got[name])) for name in ref]
             if task_metric is not None:
                 task.append((sample.label, task_metric(ref, got)))
@@ -123,6 +126,16 @@ def evaluate(record: ArtifactRecord, artifact_dir: Path, inputs: Sequence[Parity
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300], seed)
     status, message = judge(results, gate)
     return ParityReport(status, runtime.engine, gate, tuple(results), message, seed, tuple(task))
+
+
+def versus_outputs(references: Sequence[Mapping[str, np.ndarray]], actual: Sequence[Mapping[str, np.ndarray]]) -> float:
+    """Worst PSNR (dB) of `actual` against `references`, over samples and outputs; NaN anywhere gives -inf."""
+    worst = math.inf
+    for ref, got in zip(references, actual):
+        for name in ref:
+            m = compare(ref[name], got[name])
+            worst = min(worst, m.psnr_db if m.finite else -math.inf)
+    return worst
 
 
 def torch_references(module: Any, inputs: Sequence[ParityInput], input_names: Sequence[str],
@@ -214,7 +227,9 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     contracts = tuple(TensorContract(**{**c, "shape": tuple(c["shape"]),
                                         "value_range": tuple(math.inf if v is None else v for v in c["value_range"])})
                       for c in manifest["contract"]["inputs"])
-    key = json.dumps([manifest["source"], [c["shape"] for c in manifest["contract"]["inputs"]], seed], sort_keys=True)
+    recipe_key = (manifest.get("recipe") or {}).get("name") if (manifest.get("recipe") or {}).get("kind") == "module" else None
+    key = json.dumps([manifest["source"], [c["shape"] for c in manifest["contract"]["inputs"]], seed, recipe_key],
+                     sort_keys=True)
     if key not in cache.entries:
         try:
             source = ModelSource.from_dict(manifest["source"])
@@ -224,6 +239,15 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
             check.report = ParityReport("error", "PyTorch reference", gate, message=str(exc), seed=seed)
             return check
         inputs = spec.make_inputs(contracts, seed)
+        recipe = manifest.get("recipe") or {}
+        if recipe.get("kind") == "module":   # prune<N> / sparse<N>: the reference is the rewritten model
+            from quantize.recipes import parse_recipe
+            from quantize.variants import module_for_recipe
+
+            import torch
+
+            example = tuple(torch.from_numpy(inputs[0].arrays[c.name]) for c in contracts)
+            module = module_for_recipe(parse_recipe(recipe["name"]), module, example).module
         refs = torch_references(module, inputs, [c.name for c in contracts],
                                 [o["name"] for o in manifest["contract"]["outputs"]])
         cache.entries[key] = Reference(inputs, refs, spec.task_metric)

@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
-from exporters.base import ArtifactRecord, TensorBinding
+from exporters.base import ArtifactRecord, TensorBinding, captured_output
 
 PARITY_THREADS = 2
 
@@ -81,7 +81,6 @@ class LiteRTRunner:
     def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        from exporters.base import captured_output
 
         # AUTO applies the default delegate, XNNPACK, as a phone's CPU path would; each delegated partition
         # shows up as a DELEGATE node in the execution plan, so the label is measured, not assumed.
@@ -137,6 +136,25 @@ def _tflite(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
 def _coreml(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
     if platform.system() == "Darwin":
         return CoreMLPredictRunner(record, artifact_dir)
-    from parity_tests.mil_eval import MilProgramRunner  # Core ML prediction raises off macOS
+    return MilProgramRunner(record, artifact_dir)   # Core ML prediction raises off macOS
 
-    return MilProgramRunner(record, artifact_dir)
+
+class MilProgramRunner:
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+        from exporters.mil.ops import MilEvalError
+        from exporters.mil.program import MilEvaluator, load_mil_program
+
+        with captured_output():
+            import coremltools as ct
+
+        try:
+            self.evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
+        except MilEvalError as exc:
+            raise RuntimeUnavailable(str(exc)) from exc
+        self.record = record
+        self.engine = (f"edgeport MIL evaluator (Linux: Core ML predict needs macOS; coremltools {ct.__version__}, "
+                       "torch CPU, fp16 rounded per op)")
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.evaluator.run({b.artifact_name: inputs[b.name] for b in self.record.inputs})
+        return {b.name: out[b.artifact_name] for b in self.record.outputs}

@@ -105,7 +105,7 @@ def test_export_target_errors(tmp_path, args, needle, model_file):
 def test_python_api_takes_a_module_object(tmp_path):
     torch.manual_seed(0)
     module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh())
-    summary = api.export(module, inputs=[(1, 3, 16, 16)], to=["onnx", "coreml"], precisions=["fp32"], out=tmp_path,
+    summary = api.export(module, inputs=[(1, 3, 16, 16)], to=["onnx", "coreml"], recipes=["fp32"], out=tmp_path,
                          name="my-filter")
     assert summary.model == "my-filter" and all(r.status == "pass" for r in summary.rows)
     checks = api.check(tmp_path)

@@ -6,14 +6,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from parity_tests.metrics import compare
-from parity_tests.mil_ops import MilEvalError
-from parity_tests.mil_resize import bilinear_grid
+from exporters.mil.ops import MilEvalError
+from exporters.mil.resize import bilinear_grid
 
 
 def _convert(module, x, precision, tmp_path):
     import coremltools as ct
 
-    from parity_tests.mil_eval import MilEvaluator, load_mil_program
+    from exporters.mil.program import MilEvaluator, load_mil_program
 
     ep = torch.export.export(module.eval(), (x,)).run_decompositions({})
     ml = ct.convert(ep, convert_to="mlprogram", inputs=[ct.TensorType(name="x", shape=x.shape, dtype=np.float32)],

@@ -59,7 +59,7 @@ def test_manifest_records_files_versions_contract_source_and_parity(tiny_export)
 
 def test_x2plus_pixel_unshuffle_exports_everywhere(tmp_path):
     plan = ExportPlan(model="realesrgan-x2plus", formats=("onnx", "tflite", "coreml"), out_root=tmp_path,
-                      precisions=("fp32",), input_hw=(16, 16), config={"num_block": 1, "num_feat": 16,
+                      recipes=("fp32",), input_hw=(16, 16), config={"num_block": 1, "num_feat": 16,
                                                                        "num_grow_ch": 8})
     summary = run_export(plan)
     assert [r.status for r in summary.rows] == ["pass"] * 3, [r.message for r in summary.rows]
@@ -78,10 +78,10 @@ def test_onnx2tf_route_reads_its_own_layout(tmp_path):
 def test_dynamic_hw_onnx_and_coreml_run_at_other_sizes(tmp_path):
     import onnxruntime as ort
 
-    from parity_tests.mil_eval import MilEvaluator, load_mil_program
+    from exporters.mil.program import MilEvaluator, load_mil_program
 
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx", "coreml"), out_root=tmp_path,
-                      input_hw=(16, 16), precisions=("fp32",), config={"num_conv": 2, "num_feat": 16},
+                      input_hw=(16, 16), recipes=("fp32",), config={"num_conv": 2, "num_feat": 16},
                       dynamic_hw=True)
     onnx_row, coreml_row = run_export(plan).rows
     assert onnx_row.status == "pass" and coreml_row.status == "pass", (onnx_row, coreml_row)
@@ -119,7 +119,7 @@ def test_a_failing_format_is_reported_and_does_not_stop_the_others(tmp_path, mon
 
     monkeypatch.setattr(models, "all_specs", lambda: {"test-net": _fake_spec(_NearestExact)})
     summary = run_export(ExportPlan(model="test-net", formats=("coreml", "onnx"), out_root=tmp_path,
-                                    precisions=("fp32",)))
+                                    recipes=("fp32",)))
     coreml, onnx = summary.rows
     assert coreml.status == "export-failed" and "upsample_nearest_exact2d" in (coreml.op or "")
     assert "coremltools.convert failed" in coreml.message

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 from torch import nn
@@ -10,16 +10,17 @@ from torch import nn
 from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
 from models.depth.fcrn import FCRN
 from models.random_init import OutputInit
-from models.samples import SAMPLE_PHOTOS, fit_photo, random_input, sample_photo
+from models.samples import fit_photo, parity_photos, random_input
 from models.segmenter import normalise_rgb
-from models.spec import ModelMetadata, ModelSpec, ParityInput, TensorContract
+from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
 
 
-def depth_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[ParityInput]:
+def depth_inputs(contracts: tuple[TensorContract, ...], seed: int,
+                 photos: Sequence[Photo] | None = None) -> list[ParityInput]:
     (contract,) = contracts
     rgb = TensorContract("rgb", contract.shape)
-    samples = [ParityInput(f"photo:{name}", {contract.name: normalise_rgb(fit_photo(sample_photo(name), rgb))})
-               for name in SAMPLE_PHOTOS]
+    samples = [ParityInput(f"photo:{name}", {contract.name: normalise_rgb(fit_photo(photo, rgb))})
+               for name, photo in photos or parity_photos()]
     samples.append(ParityInput(f"random:seed={seed}", {contract.name: normalise_rgb(random_input(rgb, seed))}))
     return samples
 

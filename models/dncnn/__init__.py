@@ -6,14 +6,15 @@ output = input - predicted noise.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from models.checkpoint import load_state_dict_file
-from models.samples import fit_photo, random_input, sample_photo, SAMPLE_PHOTOS
-from models.spec import ModelMetadata, ModelSpec, ParityInput, TensorContract
+from models.samples import fit_photo, parity_photos, random_input
+from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
 
 
 class DnCNN(nn.Module):
@@ -37,13 +38,14 @@ def load_kair_checkpoint(module: nn.Module, path: Path) -> None:
 NOISE_SIGMA = 25.0 / 255.0
 
 
-def noisy_photo_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[ParityInput]:
+def noisy_photo_inputs(contracts: tuple[TensorContract, ...], seed: int,
+                       photos: Sequence[Photo] | None = None) -> list[ParityInput]:
     """Each sample photo with seeded Gaussian noise (sigma 25/255, the usual benchmark level), and pure noise."""
     (contract,) = contracts
     rng = np.random.default_rng(seed)
     samples = []
-    for name in SAMPLE_PHOTOS:
-        clean = fit_photo(sample_photo(name), contract)
+    for name, photo in photos or parity_photos():
+        clean = fit_photo(photo, contract)
         noisy = clean + rng.normal(0.0, NOISE_SIGMA, clean.shape).astype(np.float32)
         samples.append(ParityInput(f"noisy-photo:{name}", {contract.name: noisy.astype(np.float32)}))
     samples.append(ParityInput(f"random:seed={seed}", {contract.name: random_input(contract, seed)}))

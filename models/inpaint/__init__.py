@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from torch import nn
@@ -10,8 +11,8 @@ from models.checkpoint import load_state_dict_file
 from models.inpaint.gmcnn import GMCNN
 from models.inpaint.pconv import PConvUNet
 from models.random_init import OutputInit
-from models.samples import SAMPLE_PHOTOS, fit_photo, sample_photo
-from models.spec import ModelMetadata, ModelSpec, ParityInput, TensorContract, multiple_of
+from models.samples import fit_photo, parity_photos
+from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract, multiple_of
 
 
 def hole_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -34,33 +35,36 @@ def hole_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return mask
 
 
-def _photos_and_holes(height: int, width: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _photos_and_holes(height: int, width: int, seed: int,
+                      photos: Sequence[Photo] | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(label, RGB in [0,1] as 1x3xHxW, hole mask HxW) for each sample photo and one random image."""
     rng = np.random.default_rng(seed)
     rgb_contract = TensorContract("rgb", (1, 3, height, width))
-    items = [(f"photo-with-hole:{name}", fit_photo(sample_photo(name), rgb_contract), hole_mask(height, width, rng))
-             for name in SAMPLE_PHOTOS]
+    items = [(f"photo-with-hole:{name}", fit_photo(photo, rgb_contract), hole_mask(height, width, rng))
+             for name, photo in photos or parity_photos()]
     items.append((f"random:seed={seed}", rng.uniform(0, 1, (1, 3, height, width)).astype(np.float32),
                   hole_mask(height, width, rng)))
     return items
 
 
-def gmcnn_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[ParityInput]:
+def gmcnn_inputs(contracts: tuple[TensorContract, ...], seed: int,
+                 photos: Sequence[Photo] | None = None) -> list[ParityInput]:
     (contract,) = contracts
     _, _, h, w = contract.shape
     samples = []
-    for label, rgb, hole in _photos_and_holes(h, w, seed):
+    for label, rgb, hole in _photos_and_holes(h, w, seed, photos):
         image = (rgb * 2 - 1) * (1 - hole)                    # [-1, 1], zero in the hole, as upstream's test
         x = np.concatenate([image, hole[None, None]], axis=1).astype(np.float32)
         samples.append(ParityInput(label, {contract.name: x}))
     return samples
 
 
-def pconv_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[ParityInput]:
+def pconv_inputs(contracts: tuple[TensorContract, ...], seed: int,
+                 photos: Sequence[Photo] | None = None) -> list[ParityInput]:
     image_c, mask_c = contracts
     _, _, h, w = image_c.shape
     samples = []
-    for label, rgb, hole in _photos_and_holes(h, w, seed):
+    for label, rgb, hole in _photos_and_holes(h, w, seed, photos):
         valid = np.broadcast_to((1 - hole)[None, None], (1, 3, h, w)).astype(np.float32)
         samples.append(ParityInput(label, {image_c.name: (rgb * valid).astype(np.float32), mask_c.name: valid.copy()}))
     return samples

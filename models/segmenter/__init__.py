@@ -11,9 +11,9 @@ from torch import nn
 from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
 from models.errors import CheckpointError
 from models.random_init import OutputInit
-from models.samples import SAMPLE_PHOTOS, fit_photo, sample_photo
+from models.samples import fit_photo, parity_photos
 from models.segmenter.sharpmask import ClickSegmenter
-from models.spec import ModelMetadata, ModelSpec, ParityInput, TensorContract
+from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -46,16 +46,17 @@ def simulated_clicks(height: int, width: int, rng: np.random.Generator) -> tuple
     return positive, negative
 
 
-def segmenter_inputs(contracts: tuple[TensorContract, ...], seed: int) -> list[ParityInput]:
+def segmenter_inputs(contracts: tuple[TensorContract, ...], seed: int,
+                     photos: Sequence[Photo] | None = None) -> list[ParityInput]:
     image_c, clicks_c = contracts
     _, _, h, w = image_c.shape
     rng = np.random.default_rng(seed)
     rgb_contract = TensorContract("rgb", (1, 3, h, w))
     samples = []
-    for name in SAMPLE_PHOTOS:
+    for name, photo in photos or parity_photos():
         clicks = click_maps(h, w, *simulated_clicks(h, w, rng))
         samples.append(ParityInput(f"photo+clicks:{name}", {
-            image_c.name: normalise_rgb(fit_photo(sample_photo(name), rgb_contract)), clicks_c.name: clicks}))
+            image_c.name: normalise_rgb(fit_photo(photo, rgb_contract)), clicks_c.name: clicks}))
     rgb = rng.uniform(0, 1, (1, 3, h, w)).astype(np.float32)
     samples.append(ParityInput(f"random:seed={seed}", {
         image_c.name: normalise_rgb(rgb), clicks_c.name: click_maps(h, w, *simulated_clicks(h, w, rng))}))

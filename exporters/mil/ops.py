@@ -341,5 +341,5 @@ def space_to_depth(a: OpArgs) -> torch.Tensor:
     return x.reshape(n, c * bs ** 2, h // bs, w // bs)
 
 
-# The resize ops live beside this file; importing them registers them here.
-from parity_tests import mil_resize  # noqa: E402,F401
+# The resize and compressed-weight ops live beside this file; importing them registers them here.
+from exporters.mil import compressed, resize  # noqa: E402,F401

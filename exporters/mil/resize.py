@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from parity_tests.mil_ops import MilEvalError, OpArgs, register_mil_op
+from exporters.mil.ops import MilEvalError, OpArgs, register_mil_op
 
 
 def bilinear_grid(size_in: int, size_out: int, mode: str) -> torch.Tensor:

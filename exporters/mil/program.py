@@ -12,9 +12,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from exporters.base import ArtifactRecord, captured_output
-from parity_tests.mil_ops import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
-from parity_tests.runtimes import RuntimeUnavailable
+from exporters.base import captured_output
+from exporters.mil.ops import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
 
 
 def load_mil_program(package: Path) -> Any:
@@ -45,6 +44,11 @@ class MilEvaluator:
         return {op.op_type for op in self.function.operations}
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        env = self.trace(inputs)
+        return {var.name: env[var.name].float().numpy() for var in self.function.outputs}
+
+    def trace(self, inputs: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Every value the program computes, by MIL variable name (activation ranges, error localisation)."""
         env: dict[str, torch.Tensor] = {}
         for name, var in self.function.inputs.items():
             if name not in inputs:
@@ -58,22 +62,4 @@ class MilEvaluator:
                 results = result if isinstance(result, (tuple, list)) else (result,)
                 for var, value in zip(op.outputs, results):
                     env[var.name] = round_to_dtype(value, var.dtype)
-        return {var.name: env[var.name].float().numpy() for var in self.function.outputs}
-
-
-class MilProgramRunner:
-    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
-        with captured_output():
-            import coremltools as ct
-
-        try:
-            self.evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
-        except MilEvalError as exc:
-            raise RuntimeUnavailable(str(exc)) from exc
-        self.record = record
-        self.engine = (f"edgeport MIL evaluator (Linux: Core ML predict needs macOS; coremltools {ct.__version__}, "
-                       "torch CPU, fp16 rounded per op)")
-
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = self.evaluator.run({b.artifact_name: inputs[b.name] for b in self.record.inputs})
-        return {b.name: out[b.artifact_name] for b in self.record.outputs}
+        return env

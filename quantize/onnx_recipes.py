@@ -1,0 +1,85 @@
+"""ONNX recipes with onnxruntime's own tooling, applied to the fp32 file the ONNX exporter wrote."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+ONNX_RECIPES = ("fp16", "w8", "w8a8")
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader protocol over our calibration inputs."""
+
+    def __init__(self, batches: Sequence[Mapping[str, np.ndarray]]) -> None:
+        self._items = iter([dict(b) for b in batches])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._items, None)
+
+    def rewind(self) -> None:  # onnxruntime calls it on some paths; one pass is all it needs here
+        pass
+
+
+def _preprocessed(src: Path, work: Path) -> tuple[Path, str]:
+    """onnxruntime's recommended pre-pass (shape inference, graph optimisation); the fp32 file if it fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = work / "preprocessed.onnx"
+    try:
+        quant_pre_process(str(src), str(out))
+        return out, "quant_pre_process"
+    except Exception as exc:  # its symbolic shape inference rejects some graphs; quantizing still works
+        return src, f"quant_pre_process skipped ({type(exc).__name__})"
+
+
+def topologically_sorted(model: Any) -> Any:
+    """Nodes in dependency order (the fp16 converter appends its input casts at the end, which ONNX forbids)."""
+    graph = model.graph
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        progress = [n for n in pending if all(i in ready for i in n.input)]
+        if not progress:
+            raise ValueError("the ONNX graph has a cycle or an input nothing produces")
+        for node in progress:
+            ordered.append(node)
+            ready.update(node.output)
+        placed = {id(n) for n in progress}
+        pending = [n for n in pending if id(n) not in placed]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return model
+
+
+def compress_onnx(recipe: str, fp32_path: Path, out_path: Path,
+                  calibration: Sequence[Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """Write the recipe's model to out_path; returns what was done, for the manifest."""
+    import onnx
+
+    if recipe == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+        onnx.save(topologically_sorted(model), str(out_path))
+        return {"tool": "onnxruntime.transformers.float16", "io": "float32 (cast inside)"}
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    with tempfile.TemporaryDirectory(prefix="edgeport-ortq-") as tmp:
+        src, pre = _preprocessed(fp32_path, Path(tmp))
+        if recipe == "w8":
+            quantize_dynamic(str(src), str(out_path), per_channel=True, weight_type=QuantType.QInt8)
+            return {"tool": "onnxruntime.quantization.quantize_dynamic", "weights": "int8 per channel",
+                    "activations": "quantized at run time per tensor (ConvInteger/MatMulInteger)", "pre_pass": pre}
+        if recipe == "w8a8":
+            if not calibration:
+                raise ValueError("w8a8 needs calibration inputs")
+            quantize_static(str(src), str(out_path), _Batches(calibration), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+            return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
+                    "weights": "int8 per channel", "activations": "int8 per tensor, min/max calibrated",
+                    "calibration_samples": len(calibration), "pre_pass": pre}
+    raise ValueError(f"ONNX has no recipe {recipe!r}")

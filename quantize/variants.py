@@ -1,0 +1,55 @@
+"""Module recipes: the rewritten PyTorch model a prune<N> or sparse<N> export starts from."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from quantize.recipes import Recipe
+
+# Same threshold as the Core ML compression (quantize.coreml_recipes): tiny weights stay dense.
+SPARSE_MIN_ELEMENTS = 2048
+
+
+@dataclass(frozen=True)
+class ModuleVariant:
+    module: nn.Module
+    details: dict[str, Any] = field(default_factory=dict)
+    warning: str = ""
+
+
+def zero_smallest_weights(module: nn.Module, percent: float) -> tuple[nn.Module, dict[str, Any]]:
+    """A copy where each conv/linear weight (of at least SPARSE_MIN_ELEMENTS) has its `percent` % smallest
+    magnitudes set to zero: unstructured sparsity, which only a sparse weight format turns into bytes saved."""
+    sparse = copy.deepcopy(module).eval()
+    zeroed = total = layers = 0
+    with torch.no_grad():
+        for layer in sparse.modules():
+            if not isinstance(layer, (nn.Conv2d, nn.Linear)) or layer.weight.numel() < SPARSE_MIN_ELEMENTS:
+                continue
+            w = layer.weight
+            k = int(round(w.numel() * percent / 100))
+            if k:
+                threshold = w.abs().flatten().kthvalue(k).values
+                w.masked_fill_(w.abs() <= threshold, 0.0)
+            zeroed += int((w == 0).sum())
+            total += w.numel()
+            layers += 1
+    return sparse, {"method": "unstructured magnitude pruning per layer (no fine-tuning)",
+                    "layers": layers, "weights_zeroed": zeroed, "weights_in_those_layers": total,
+                    "sparsity": round(zeroed / total, 4) if total else 0.0, "min_elements": SPARSE_MIN_ELEMENTS}
+
+
+def module_for_recipe(recipe: Recipe, module: nn.Module, example_inputs: Sequence[torch.Tensor]) -> ModuleVariant:
+    if recipe.prune_percent:
+        from quantize.prune import prune_channels
+
+        result = prune_channels(module, example_inputs, recipe.prune_percent)
+        return ModuleVariant(result.module, result.to_dict(), result.shortfall)
+    if recipe.sparsity_percent:
+        sparse, details = zero_smallest_weights(module, recipe.sparsity_percent)
+        return ModuleVariant(sparse, details)
+    return ModuleVariant(module)
