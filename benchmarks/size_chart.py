@@ -19,7 +19,7 @@ def draw_size_chart(models: list[ModelSizes], path: Path) -> None:
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
     largest = max([a.bytes for m in models for a in m.artifacts] + [m.fp32_bytes for m in models] + [1])
-    draw.text((PAD, PAD), "Artifact size per model, format and precision (tick: fp32 weights)", fill="black",
+    draw.text((PAD, PAD), "Artifact size per model, format and recipe (tick: fp32 weights)", fill="black",
               font=font)
     y = PAD * 2 + ROW
     for m in models:

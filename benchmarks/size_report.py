@@ -1,4 +1,4 @@
-"""Size report over exported artifacts: what each format and precision costs on disk, against fp32 weights.
+"""Size report over exported artifacts: what each format and recipe costs on disk, against fp32 weights.
 
 Reads only manifests (and the zoo spec, for the largest layers), so it covers whatever recipes exist.
 """
@@ -64,12 +64,15 @@ def collect(root: Path) -> list[ModelSizes]:
     by_model: dict[str, ModelSizes] = {}
     for path in find_manifests(Path(root)):
         manifest = json.loads(path.read_text())
-        name, params = manifest["model"]["name"], int(manifest["model"]["params"])
+        recipe = manifest.get("recipe") or {}
+        name = manifest["model"]["name"]
+        # a pruned model's manifest counts its own (fewer) params; its original ones are the yardstick
+        params = int(recipe.get("original_params", manifest["model"]["params"]))
         if name not in by_model:
             layers, note = largest_layers(manifest["source"], [c["shape"] for c in manifest["contract"]["inputs"]])
             by_model[name] = ModelSizes(name, params, layers, note=note)
         art = manifest["artifact"]
-        by_model[name].artifacts.append(ArtifactSize(art["format"], art["precision"], art["route"],
+        by_model[name].artifacts.append(ArtifactSize(art["format"], recipe.get("name", art["precision"]), art["route"],
                                                      int(art["total_bytes"]), art["total_bytes"] / (params * 4),
                                                      str(path.parent)))
     for sizes in by_model.values():
@@ -82,7 +85,7 @@ def _mb(n: int) -> str:
 
 
 def to_markdown(models: list[ModelSizes]) -> str:
-    lines = ["# Size report", "", "| model | params | fp32 weights | format | precision | route | artifact | vs fp32 |",
+    lines = ["# Size report", "", "| model | params | fp32 weights | format | recipe | route | artifact | vs fp32 |",
              "|---|---|---|---|---|---|---|---|"]
     for m in models:
         for a in m.artifacts:

@@ -194,8 +194,9 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
                 refs = torch_references(made.module, samples, input_names, output_names)
                 prof = profile_model(lambda: copy.deepcopy(made.module).to("meta"), shapes)
                 drift = versus_outputs(references, refs)
-                variants[recipe.name] = _Variant(made.module, refs, prof,
-                                                 {**made.details, "vs_original_pytorch_db": drift}, made.warning)
+                details = {**made.details, "vs_original_pytorch_db": _finite_or_none(drift),
+                           "original_params": profile.params, "original_macs": profile.macs}
+                variants[recipe.name] = _Variant(made.module, refs, prof, details, made.warning)
             except (RecipeError, ValueError, RuntimeError) as exc:
                 variants[recipe.name] = exc
         found = variants[recipe.name]

@@ -154,6 +154,7 @@ class TFLiteExporter(Exporter):
         for route in routes:
             try:
                 (_convert_litert_torch if route == "litert-torch" else _convert_onnx2tf)(request, path)
+                _require_float_io(path)
                 break
             except ExportError as exc:
                 failures.append(str(exc))
@@ -197,6 +198,18 @@ class TFLiteExporter(Exporter):
                      "delegation_summary": delegation.describe(), **({"recipe": recipe} if recipe else {})},
             versions=_versions(route), warnings=tuple(warnings),
         )
+
+
+def _require_float_io(path: Path) -> None:
+    """The contract is float32 in and out for every recipe; PT2E sometimes folds the first quantize into the
+    model input (int8 image), which would change what an app must feed."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    for d in interp.get_input_details() + interp.get_output_details():
+        if np.dtype(d["dtype"]) != np.float32:
+            raise ExportError(f"converter made tensor {d['name']} {np.dtype(d['dtype']).name}; the I/O contract is "
+                              "float32")
 
 
 def _versions(route: str) -> dict[str, str]:

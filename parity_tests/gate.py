@@ -217,7 +217,8 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return ArtifactCheck(artifact_dir, "?", "?", "?", "", 0,
                              ParityReport("error", "-", ParityGate(math.inf), message=f"unreadable manifest: {exc!r}"))
-    check = ArtifactCheck(artifact_dir, manifest["model"]["name"], record.format, record.precision, record.route,
+    recipe_name = (manifest.get("recipe") or {}).get("name", record.precision)
+    check = ArtifactCheck(artifact_dir, manifest["model"]["name"], record.format, recipe_name, record.route,
                           record.total_bytes, ParityReport("error", f"{record.format} runtime", gate, seed=seed),
                           manifest["source"].get("description", ""))
     problem = verify_files(record, artifact_dir)

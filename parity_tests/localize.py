@@ -18,6 +18,7 @@ import numpy as np
 
 from exporters.base import ArtifactRecord, captured_output
 from parity_tests.metrics import compare
+from parity_tests.runtimes import quantize_for
 
 COLLAPSE_DB = 20.0
 WORST_SHOWN = 5
@@ -117,7 +118,7 @@ def tflite_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[s
         interp.allocate_tensors()
     by_name = {d["name"]: d for d in interp.get_input_details()}
     for name, arr in _feed(record, inputs).items():
-        interp.set_tensor(by_name[name]["index"], arr)
+        interp.set_tensor(by_name[name]["index"], quantize_for(by_name[name], arr))
     interp.invoke()
     details = {d["index"]: d for d in interp.get_tensor_details()}
     tensors: Tensors = {}

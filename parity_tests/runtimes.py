@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import platform
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -44,9 +44,9 @@ def open_runtime(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
     return _RUNTIMES[record.format](record, artifact_dir)
 
 
-def to_artifact_layout(array: np.ndarray, binding: TensorBinding) -> np.ndarray:
+def to_artifact_layout(array: np.ndarray, binding: TensorBinding, dtype: Any = None) -> np.ndarray:
     array = array.transpose(0, 2, 3, 1) if binding.layout == "NHWC" else array
-    return np.ascontiguousarray(array.astype(binding.dtype, copy=False))
+    return np.ascontiguousarray(array.astype(dtype or binding.dtype, copy=False))
 
 
 def from_artifact_layout(array: np.ndarray, binding: TensorBinding) -> np.ndarray:
@@ -97,11 +97,34 @@ class LiteRTRunner:
         self.engine = f"LiteRT {metadata.version('ai-edge-litert')} Interpreter ({delegate}, {PARITY_THREADS} threads)"
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        details = {d["index"]: d for d in self.interp.get_input_details() + self.interp.get_output_details()}
         for b in self.record.inputs:
-            self.interp.set_tensor(self.in_index[b.artifact_name], to_artifact_layout(inputs[b.name], b))
+            index = self.in_index[b.artifact_name]
+            self.interp.set_tensor(index, quantize_for(details[index], to_artifact_layout(inputs[b.name], b, float)))
         self.interp.invoke()
-        return {b.name: from_artifact_layout(self.interp.get_tensor(self.out_index[b.artifact_name]).copy(), b)
+        return {b.name: from_artifact_layout(dequantize_from(details[self.out_index[b.artifact_name]],
+                                                             self.interp.get_tensor(self.out_index[b.artifact_name])), b)
                 for b in self.record.outputs}
+
+
+def quantize_for(detail: Mapping, array: np.ndarray) -> np.ndarray:
+    """A float input for an integer tensor goes through the tensor's own scale and zero point, as an app must
+    feed it; casting the float would be garbage."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind not in "iu":
+        return np.ascontiguousarray(array.astype(dtype, copy=False))
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if not scale:
+        raise ValueError(f"TFLite input {detail['name']} is {dtype.name} without quantization parameters")
+    info = np.iinfo(dtype)
+    return np.clip(np.round(array / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def dequantize_from(detail: Mapping, array: np.ndarray) -> np.ndarray:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.asarray(array).dtype.kind in "iu" and scale:
+        return (np.asarray(array).astype(np.float32) - zero) * scale
+    return np.array(array, copy=True)
 
 
 class CoreMLPredictRunner:

@@ -1,0 +1,164 @@
+"""Recipes end to end: every format's native tooling, the per-recipe gates, calibration in the manifest,
+the comparison with the fp32 artifact, error localisation when a recipe collapses."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from edgeport.pipeline import ExportPlan, run_export
+from tests.conftest import ROOT
+
+RECIPES = ("fp32", "fp16", "w8", "w8a8", "palettize4", "prune50", "sparse50")
+SRVGG = {"num_conv": 4, "num_feat": 32}   # 32x32x3x3 convs: large enough for 4-bit palettes
+
+
+@pytest.fixture(scope="module")
+def recipe_export(tmp_path_factory):
+    out = tmp_path_factory.mktemp("recipes")
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx", "tflite", "coreml"), out_root=out,
+                      recipes=RECIPES, input_hw=(32, 32), config=SRVGG)
+    return out, run_export(plan)
+
+
+def test_every_recipe_exports_and_passes_its_gate_or_says_it_is_unsupported(recipe_export):
+    _, summary = recipe_export
+    rows = {(r.format, r.precision): r for r in summary.rows}
+    unsupported = {("onnx", "palettize4"), ("tflite", "palettize4"), ("onnx", "sparse50"), ("tflite", "sparse50")}
+    for key, row in rows.items():
+        if key in unsupported:
+            assert row.status == "unsupported" and "not supported for" in row.message and not row.path, row
+        else:
+            assert row.status == "pass", (key, row.message)
+    assert summary.exit_code == 0
+    gates = {"fp32": 60, "fp16": 40, "w8": 35, "w8a8": 30, "palettize4": 25, "prune50": 60, "sparse50": 60}
+    for (fmt, recipe), row in rows.items():
+        if row.status == "pass":
+            assert row.worst_psnr_db >= gates[recipe], row
+    for fmt in ("onnx", "tflite", "coreml"):
+        fp32 = rows[fmt, "fp32"].bytes
+        assert rows[fmt, "w8a8"].bytes < rows[fmt, "fp16"].bytes < fp32
+        assert rows[fmt, "w8"].bytes < 0.5 * fp32
+        # int8 is lossy: a compressed artifact is measurably further from PyTorch than fp32 is
+        assert rows[fmt, "w8a8"].worst_psnr_db < rows[fmt, "fp32"].worst_psnr_db
+        assert rows[fmt, "w8a8"].vs_fp32_artifact_db is not None
+    assert rows["coreml", "palettize4"].bytes < rows["coreml", "w8"].bytes
+    assert rows["coreml", "sparse50"].bytes < 0.8 * rows["coreml", "fp32"].bytes
+
+
+def test_manifests_record_recipe_tooling_calibration_and_pruning(recipe_export):
+    out, _ = recipe_export
+    folder = out / "realesr-general-x4v3"
+    w8a8 = json.loads((folder / "onnx-w8a8" / "manifest.json").read_text())
+    assert w8a8["recipe"]["calibration"]["count"] == 8 and w8a8["recipe"]["calibration"]["source"] == "bundled"
+    assert "quantize_static" in w8a8["artifact"]["details"]["recipe"]["tool"]
+    assert w8a8["parity"]["gate"]["min_psnr_db"] == 30
+    coreml = json.loads((folder / "coreml-w8a8" / "manifest.json").read_text())
+    assert "MIL evaluator" in coreml["artifact"]["details"]["recipe"]["activation_ranges"]
+    assert coreml["artifact"]["details"]["minimum_deployment_target"] == "iOS17"
+    tflite = json.loads((folder / "tflite-w8a8" / "manifest.json").read_text())
+    assert tflite["artifact"]["details"]["delegation"]["xnnpack_partitions"] >= 1
+    prune = json.loads((folder / "tflite-prune50" / "manifest.json").read_text())
+    assert 0.45 <= prune["recipe"]["conv_macs_ratio"] <= 0.56
+    assert prune["model"]["macs"] < 0.6 * json.loads((folder / "tflite-fp32" / "manifest.json").read_text())["model"]["macs"]
+    assert prune["recipe"]["vs_original_pytorch_db"] < 60   # pruning without fine-tuning changes the model
+
+
+def test_check_rebuilds_pruned_references_and_passes(recipe_export):
+    from parity_tests.gate import ReferenceCache, check_artifact
+
+    out, _ = recipe_export
+    cache = ReferenceCache()
+    for name in ("onnx-prune50", "coreml-sparse50", "tflite-w8a8"):
+        check = check_artifact(out / "realesr-general-x4v3" / name / "manifest.json", cache)
+        assert check.report.passed, (name, check.report.message)
+
+
+class OutlierNet(nn.Module):
+    """One channel a thousand times larger than the rest, which carry the output: int8 activations with one
+    scale per tensor round the useful channels to zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.spread = nn.Conv2d(3, 8, 3, padding=1)
+        self.mix = nn.Conv2d(8, 3, 3, padding=1)
+        with torch.no_grad():
+            self.spread.weight[0] *= 3000.0
+            self.mix.weight[:, 0] = 0.0
+
+    def forward(self, x):
+        return self.mix(torch.relu(self.spread(x)))
+
+
+def test_a_collapsed_recipe_names_the_layer_where_the_error_starts(tmp_path):
+    from edgeport import api
+
+    torch.manual_seed(0)
+    summary = api.export(OutlierNet().eval(), inputs=[(1, 3, 16, 16)], to=["onnx"], recipes=["fp32", "w8a8"],
+                         out=tmp_path, name="outlier")
+    rows = {r.precision: r for r in summary.rows}
+    assert rows["fp32"].status == "pass"
+    assert rows["w8a8"].status == "parity-fail" and rows["w8a8"].worst_psnr_db < 20
+    manifest = json.loads((tmp_path / "outlier" / "onnx-w8a8" / "manifest.json").read_text())
+    where = manifest["recipe"]["error_localization"]
+    assert where["compared_tensors"] > 0 and where["first_bad"] is not None
+    assert where["first_bad"]["op"] in ("Relu", "QuantizeLinear", "DequantizeLinear", "Conv"), where
+    assert "relu" in where["first_bad"]["tensor"].lower() or "conv" in where["first_bad"]["tensor"].lower()
+    assert "error first passes 20 dB" in rows["w8a8"].message
+    assert summary.exit_code == 1
+
+
+def test_onnx2tf_int8_route_reports_the_undelegated_prelu(tmp_path):
+    """The known hard case: the TF converter's int8 PRELU is not taken by XNNPACK and splits the graph."""
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("tflite",), out_root=tmp_path, recipes=("w8a8",),
+                      input_hw=(16, 16), config={"num_conv": 2, "num_feat": 8}, options={"tflite_route": "onnx2tf"})
+    row = run_export(plan).rows[0]
+    assert row.route == "onnx2tf" and row.status == "pass", row.message
+    details = json.loads((tmp_path / "realesr-general-x4v3" / "tflite-w8a8" / "manifest.json").read_text())
+    delegation = details["artifact"]["details"]["delegation"]
+    assert delegation["undelegated_ops"].get("PRELU", 0) >= 2 and delegation["xnnpack_partitions"] > 2
+    assert "PRELU" in row.message and "partitions" in row.message
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgeport", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_calib_folder_is_used_and_counted_and_bad_ones_fail_cleanly(tmp_path):
+    from PIL import Image
+
+    from models.samples import sample_photo
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(("rocket", "retina", "coins")):       # a team's own photos, any size
+        Image.fromarray(sample_photo(name)[::4, ::4]).save(photos / f"p{i}.png")
+    out = tmp_path / "out"
+    proc = _cli("export", "realesr-general-x4v3", "--to", "onnx", "--recipe", "w8a8", "--calib", str(photos),
+                "--input-size", "16x16", "--set", "num_conv=2", "--set", "num_feat=8", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    manifest = json.loads((out / "realesr-general-x4v3" / "onnx-w8a8" / "manifest.json").read_text())
+    assert manifest["recipe"]["calibration"]["count"] == 3
+    assert manifest["recipe"]["calibration"]["images"] == ["p0.png", "p1.png", "p2.png"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, says in ((["--calib", str(empty)], "no images in"), (["--recipe", "int4"], "unknown recipe")):
+        base = ["export", "realesr-general-x4v3", "--to", "onnx", "--input-size", "16x16", "--out",
+                str(tmp_path / "bad"), "--quiet"]
+        proc = _cli(*base, *(["--recipe", "w8a8"] if "--calib" in args else []), *args)
+        assert proc.returncode == 2 and says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not (tmp_path / "bad").exists()
+
+
+def test_a_model_that_cannot_be_pruned_gets_a_failed_row(tmp_path):
+    from tests.conftest import SMALL
+
+    config, hw = SMALL["inpaint-pconv"]
+    summary = run_export(ExportPlan(model="inpaint-pconv", formats=("onnx",), out_root=tmp_path,
+                                    recipes=("prune50",), input_hw=hw, config=config))
+    (row,) = summary.rows
+    assert row.status == "recipe-failed" and "prune50 cannot be applied" in row.message
+    assert summary.exit_code == 1
