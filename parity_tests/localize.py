@@ -2,14 +2,15 @@
 
 Run when a recipe collapses (NaN, or under COLLAPSE_DB against PyTorch). Both artifacts come from the same
 converter, so most intermediate tensors keep their names; each name the two share (with one shape) is
-compared, in the fp32 graph's order. The first tensor under the bound is where the error starts; the worst
-ones are where it is largest. Each format is read in its own runtime: onnxruntime with every tensor made a
+compared, in the fp32 graph's order, by the PSNR of its worst channel. The first tensor under the bound is
+where the error starts; the worst ones are where it is largest. Each format is read in its own runtime: onnxruntime with every tensor made a
 graph output, edgeport's MIL evaluator for Core ML, LiteRT with preserve_all_tensors (no delegate, since
 XNNPACK keeps its intermediates to itself) for TFLite.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -104,9 +105,23 @@ def coreml_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[s
 
     evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
     env = evaluator.trace(_feed(record, inputs))
-    return {var.name: (op.op_type, env[var.name].float().numpy()) for op in evaluator.function.operations
-            if op.op_type != "const" and not op.op_type.startswith("constexpr")
-            for var in op.outputs if var.name in env and env[var.name].is_floating_point()}
+    plain = lambda name: re.sub(r"_cast_fp(16|32)$", "", name)  # noqa: E731  (fp16 programs add the suffix)
+    quantized_from: dict[str, str] = {}
+    tensors: Tensors = {}
+    for op in evaluator.function.operations:
+        if op.op_type == "const" or op.op_type.startswith("constexpr"):
+            continue
+        if op.op_type == "quantize":
+            quantized_from[op.outputs[0].name] = op.inputs["input"].name
+            continue
+        name, label = op.outputs[0].name, op.op_type
+        if op.op_type == "dequantize" and op.inputs["input"].name in quantized_from:
+            # what the next op reads: the value after its int8 round trip, compared with the float original
+            name, label = quantized_from[op.inputs["input"].name], "after int8 quantize/dequantize"
+        for var in op.outputs[:1]:
+            if var.name in env and env[var.name].is_floating_point():
+                tensors[plain(name)] = (label, env[var.name].float().numpy())
+    return tensors
 
 
 def tflite_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str, np.ndarray]) -> Tensors:
@@ -142,6 +157,26 @@ ENGINES = {"onnx": "onnxruntime, all tensors as outputs", "coreml": "edgeport MI
            "tflite": "LiteRT interpreter, preserve_all_tensors, no delegate"}
 
 
+# Intermediate tensors are NCHW in ONNX and Core ML programs; TFLite computes in NHWC.
+CHANNEL_AXIS = {"onnx": 1, "coreml": 1, "tflite": -1}
+
+
+def worst_channel_db(ref: np.ndarray, got: np.ndarray, axis: int) -> float:
+    """PSNR of the worst channel, each over its own range: one large channel sets a per-tensor int8 scale that
+    rounds the small ones to zero, which a PSNR over the whole tensor would hide."""
+    whole = compare(ref, got).psnr_db
+    if ref.ndim != 4:
+        return whole
+    ref_c, got_c = np.moveaxis(ref, axis, 0), np.moveaxis(got, axis, 0)
+    worst = whole
+    for r, g in zip(ref_c, got_c):
+        span = float(r.max() - r.min())
+        if span > 0:
+            mse = float(np.mean((r.astype(np.float64) - g) ** 2))
+            worst = min(worst, 10 * math.log10(span ** 2 / mse) if mse > 0 else math.inf)
+    return worst
+
+
 def localize(fp32_record: ArtifactRecord, fp32_dir: Path, record: ArtifactRecord, artifact_dir: Path,
              inputs: Mapping[str, np.ndarray]) -> Localization:
     """Compare the two artifacts tensor by tensor on one input."""
@@ -155,12 +190,18 @@ def localize(fp32_record: ArtifactRecord, fp32_dir: Path, record: ArtifactRecord
     except Exception as exc:  # localisation explains a failure; it must never hide the failure itself
         return Localization(engine, 0, None, (), note=f"could not read intermediate tensors: {type(exc).__name__}: "
                                                       f"{str(exc)[:200]}")
+    if fp32_record.route != record.route:
+        return Localization(engine, 0, None, (), note=f"the fp32 artifact came from {fp32_record.route} and this one "
+                                                      f"from {record.route}: their tensors do not share names")
     errors = []
+    axis = CHANNEL_AXIS.get(record.format, 1)
     for name, (op, ref) in reference.items():
         if name not in compressed or compressed[name][1].shape != ref.shape or ref.size == 0:
             continue
-        m = compare(ref, compressed[name][1])
-        errors.append(LayerError(name, compressed[name][0], m.psnr_db if m.finite else -math.inf, m.max_abs, m.finite))
+        got = compressed[name][1]
+        m = compare(ref, got)
+        db = worst_channel_db(ref, got, axis) if m.finite else -math.inf
+        errors.append(LayerError(name, compressed[name][0], db, m.max_abs, m.finite))
     first = next((e for e in errors if not e.finite or e.psnr_db < COLLAPSE_DB), None)
     worst = tuple(sorted(errors, key=lambda e: e.psnr_db)[:WORST_SHOWN])
     return Localization(engine, len(errors), first, worst)

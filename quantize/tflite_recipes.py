@@ -35,6 +35,7 @@ def pt2e_int8_module(module: Any, example_inputs: tuple, calibration: Sequence[t
     """The module with int8 observers calibrated on real inputs and converted; and litert-torch's config."""
     import torch
     from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
@@ -44,7 +45,8 @@ def pt2e_int8_module(module: Any, example_inputs: tuple, calibration: Sequence[t
     with torch.no_grad():
         for batch in calibration:
             prepared(*batch)
-    return convert_pt2e(prepared, fold_quantize=False), quant_config.QuantConfig(pt2e_quantizer=quantizer)
+    converted = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
+    return converted, quant_config.QuantConfig(pt2e_quantizer=quantizer)
 
 
 def onnx2tf_calibration_args(calibration: Sequence[Mapping[str, np.ndarray]], input_names: Sequence[str],

@@ -96,9 +96,14 @@ def test_a_collapsed_recipe_names_the_layer_where_the_error_starts(tmp_path):
     from edgeport import api
 
     torch.manual_seed(0)
-    summary = api.export(OutlierNet().eval(), inputs=[(1, 3, 16, 16)], to=["onnx"], recipes=["fp32", "w8a8"],
-                         out=tmp_path, name="outlier")
-    rows = {r.precision: r for r in summary.rows}
+    summary = api.export(OutlierNet().eval(), inputs=[(1, 3, 16, 16)], to=["onnx", "coreml"],
+                         recipes=["fp32", "w8a8"], out=tmp_path, name="outlier")
+    coreml = {r.precision: r for r in summary.rows if r.format == "coreml"}
+    assert coreml["w8a8"].status == "parity-fail"
+    found = json.loads((tmp_path / "outlier" / "coreml-w8a8" / "manifest.json").read_text())
+    first = found["recipe"]["error_localization"]["first_bad"]
+    assert first["tensor"] == "relu" and "int8" in first["op"], first   # the int8 round trip of the ReLU output
+    rows = {r.precision: r for r in summary.rows if r.format == "onnx"}
     assert rows["fp32"].status == "pass"
     assert rows["w8a8"].status == "parity-fail" and rows["w8a8"].worst_psnr_db < 20
     manifest = json.loads((tmp_path / "outlier" / "onnx-w8a8" / "manifest.json").read_text())
