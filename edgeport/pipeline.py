@@ -102,7 +102,6 @@ def _environment() -> dict[str, str]:
             "edgeport": __version__}
 
 
-
 @dataclass
 class _Variant:
     """The module one recipe exports, with its PyTorch outputs on the parity inputs."""
