@@ -18,6 +18,7 @@ import numpy as np
 from exporters.base import (ArtifactRecord, ExportError, Exporter, ExportRequest, TensorBinding, captured_output,
                             detect_layout, failing_op, file_records, short_message)
 from exporters.onnx_exporter import write_onnx
+from quantize.tflite_recipes import POST_CONVERSION
 
 ROUTES = ("litert-torch", "onnx2tf")
 # onnx2tf loads this file from its working directory, and downloads it when absent (which fails offline).
@@ -146,7 +147,7 @@ class TFLiteExporter(Exporter):
         if request.precision == "w8a8" and not request.calibration:
             raise ExportError("w8a8 needs calibration inputs")
         final = request.work_dir / f"{request.stem}.tflite"
-        post = request.precision in ("fp16", "w8")     # ai-edge-quantizer on the fp32 file
+        post = request.precision in POST_CONVERSION     # ai-edge-quantizer on the fp32 file
         path = request.work_dir / ".fp32.tflite" if post else final
         routes = ROUTES if wanted == "auto" else (wanted,)
         failures: list[str] = []

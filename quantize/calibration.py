@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -64,10 +64,3 @@ def calibration_set(spec: ModelSpec, contracts: tuple[TensorContract, ...], fold
     inputs = [s for s in spec.make_inputs(contracts, seed + 1000, photos) if not s.label.startswith("random:")]
     return CalibrationSet("bundled" if folder is None else str(Path(folder).resolve()),
                           tuple(name for name, _ in photos), tuple(inputs))
-
-
-def example_batches(calibration: CalibrationSet, input_names: Sequence[str]) -> list[tuple[Any, ...]]:
-    """Each calibration input as a tuple of torch tensors in the model's argument order."""
-    import torch
-
-    return [tuple(torch.from_numpy(sample.arrays[n]) for n in input_names) for sample in calibration.inputs]

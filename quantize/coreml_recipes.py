@@ -12,7 +12,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-COREML_RECIPES = ("w8", "w8a8", "palettize4", "palettize6", "sparse")
 # Below this many elements a weight stays float: compressing it saves little and costs accuracy
 # (coremltools' default, which leaves a 3-channel first conv alone).
 WEIGHT_THRESHOLD = 2048

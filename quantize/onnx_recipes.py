@@ -7,9 +7,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-ONNX_RECIPES = ("fp16", "w8", "w8a8")
-
-
 class _Batches:
     """onnxruntime's CalibrationDataReader protocol over our calibration inputs."""
 
