@@ -196,7 +196,7 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
                 details = {**made.details, "vs_original_pytorch_db": _finite_or_none(drift),
                            "original_params": profile.params, "original_macs": profile.macs}
                 variants[recipe.name] = _Variant(made.module, refs, prof, details, made.warning)
-            except (RecipeError, ValueError, RuntimeError) as exc:
+            except (ValueError, RuntimeError) as exc:   # PruneError and RecipeError are ValueErrors
                 variants[recipe.name] = exc
         found = variants[recipe.name]
         if isinstance(found, Exception):

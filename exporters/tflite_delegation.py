@@ -70,6 +70,11 @@ def xnnpack_delegation(path: Path, threads: int = 2) -> Delegation:
         interp = Interpreter(model_path=str(path), num_threads=threads,
                              experimental_op_resolver_type=OpResolverType.AUTO)
         interp.allocate_tensors()
+    return delegation_of(interp)
+
+
+def delegation_of(interp: Any) -> Delegation:
+    """For an interpreter that has applied its delegates (allocate_tensors done)."""
     ops = interp._get_ops_details()
     outputs = {int(d["index"]) for d in interp.get_output_details()}
     partitions = sum(o["op_name"] == "DELEGATE" for o in ops)

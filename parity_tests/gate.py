@@ -217,9 +217,11 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return ArtifactCheck(artifact_dir, "?", "?", "?", "", 0,
                              ParityReport("error", "-", ParityGate(math.inf), message=f"unreadable manifest: {exc!r}"))
-    recipe_name = (manifest.get("recipe") or {}).get("name", record.precision)
-    check = ArtifactCheck(artifact_dir, manifest["model"]["name"], record.format, recipe_name, record.route,
-                          record.total_bytes, ParityReport("error", f"{record.format} runtime", gate, seed=seed),
+    recipe = manifest.get("recipe") or {}
+    module_recipe = recipe["name"] if recipe.get("kind") == "module" else None   # prune<N> / sparse<N>
+    check = ArtifactCheck(artifact_dir, manifest["model"]["name"], record.format, recipe.get("name", record.precision),
+                          record.route, record.total_bytes,
+                          ParityReport("error", f"{record.format} runtime", gate, seed=seed),
                           manifest["source"].get("description", ""))
     problem = verify_files(record, artifact_dir)
     if problem:
@@ -228,8 +230,7 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     contracts = tuple(TensorContract(**{**c, "shape": tuple(c["shape"]),
                                         "value_range": tuple(math.inf if v is None else v for v in c["value_range"])})
                       for c in manifest["contract"]["inputs"])
-    recipe_key = (manifest.get("recipe") or {}).get("name") if (manifest.get("recipe") or {}).get("kind") == "module" else None
-    key = json.dumps([manifest["source"], [c["shape"] for c in manifest["contract"]["inputs"]], seed, recipe_key],
+    key = json.dumps([manifest["source"], [c["shape"] for c in manifest["contract"]["inputs"]], seed, module_recipe],
                      sort_keys=True)
     if key not in cache.entries:
         try:
@@ -240,15 +241,14 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
             check.report = ParityReport("error", "PyTorch reference", gate, message=str(exc), seed=seed)
             return check
         inputs = spec.make_inputs(contracts, seed)
-        recipe = manifest.get("recipe") or {}
-        if recipe.get("kind") == "module":   # prune<N> / sparse<N>: the reference is the rewritten model
+        if module_recipe:   # the reference is the rewritten model, rebuilt as the export built it
+            import torch
+
             from quantize.recipes import parse_recipe
             from quantize.variants import module_for_recipe
 
-            import torch
-
             example = tuple(torch.from_numpy(inputs[0].arrays[c.name]) for c in contracts)
-            module = module_for_recipe(parse_recipe(recipe["name"]), module, example).module
+            module = module_for_recipe(parse_recipe(module_recipe), module, example).module
         refs = torch_references(module, inputs, [c.name for c in contracts],
                                 [o["name"] for o in manifest["contract"]["outputs"]])
         cache.entries[key] = Reference(inputs, refs, spec.task_metric)

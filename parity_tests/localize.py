@@ -19,7 +19,7 @@ import numpy as np
 
 from exporters.base import ArtifactRecord, captured_output
 from parity_tests.metrics import compare
-from parity_tests.runtimes import quantize_for
+from parity_tests.runtimes import dequantize_from, quantize_for, to_artifact_layout
 
 COLLAPSE_DB = 20.0
 WORST_SHOWN = 5
@@ -76,11 +76,7 @@ def collapse(report: Any) -> bool:
 
 
 def _feed(record: ArtifactRecord, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    feed = {}
-    for b in record.inputs:
-        arr = np.asarray(inputs[b.name], dtype=np.float32)
-        feed[b.artifact_name] = arr.transpose(0, 2, 3, 1) if b.layout == "NHWC" else arr
-    return feed
+    return {b.artifact_name: to_artifact_layout(np.asarray(inputs[b.name]), b, np.float32) for b in record.inputs}
 
 
 def onnx_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str, np.ndarray]) -> Tensors:
@@ -142,10 +138,7 @@ def tflite_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[s
             d = details.get(int(index))
             if d is None:
                 continue
-            value = interp.get_tensor(int(index))
-            scale, zero = d.get("quantization", (0.0, 0))
-            if value.dtype.kind in "iu" and scale:
-                value = (value.astype(np.float32) - zero) * scale    # int8 activations, dequantized to compare
+            value = dequantize_from(d, interp.get_tensor(int(index)))   # int8 activations, as floats
             if value.dtype.kind == "f":
                 tensors[d["name"]] = (op["op_name"], value.astype(np.float32))
     return tensors

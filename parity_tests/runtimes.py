@@ -73,14 +73,11 @@ class OnnxRuntimeRunner:
         return {b.name: from_artifact_layout(v, b) for b, v in zip(self.record.outputs, values)}
 
 
-def xnnpack_partitions(interpreter) -> int:
-    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
-
-
 class LiteRTRunner:
     def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        from exporters.tflite_delegation import delegation_of
 
         # AUTO applies the default delegate, XNNPACK, as a phone's CPU path would; each delegated partition
         # shows up as a DELEGATE node in the execution plan, so the label is measured, not assumed.
@@ -88,21 +85,21 @@ class LiteRTRunner:
             self.interp = Interpreter(model_path=str(artifact_dir / record.main_file), num_threads=PARITY_THREADS,
                                       experimental_op_resolver_type=OpResolverType.AUTO)
             self.interp.allocate_tensors()
-        self.partitions = xnnpack_partitions(self.interp)
+        self.partitions = delegation_of(self.interp).partitions
         delegate = f"XNNPACK, {self.partitions} partition{'s' if self.partitions > 1 else ''}" if self.partitions \
             else "no XNNPACK delegate"
         self.record = record
         self.in_index = {d["name"]: d["index"] for d in self.interp.get_input_details()}
         self.out_index = {d["name"]: d["index"] for d in self.interp.get_output_details()}
+        self.details = {d["index"]: d for d in self.interp.get_input_details() + self.interp.get_output_details()}
         self.engine = f"LiteRT {metadata.version('ai-edge-litert')} Interpreter ({delegate}, {PARITY_THREADS} threads)"
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        details = {d["index"]: d for d in self.interp.get_input_details() + self.interp.get_output_details()}
         for b in self.record.inputs:
             index = self.in_index[b.artifact_name]
-            self.interp.set_tensor(index, quantize_for(details[index], to_artifact_layout(inputs[b.name], b, float)))
+            self.interp.set_tensor(index, quantize_for(self.details[index], to_artifact_layout(inputs[b.name], b, float)))
         self.interp.invoke()
-        return {b.name: from_artifact_layout(dequantize_from(details[self.out_index[b.artifact_name]],
+        return {b.name: from_artifact_layout(dequantize_from(self.details[self.out_index[b.artifact_name]],
                                                              self.interp.get_tensor(self.out_index[b.artifact_name])), b)
                 for b in self.record.outputs}
 
