@@ -10,6 +10,10 @@ from typing import Any, Sequence
 USER_ERROR = 2
 
 
+class UsageError(Exception):
+    """A bad option value: one line, exit 2."""
+
+
 def _csv(text: str) -> tuple[str, ...]:
     items = tuple(x.strip() for x in text.split(",") if x.strip())
     if not items:
@@ -79,7 +83,107 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"), help="artifact root (default ./artifacts)")
     p.add_argument("--out", type=Path, help="where to write size-report.{md,json,png} (default: the artifact root)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p = sub.add_parser("bench", help="latency, cold start and memory of each artifact in its runtime, beside "
+                                     "PyTorch eager; --compare gates regressions")
+    p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"),
+                   help="an artifact folder, a model's folder, or the root (default ./artifacts)")
+    p.add_argument("--all", action="store_true", help="every model under the artifact root (./artifacts)")
+    p.add_argument("--threads", type=_csv, default=("1", "2"), metavar="LIST", help="thread counts (default 1,2)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs after warm-up (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager baseline")
+    p.add_argument("--strict", action="store_true", help="refuse to measure when another process is busy")
+    p.add_argument("--out", type=Path, help="where to write bench.{json,md,png} (default: the artifact folder)")
+    p.add_argument("--compare", type=Path, metavar="BASELINE.json", help="an earlier bench.json to gate against")
+    p.add_argument("--max-regression", default="10%", metavar="PCT",
+                   help="fail when an artifact's p50/torch ratio grows past this (default 10%%)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.strip().rstrip("%")) / 100
+    except ValueError:
+        raise UsageError(f"--max-regression takes a percentage such as 10%, not {text!r}") from None
+    if value < 0:
+        raise UsageError(f"--max-regression must not be negative, not {text!r}")
+    return value
+
+
+def _read_baseline(path: Path) -> dict:
+    from benchmarks.latency import BENCH_SCHEMA
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the --compare baseline {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != BENCH_SCHEMA:
+        raise UsageError(f"{path} is not an `edgeport bench` result ({BENCH_SCHEMA}); give a bench.json")
+    return data
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.bench_report import draw_latency_chart, to_markdown
+    from benchmarks.latency import BenchPlan, compare, run_bench
+    from benchmarks.machine import check_load
+    from edgeport.atomic import ensure_writable, write_json, write_text
+    from edgeport.report import human_bytes, table
+
+    root = Path("artifacts") if args.all else args.path
+    if not root.exists():
+        raise FileNotFoundError(f"no such artifact folder: {root}")
+    threads = tuple(int(t) for t in args.threads if t.isdigit() and int(t) > 0)
+    if len(threads) != len(args.threads) or args.runs < 1 or args.warmup < 0:
+        raise UsageError("--threads takes positive integers (e.g. 1,2); --runs must be >= 1, --warmup >= 0")
+    limit = _percent(args.max_regression)
+    baseline = _read_baseline(args.compare) if args.compare else None
+    load = check_load()
+    if load.is_busy:
+        if args.strict:
+            print(f"edgeport: refusing to benchmark: {load.describe()}", file=sys.stderr)
+            return USER_ERROR
+        print(f"edgeport: warning: {load.describe()}", file=sys.stderr)
+    say = (lambda _: None) if args.quiet else (lambda text: print(f"  bench {text}", file=sys.stderr, flush=True))
+    run = run_bench(BenchPlan(root, threads, args.runs, args.warmup, not args.no_torch), load, say)
+    data = run.to_dict()
+    out = args.out or root
+    ensure_writable(out)
+    write_json(out / "bench.json", data)
+    write_text(out / "bench.md", to_markdown(data))
+    draw_latency_chart(data, out / "bench.png")
+    regressions: list = []
+    if baseline is not None:
+        compared, regressions = compare(baseline, data, limit)
+        data["comparison"] = {"baseline": str(args.compare), "max_regression": limit,
+                              "compared": [c.to_dict() for c in compared],
+                              "regressions": [c.to_dict() for c in regressions]}
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        rows = [(r["model"], r["format"], r["recipe"], r["threads"],
+                 f"{r['latency']['p50_ms']:.1f}" if r["latency"] else r["status"],
+                 f"{r['p50_vs_torch']:.2f}x" if r["p50_vs_torch"] else "-",
+                 f"{r['efficiency']:.1%}" if r["efficiency"] is not None else "-",
+                 f"{r['cold_start_ms']:.0f}" if r["cold_start_ms"] else "-",
+                 f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-",
+                 human_bytes(r["bytes"]) if r["bytes"] else "-") for r in data["rows"]]
+        print(table(("model", "format", "recipe", "thr", "p50 ms", "vs torch", "of peak", "cold ms", "RSS MB", "size"),
+                    rows))
+        for t, p in data["peak"].items():
+            print(f"machine peak @{t} threads: fp32 {p['fp32_gflops']:.0f} GFLOP/s, int8 {p['int8_gops']:.0f} GOP/s")
+        for r in data["rows"]:
+            if r["status"] == "failed":
+                print(f"  {r['key']}: failed: {r['message']}")
+        if baseline is not None:
+            print(f"compared {len(data['comparison']['compared'])} artifacts with {args.compare}: "
+                  f"{len(regressions)} regressed past {limit:.0%}")
+            for c in regressions:
+                print(f"  {c.key}: p50/torch {c.before:.3f} -> {c.after:.3f} ({c.change:+.1%})")
+        print(f"wrote {out / 'bench.json'}, bench.md and bench.png")
+    failed = any(r["status"] == "failed" for r in data["rows"])
+    return 1 if regressions or failed else 0
 
 
 def cmd_size(args: argparse.Namespace) -> int:
@@ -223,10 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.errors import ModelError
     from quantize.recipes import RecipeError
 
-    handler = {"models": cmd_models, "export": cmd_export, "check": cmd_check, "size": cmd_size}[args.command]
+    handler = {"models": cmd_models, "export": cmd_export, "check": cmd_check, "size": cmd_size,
+               "bench": cmd_bench}[args.command]
     try:
         return handler(args)
-    except (ModelError, ExportError, OutputError, RecipeError, FileNotFoundError) as exc:
+    except (ModelError, ExportError, OutputError, RecipeError, UsageError, FileNotFoundError) as exc:
         print(f"edgeport: error: {exc}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:

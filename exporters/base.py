@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -12,7 +13,13 @@ from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from models.checkpoint import sha256_file
+
+
+def sha256_file(path: Path) -> str:
+    # Not models.checkpoint's: importing models loads torch, which a runtime-only process (the benchmark
+    # worker timing an ONNX or TFLite artifact's cold start) must not pay for.
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 class ExportError(Exception):

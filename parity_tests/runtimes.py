@@ -27,7 +27,7 @@ class Runtime(Protocol):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
-RuntimeFactory = Callable[[ArtifactRecord, Path], Runtime]
+RuntimeFactory = Callable[[ArtifactRecord, Path, int], Runtime]
 _RUNTIMES: dict[str, RuntimeFactory] = {}
 
 
@@ -38,10 +38,10 @@ def register_runtime(fmt: str) -> Callable[[RuntimeFactory], RuntimeFactory]:
     return wrap
 
 
-def open_runtime(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
+def open_runtime(record: ArtifactRecord, artifact_dir: Path, threads: int = PARITY_THREADS) -> Runtime:
     if record.format not in _RUNTIMES:
         raise RuntimeUnavailable(f"no runtime registered for format {record.format!r}")
-    return _RUNTIMES[record.format](record, artifact_dir)
+    return _RUNTIMES[record.format](record, artifact_dir, threads)
 
 
 def to_artifact_layout(array: np.ndarray, binding: TensorBinding, dtype: Any = None) -> np.ndarray:
@@ -55,11 +55,12 @@ def from_artifact_layout(array: np.ndarray, binding: TensorBinding) -> np.ndarra
 
 
 class OnnxRuntimeRunner:
-    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path, threads: int = PARITY_THREADS) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = PARITY_THREADS
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.record = record
         self.session = ort.InferenceSession(str(artifact_dir / record.main_file), options,
@@ -74,7 +75,7 @@ class OnnxRuntimeRunner:
 
 
 class LiteRTRunner:
-    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path, threads: int = PARITY_THREADS) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         from exporters.tflite_delegation import delegation_of
@@ -82,7 +83,7 @@ class LiteRTRunner:
         # AUTO applies the default delegate, XNNPACK, as a phone's CPU path would; each delegated partition
         # shows up as a DELEGATE node in the execution plan, so the label is measured, not assumed.
         with captured_output():
-            self.interp = Interpreter(model_path=str(artifact_dir / record.main_file), num_threads=PARITY_THREADS,
+            self.interp = Interpreter(model_path=str(artifact_dir / record.main_file), num_threads=threads,
                                       experimental_op_resolver_type=OpResolverType.AUTO)
             self.interp.allocate_tensors()
         self.partitions = delegation_of(self.interp).partitions
@@ -92,7 +93,7 @@ class LiteRTRunner:
         self.in_index = {d["name"]: d["index"] for d in self.interp.get_input_details()}
         self.out_index = {d["name"]: d["index"] for d in self.interp.get_output_details()}
         self.details = {d["index"]: d for d in self.interp.get_input_details() + self.interp.get_output_details()}
-        self.engine = f"LiteRT {metadata.version('ai-edge-litert')} Interpreter ({delegate}, {PARITY_THREADS} threads)"
+        self.engine = f"LiteRT {metadata.version('ai-edge-litert')} Interpreter ({delegate}, {threads} threads)"
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         for b in self.record.inputs:
@@ -143,17 +144,17 @@ class CoreMLPredictRunner:
 
 
 @register_runtime("onnx")
-def _onnx(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
-    return OnnxRuntimeRunner(record, artifact_dir)
+def _onnx(record: ArtifactRecord, artifact_dir: Path, threads: int) -> Runtime:
+    return OnnxRuntimeRunner(record, artifact_dir, threads)
 
 
 @register_runtime("tflite")
-def _tflite(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
-    return LiteRTRunner(record, artifact_dir)
+def _tflite(record: ArtifactRecord, artifact_dir: Path, threads: int) -> Runtime:
+    return LiteRTRunner(record, artifact_dir, threads)
 
 
 @register_runtime("coreml")
-def _coreml(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
+def _coreml(record: ArtifactRecord, artifact_dir: Path, threads: int) -> Runtime:
     if platform.system() == "Darwin":
         return CoreMLPredictRunner(record, artifact_dir)
     return MilProgramRunner(record, artifact_dir)   # Core ML prediction raises off macOS
