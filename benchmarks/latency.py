@@ -136,8 +136,7 @@ def collect_targets(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     return [(p, json.loads(p.read_text())) for p in find_manifests(Path(root))]
 
 
-def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lambda _: None,
-              worker: Callable[[dict[str, Any]], dict[str, Any]] = run_worker) -> BenchRun:
+def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lambda _: None) -> BenchRun:
     from benchmarks.machine import describe_machine, measure_peak
 
     targets = collect_targets(plan.root)
@@ -160,7 +159,7 @@ def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lamb
                 row.message = "Core ML latency needs macOS (Apple's runtime); the MIL evaluator is not a latency"
                 continue
             progress(f"{model} {fmt} {recipe} @{threads} threads")
-            _fill(row, worker({"kind": "artifact", "manifest": str(path), "threads": threads, "runs": plan.runs,
+            _fill(row, run_worker({"kind": "artifact", "manifest": str(path), "threads": threads, "runs": plan.runs,
                                "warmup": plan.warmup}))
     if plan.torch_baseline:
         for model, path in baselines.items():
@@ -169,7 +168,7 @@ def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lamb
                 for threads in plan.threads:
                     progress(f"{model} torch eager {memory_format} @{threads} threads")
                     row = BenchRow(model, "torch", memory_format, threads, "failed", macs=macs)
-                    rows.append(_fill(row, worker({"kind": "torch", "manifest": str(path), "threads": threads,
+                    rows.append(_fill(row, run_worker({"kind": "torch", "manifest": str(path), "threads": threads,
                                                    "runs": plan.runs, "warmup": plan.warmup,
                                                    "memory_format": memory_format})))
     _derive(rows, peaks)

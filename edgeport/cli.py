@@ -148,17 +148,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     say = (lambda _: None) if args.quiet else (lambda text: print(f"  bench {text}", file=sys.stderr, flush=True))
     run = run_bench(BenchPlan(root, threads, args.runs, args.warmup, not args.no_torch), load, say)
     data = run.to_dict()
-    out = args.out or root
-    ensure_writable(out)
-    write_json(out / "bench.json", data)
-    write_text(out / "bench.md", to_markdown(data))
-    draw_latency_chart(data, out / "bench.png")
     regressions: list = []
     if baseline is not None:
         compared, regressions = compare(baseline, data, limit)
         data["comparison"] = {"baseline": str(args.compare), "max_regression": limit,
                               "compared": [c.to_dict() for c in compared],
                               "regressions": [c.to_dict() for c in regressions]}
+    out = args.out or root
+    ensure_writable(out)
+    write_json(out / "bench.json", data)
+    write_text(out / "bench.md", to_markdown(data))
+    draw_latency_chart(data, out / "bench.png")
     if args.json:
         print(json.dumps(data, indent=2))
     else:
