@@ -184,7 +184,7 @@ class TFLiteExporter(Exporter):
         from exporters.tflite_delegation import xnnpack_delegation
 
         delegation = xnnpack_delegation(final)
-        warnings = []
+        warnings = [f"w8 fell back to weight-only int8 ({recipe['fallback_from']})"] if "fallback_from" in recipe else []
         if delegation.split:
             warnings.append(delegation.describe())
         if request.dynamic_hw:

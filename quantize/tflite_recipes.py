@@ -28,7 +28,27 @@ def compress_tflite_file(recipe: str, fp32_path: Path, out_path: Path) -> dict[s
     else:
         raise ValueError(f"{recipe} is not a post-conversion TFLite recipe")
     q.quantize().export_model(str(out_path), overwrite=True)
+    problem = _unloadable(out_path)
+    if recipe == "w8" and problem:
+        # seen on a MobileNet + attention graph: a dynamic-range conv whose kernel refuses its int8 output
+        # ("output->type != input_type"); weight-only int8 keeps float compute and always prepares
+        q = quantizer.Quantizer(str(fp32_path))
+        q.load_quantization_recipe(aeq_recipe.weight_only_wi8_afp32())
+        q.quantize().export_model(str(out_path), overwrite=True)
+        what = {"weights": "int8 per channel", "activations": "float32 (weight-only: dequantized at load)",
+                "fallback_from": f"dynamic range: {problem}"}
     return {"tool": "ai-edge-quantizer", **what}
+
+
+def _unloadable(path: Path) -> str:
+    """'' when LiteRT can prepare the model, else its reason."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        Interpreter(model_path=str(path)).allocate_tensors()
+    except Exception as exc:  # noqa: BLE001  (the interpreter raises RuntimeError/ValueError with its log)
+        return " ".join(str(exc).split())[:200]
+    return ""
 
 
 def pt2e_int8_module(module: Any, example_inputs: tuple, calibration: Sequence[tuple]) -> tuple[Any, Any]:

@@ -167,3 +167,18 @@ def test_a_model_that_cannot_be_pruned_gets_a_failed_row(tmp_path):
     (row,) = summary.rows
     assert row.status == "recipe-failed" and "prune50 cannot be applied" in row.message
     assert summary.exit_code == 1
+
+
+def test_tflite_w8_falls_back_to_weight_only_when_dynamic_range_cannot_prepare(tmp_path):
+    """ai-edge-quantizer's dynamic-range recipe writes a conv LiteRT refuses on the saliency net (MobileNet +
+    attention); the exporter must notice and ship weight-only int8 instead, saying so."""
+    from tests.conftest import SMALL
+
+    config, hw = SMALL["saliency-mobilenet"]
+    (row,) = run_export(ExportPlan(model="saliency-mobilenet", formats=("tflite",), out_root=tmp_path,
+                                   recipes=("w8",), input_hw=hw, config=config)).rows
+    assert row.status != "export-failed" and row.worst_psnr_db is not None, row.message
+    manifest = json.loads((tmp_path / "saliency-mobilenet" / "tflite-w8" / "manifest.json").read_text())
+    recipe = manifest["artifact"]["details"]["recipe"]
+    assert "failed to prepare" in recipe["fallback_from"] and "weight-only" in recipe["activations"]
+    assert "fell back to weight-only int8" in row.message
