@@ -187,7 +187,7 @@ def _derive(rows: list[BenchRow], peaks: dict[int, Any]) -> None:
         r.gmacs_per_s = r.macs / (r.stats.p50_ms / 1000) / 1e9
         peak = peaks.get(r.threads)
         if peak is not None:
-            int8 = r.recipe in INT8_RECIPES
+            int8 = r.recipe.partition("+")[2] in INT8_RECIPES or r.recipe in INT8_RECIPES
             r.peak_kind = "int8 GEMM" if int8 else "fp32 GEMM"
             r.efficiency = 2 * r.gmacs_per_s / (peak.int8_gops if int8 else peak.fp32_gflops)
         base = torch_p50.get((r.model, r.threads))

@@ -187,7 +187,8 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
     def variant_for(recipe: Any) -> _Variant:
         if recipe.kind != "module":
             return base
-        if recipe.name not in variants:
+        key = recipe.module_part           # prune50 and prune50+w8a8 export one pruned model
+        if key not in variants:
             try:
                 made = module_for_recipe(recipe, module, example)
                 refs = torch_references(made.module, samples, input_names, output_names)
@@ -195,12 +196,12 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
                 drift = versus_outputs(references, refs)
                 details = {**made.details, "vs_original_pytorch_db": _finite_or_none(drift),
                            "original_params": profile.params, "original_macs": profile.macs}
-                variants[recipe.name] = _Variant(made.module, refs, prof, details, made.warning)
+                variants[key] = _Variant(made.module, refs, prof, details, made.warning)
             except (ValueError, RuntimeError) as exc:   # PruneError and RecipeError are ValueErrors
-                variants[recipe.name] = exc
-        found = variants[recipe.name]
+                variants[key] = exc
+        found = variants[key]
         if isinstance(found, Exception):
-            raise RecipeError(f"{recipe.name} cannot be applied to {spec.name}: {short_message(found)}")
+            raise RecipeError(f"{key} cannot be applied to {spec.name}: {short_message(found)}")
         return found
 
     for fmt, recipe in jobs:
@@ -236,7 +237,7 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
             finally:
                 row.export_seconds = time.perf_counter() - t0
             outputs: list = []
-            report = evaluate(record, work, samples, variant.references, spec.gate_for(recipe.name),
+            report = evaluate(record, work, samples, variant.references, spec.gate_for(recipe.gate_name),
                               plan.parity_seed, spec.task_metric, outputs_sink=outputs)
             recipe_info: dict[str, Any] = {"name": recipe.name, "kind": recipe.kind, "summary": recipe.summary,
                                            **variant.details}

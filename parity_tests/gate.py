@@ -218,7 +218,7 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
         return ArtifactCheck(artifact_dir, "?", "?", "?", "", 0,
                              ParityReport("error", "-", ParityGate(math.inf), message=f"unreadable manifest: {exc!r}"))
     recipe = manifest.get("recipe") or {}
-    module_recipe = recipe["name"] if recipe.get("kind") == "module" else None   # prune<N> / sparse<N>
+    module_recipe = recipe["name"] if recipe.get("kind") == "module" else None   # prune<N>(+...) / sparse<N>
     check = ArtifactCheck(artifact_dir, manifest["model"]["name"], record.format, recipe.get("name", record.precision),
                           record.route, record.total_bytes,
                           ParityReport("error", f"{record.format} runtime", gate, seed=seed),

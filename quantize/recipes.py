@@ -3,7 +3,7 @@
 Two kinds. A *precision* recipe (fp16, w8, w8a8, palettize4/6) is applied by each format's own tooling inside
 its exporter, and a format that lacks it says so. A *module* recipe (prune<N>, sparse<N>) rewrites the
 PyTorch model before export; the artifact is then judged against that rewritten model, because pruning
-without fine-tuning changes what the model computes on purpose.
+without fine-tuning changes what the model computes on purpose. prune<N>+<precision> does both.
 """
 from __future__ import annotations
 
@@ -29,8 +29,14 @@ class Recipe:
     sparsity_percent: int = 0  # sparse<N>: share of each layer's weights set to zero (Core ML stores them sparse)
 
     @property
-    def default_gate(self) -> ParityGate:
-        return DEFAULT_GATES.get(self.name, DEFAULT_GATES["fp32"])
+    def gate_name(self) -> str:
+        """Whose gate applies: prune50+w8a8 is held to w8a8's bound (against the pruned model)."""
+        return self.name.partition("+")[2] or self.name
+
+    @property
+    def module_part(self) -> str:
+        """The PyTorch rewrite this recipe starts from ('' for none): prune50+w8a8 and prune50 share one."""
+        return self.name.partition("+")[0] if self.kind == "module" else ""
 
 
 PRECISION_RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -53,6 +59,8 @@ _MODULE_PATTERNS = {
 
 def parse_recipe(name: str) -> Recipe:
     name = name.strip().lower()
+    if "+" in name:
+        return _combined(name)
     if name in PRECISION_RECIPES:
         return PRECISION_RECIPES[name]
     for kind, (pattern, summary) in _MODULE_PATTERNS.items():
@@ -63,6 +71,17 @@ def parse_recipe(name: str) -> Recipe:
                           prune_percent=n if kind == "prune" else 0, sparsity_percent=n if kind == "sparse" else 0)
     raise RecipeError(f"unknown recipe {name!r}; recipes: {', '.join(PRECISION_RECIPES)}, prune<N>, sparse<N> "
                       "(N from 1 to 99, e.g. prune50)")
+
+
+def _combined(name: str) -> Recipe:
+    """prune<N>+<precision>: the pruned model, then the format's own compression (e.g. prune50+w8a8)."""
+    first, _, second = name.partition("+")
+    module, precision = parse_recipe(first), parse_recipe(second)
+    if not module.prune_percent or precision.kind != "precision" or "+" in second:
+        raise RecipeError(f"cannot combine {name!r}: a combination is prune<N>+ one of "
+                          f"{', '.join(PRECISION_RECIPES)} (e.g. prune50+w8a8)")
+    return Recipe(name, "module", f"{module.summary}; then {precision.summary}", precision.export_precision,
+                  needs_calibration=precision.needs_calibration, prune_percent=module.prune_percent)
 
 
 def parse_recipes(text: str) -> tuple[Recipe, ...]:

@@ -18,6 +18,12 @@ def test_recipe_names_parse_and_bad_ones_list_the_valid_ones():
     for bad in ("int4", "prune0", "prune100", "palettize3"):
         with pytest.raises(RecipeError, match="recipes: fp32, fp16, w8, w8a8"):
             parse_recipe(bad)
+    combo = parse_recipe("prune50+w8a8")
+    assert (combo.prune_percent, combo.export_precision, combo.gate_name, combo.module_part) == (50, "w8a8", "w8a8", "prune50")
+    assert combo.needs_calibration and parse_recipe("prune50").module_part == "prune50"
+    for bad in ("w8a8+prune50", "sparse50+w8", "prune50+prune30"):
+        with pytest.raises(RecipeError, match="a combination is prune<N>"):
+            parse_recipe(bad)
 
 
 class BlockNet(nn.Module):

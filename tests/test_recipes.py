@@ -11,7 +11,7 @@ from torch import nn
 from edgeport.pipeline import ExportPlan, run_export
 from tests.conftest import ROOT
 
-RECIPES = ("fp32", "fp16", "w8", "w8a8", "palettize4", "prune50", "sparse50")
+RECIPES = ("fp32", "fp16", "w8", "w8a8", "palettize4", "prune50", "sparse50", "prune50+w8a8")
 SRVGG = {"num_conv": 4, "num_feat": 32}   # 32x32x3x3 convs: large enough for 4-bit palettes
 
 
@@ -33,7 +33,8 @@ def test_every_recipe_exports_and_passes_its_gate_or_says_it_is_unsupported(reci
         else:
             assert row.status == "pass", (key, row.message)
     assert summary.exit_code == 0
-    gates = {"fp32": 60, "fp16": 40, "w8": 35, "w8a8": 30, "palettize4": 25, "prune50": 60, "sparse50": 60}
+    gates = {"fp32": 60, "fp16": 40, "w8": 35, "w8a8": 30, "palettize4": 25, "prune50": 60, "sparse50": 60,
+             "prune50+w8a8": 30}
     for (fmt, recipe), row in rows.items():
         if row.status == "pass":
             assert row.worst_psnr_db >= gates[recipe], row
@@ -44,6 +45,8 @@ def test_every_recipe_exports_and_passes_its_gate_or_says_it_is_unsupported(reci
         # int8 is lossy: a compressed artifact is measurably further from PyTorch than fp32 is
         assert rows[fmt, "w8a8"].worst_psnr_db < rows[fmt, "fp32"].worst_psnr_db
         assert rows[fmt, "w8a8"].vs_fp32_artifact_db is not None
+        # pruned then int8: about half of w8a8's bytes, judged by w8a8's gate against the pruned model
+        assert rows[fmt, "prune50+w8a8"].bytes < 0.7 * rows[fmt, "w8a8"].bytes
     assert rows["coreml", "palettize4"].bytes < rows["coreml", "w8"].bytes
     assert rows["coreml", "sparse50"].bytes < 0.8 * rows["coreml", "fp32"].bytes
 
@@ -64,6 +67,9 @@ def test_manifests_record_recipe_tooling_calibration_and_pruning(recipe_export):
     assert 0.45 <= prune["recipe"]["conv_macs_ratio"] <= 0.56
     assert prune["model"]["macs"] < 0.6 * json.loads((folder / "tflite-fp32" / "manifest.json").read_text())["model"]["macs"]
     assert prune["recipe"]["vs_original_pytorch_db"] < 60   # pruning without fine-tuning changes the model
+    combo = json.loads((folder / "onnx-prune50+w8a8" / "manifest.json").read_text())
+    assert combo["parity"]["gate"]["min_psnr_db"] == 30 and combo["recipe"]["calibration"]["count"] == 8
+    assert combo["recipe"]["conv_macs_ratio"] == prune["recipe"]["conv_macs_ratio"]   # the same pruned model
 
 
 def test_check_rebuilds_pruned_references_and_passes(recipe_export):
@@ -71,7 +77,7 @@ def test_check_rebuilds_pruned_references_and_passes(recipe_export):
 
     out, _ = recipe_export
     cache = ReferenceCache()
-    for name in ("onnx-prune50", "coreml-sparse50", "tflite-w8a8"):
+    for name in ("onnx-prune50", "coreml-sparse50", "tflite-w8a8", "tflite-prune50+w8a8"):
         check = check_artifact(out / "realesr-general-x4v3" / name / "manifest.json", cache)
         assert check.report.passed, (name, check.report.message)
 
