@@ -88,6 +88,10 @@ class BenchPlan:
     runs: int = 20
     warmup: int = 3
     torch_baseline: bool = True
+    # PyTorch eager's p50 swung 1.5x between fresh processes on this machine (195 / 235 / 325 ms for one
+    # model, 2 threads, contiguous) while each artifact's stayed within 4%: the baseline is measured in this
+    # many processes and the fastest kept, so every ratio is against torch at its best.
+    baseline_processes: int = 3
 
 
 @dataclass
@@ -167,14 +171,27 @@ def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lamb
             for memory_format in ("contiguous", "channels_last"):
                 for threads in plan.threads:
                     progress(f"{model} torch eager {memory_format} @{threads} threads")
-                    row = BenchRow(model, "torch", memory_format, threads, "failed", macs=macs)
-                    rows.append(_fill(row, run_worker({"kind": "torch", "manifest": str(path), "threads": threads,
-                                                   "runs": plan.runs, "warmup": plan.warmup,
-                                                   "memory_format": memory_format})))
+                    job = {"kind": "torch", "manifest": str(path), "threads": threads, "runs": plan.runs,
+                           "warmup": plan.warmup, "memory_format": memory_format}
+                    rows.append(_best_of(BenchRow(model, "torch", memory_format, threads, "failed", macs=macs),
+                                         [run_worker(job) for _ in range(max(1, plan.baseline_processes))]))
     _derive(rows, peaks)
     settings = {"threads": list(plan.threads), "runs": plan.runs, "warmup": plan.warmup,
+                "torch_baseline_processes": plan.baseline_processes,
                 "inputs": "seeded uniform noise over each input's contract range, at the exported shape"}
     return BenchRun(rows, describe_machine(), peaks, load, settings)
+
+
+def _best_of(row: BenchRow, results: list[dict[str, Any]]) -> BenchRow:
+    """The process with the lowest p50; every process's p50 is kept in the message, so the spread shows."""
+    done = [r for r in results if r.get("ok")]
+    if not done:
+        return _fill(row, results[0])
+    best = min(done, key=lambda r: float(np.median(r["times_ms"])))
+    _fill(row, best)
+    spread = ", ".join(f"{float(np.median(r['times_ms'])):.1f}" for r in done)
+    row.message = f"fastest of {len(done)} processes (p50 ms: {spread})"
+    return row
 
 
 def _derive(rows: list[BenchRow], peaks: dict[int, Any]) -> None:

@@ -24,7 +24,7 @@ def test_stats_are_ordered_percentiles():
 def tiny_bench(tiny_export):
     out, _ = tiny_export
     idle = LoadCheck(2, (0.0, 0.0, 0.0))
-    return run_bench(BenchPlan(out, threads=(1,), runs=3, warmup=1), idle).to_dict()
+    return run_bench(BenchPlan(out, threads=(1,), runs=3, warmup=1, baseline_processes=2), idle).to_dict()
 
 
 def test_bench_covers_every_artifact_with_a_torch_baseline_in_one_schema(tiny_bench):
@@ -41,6 +41,7 @@ def test_bench_covers_every_artifact_with_a_torch_baseline_in_one_schema(tiny_be
         assert lat["min_ms"] <= lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
         assert r["gmacs_per_s"] > 0 and r["efficiency"] > 0 and r["p50_vs_torch"] > 0 and r["peak_rss_mb"] > 0
     assert rows["torch", "contiguous"]["p50_vs_torch"] == 1.0
+    assert rows["torch", "contiguous"]["message"].startswith("fastest of 2 processes (p50 ms: ")
     assert rows["onnx", "fp32"]["cold_start_ms"] > 0 and rows["torch", "contiguous"]["cold_start_ms"] is None
     assert "XNNPACK" in rows["tflite", "fp32"]["engine"] and "onnxruntime" in rows["onnx", "fp32"]["engine"]
     for key in (("coreml", "fp32"), ("coreml", "fp16")):   # never a latency from the MIL evaluator
