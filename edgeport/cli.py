@@ -186,17 +186,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if regressions or failed else 0
 
 
+def _require_manifests(path: Path) -> list[Path]:
+    from parity_tests.gate import find_manifests
+
+    if not path.exists():
+        raise FileNotFoundError(f"no such artifact folder: {path}")
+    manifests = find_manifests(path)
+    if not manifests:
+        raise FileNotFoundError(f"no manifest.json under {path}: export something first (`edgeport export`)")
+    return manifests
+
+
 def cmd_size(args: argparse.Namespace) -> int:
     from benchmarks.size_chart import draw_size_chart
     from benchmarks.size_report import collect, to_markdown
     from edgeport.atomic import ensure_writable, write_json, write_text
     from edgeport.report import human_bytes, table
 
-    if not args.path.exists():
-        raise FileNotFoundError(f"no such artifact folder: {args.path}")
+    _require_manifests(args.path)
     models = collect(args.path)
-    if not models:
-        raise FileNotFoundError(f"no manifest.json under {args.path}: export something first (`edgeport export`)")
     out = args.out or args.path
     ensure_writable(out)
     data = {"schema": "edgeport.size-report/1", "models": [m.to_dict() for m in models]}
@@ -288,14 +296,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from edgeport.progress import Progress
     from edgeport.report import export_table, problems
-    from parity_tests.gate import ReferenceCache, check_artifact, find_manifests
+    from parity_tests.gate import ReferenceCache, check_artifact
     from parity_tests.junit import write_junit
 
-    if not args.path.exists():
-        raise FileNotFoundError(f"no such artifact folder: {args.path}")
-    manifests = find_manifests(args.path)
-    if not manifests:
-        raise FileNotFoundError(f"no manifest.json under {args.path}: export something first (`edgeport export`)")
+    manifests = _require_manifests(args.path)
     progress = Progress(total=len(manifests), enabled=not args.quiet)
     cache = ReferenceCache()
     checks = []

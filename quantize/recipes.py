@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from models.spec import DEFAULT_GATES, ParityGate
 
 
 class RecipeError(ValueError):
