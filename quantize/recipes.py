@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 
 
-
 class RecipeError(ValueError):
     """A recipe name that does not parse; the message lists the valid ones."""
 
