@@ -29,6 +29,8 @@ def _peak_rss_mb() -> float:
 
 
 def _inputs(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Like models.samples.random_input, which cannot be imported here: importing models loads torch, and
+    an ONNX or TFLite worker must stay torch-free for its cold start and memory to be the runtime's own."""
     import numpy as np
 
     rng = np.random.default_rng(0)
