@@ -1,26 +1,25 @@
 """`edgeport bench`: every artifact in its runtime, beside PyTorch eager on the same input, one process each.
 
-Core ML latency needs Apple's runtime: on Linux its rows say "needs macOS" (the MIL evaluator is a parity
-tool, never a latency). Figures are medians of one run on one machine; the machine's own GEMM peak is
-measured in the same run, so efficiency and ratios to the torch baseline compare across machines.
+A format that cannot be timed here says why (Core ML needs macOS: the MIL evaluator is a parity tool, never a
+latency). Figures are medians of one run on one machine; each runtime's own kernel peak is measured in the
+same run (benchmarks/peaks.py), so efficiency and ratios to the torch baseline compare across machines.
 """
 from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-BENCH_SCHEMA = "edgeport.bench/1"
+BENCH_SCHEMA = "edgeport.bench/2"
+READABLE_BENCH = ("edgeport.bench/1", BENCH_SCHEMA)
 ROOT = Path(__file__).resolve().parents[1]
-INT8_RECIPES = ("w8", "w8a8")
 
 
 @dataclass(frozen=True)
@@ -41,15 +40,16 @@ class Stats:
                 "p99_ms": round(self.p99_ms, 3), "runs": self.runs}
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchRow:
-    """One artifact (or the torch baseline) at one thread count. status: ok, needs-macos or failed."""
+    """One artifact (or the torch baseline) at one thread count. status: ok, unavailable or failed."""
 
     model: str
-    format: str          # onnx, tflite, coreml, or torch
+    format: str          # a format's name, or torch
     recipe: str          # the artifact's recipe; for torch: contiguous / channels_last
     threads: int
     status: str
+    int8: bool = False
     engine: str = ""
     macs: int = 0
     stats: Stats | None = None
@@ -61,7 +61,7 @@ class BenchRow:
     path: str = ""
     message: str = ""
     gmacs_per_s: float | None = None
-    efficiency: float | None = None          # achieved ops / the machine's peak for that arithmetic
+    efficiency: float | None = None          # achieved ops / the runtime's own kernel peak for that arithmetic
     peak_kind: str = ""
     vs_torch: float | None = None            # p50 / torch eager contiguous p50, same model and threads
 
@@ -81,32 +81,34 @@ class BenchRow:
                 "message": self.message}
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchPlan:
     root: Path
     threads: tuple[int, ...] = (1, 2)
     runs: int = 20
     warmup: int = 3
     torch_baseline: bool = True
+    measure_peaks: bool = True
     # PyTorch eager's p50 swung 1.5x between fresh processes on this machine (195 / 235 / 325 ms for one
     # model, 2 threads, contiguous) while each artifact's stayed within 4%: the baseline is measured in this
     # many processes and the fastest kept, so every ratio is against torch at its best.
     baseline_processes: int = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchRun:
     rows: list[BenchRow]
     machine: dict[str, Any]
-    peaks: dict[int, Any]
+    peaks: list[Any]
+    peak_problems: list[str]
     load: Any
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": BENCH_SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "machine": self.machine, "load_check": self.load.to_dict(),
-                "peak": {str(t): p.to_dict() for t, p in self.peaks.items()}, "settings": self.settings,
-                "rows": [r.to_dict() for r in self.rows]}
+                "peaks": [p.to_dict() for p in self.peaks], "peak_problems": self.peak_problems,
+                "settings": self.settings, "rows": [r.to_dict() for r in self.rows]}
 
 
 def run_worker(job: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
@@ -123,93 +125,106 @@ def run_worker(job: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     return json.loads(line)
 
 
-def _fill(row: BenchRow, result: dict[str, Any]) -> BenchRow:
+def measured(row: BenchRow, result: dict[str, Any]) -> BenchRow:
+    """The row with one worker's figures, or its failure."""
     if not result.get("ok"):
-        row.status, row.message = "failed", result.get("error", "unknown error")
-        return row
-    row.status, row.engine = "ok", result["engine"]
-    row.stats = Stats.of(result["times_ms"])
-    row.cold_start_ms = result["cold_start_ms"] if row.format != "torch" else None
-    row.load_ms, row.peak_rss_mb, row.model_rss_mb = result["load_ms"], result["peak_rss_mb"], result["model_rss_mb"]
-    return row
+        return replace(row, status="failed", message=result.get("error", "unknown error"))
+    return replace(row, status="ok", engine=result["engine"], stats=Stats.of(result["times_ms"]),
+                   cold_start_ms=result["cold_start_ms"] if row.format != "torch" else None, load_ms=result["load_ms"],
+                   peak_rss_mb=result["peak_rss_mb"], model_rss_mb=result["model_rss_mb"])
 
 
-def collect_targets(root: Path) -> list[tuple[Path, dict[str, Any]]]:
-    from parity_tests.gate import find_manifests
+def _artifact_rows(path: Path, manifest: Any, plan: BenchPlan, progress: Callable[[str], None]) -> list[BenchRow]:
+    from exporters.formats import get_format
+    from quantize.recipes import parse_recipe
 
-    return [(p, json.loads(p.read_text())) for p in find_manifests(Path(root))]
+    fmt = get_format(manifest.artifact.format)
+    unavailable = fmt.latency_unavailable()
+    rows = []
+    for threads in plan.threads:
+        row = BenchRow(manifest.model.name, fmt.name, manifest.recipe.name, threads, "unavailable",
+                       int8=parse_recipe(manifest.recipe.name).int8, macs=manifest.model.macs,
+                       bytes=manifest.artifact.total_bytes, path=str(path.parent), message=unavailable)
+        if not unavailable:
+            progress(f"{row.model} {row.format} {row.recipe} @{threads} threads")
+            row = measured(row, run_worker({"kind": "artifact", "record": manifest.artifact.to_dict(),
+                                            "dir": str(path.parent), "inputs": [c.to_dict() for c in manifest.inputs],
+                                            "threads": threads, "runs": plan.runs, "warmup": plan.warmup}))
+        rows.append(row)
+    return rows
 
 
-def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lambda _: None) -> BenchRun:
-    from benchmarks.machine import describe_machine, measure_peak
-
-    targets = collect_targets(plan.root)
-    if not targets:
-        raise FileNotFoundError(f"no manifest.json under {plan.root}: export something first (`edgeport export`)")
-    peaks = {t: measure_peak(t) for t in plan.threads}
-    rows: list[BenchRow] = []
-    baselines: dict[str, Path] = {}
-    for path, manifest in targets:
-        model = manifest["model"]["name"]
-        recipe = (manifest.get("recipe") or {}).get("name", manifest["artifact"]["precision"])
-        fmt = manifest["artifact"]["format"]
-        if (manifest.get("recipe") or {}).get("kind") != "module":
-            baselines.setdefault(model, path)      # the torch baseline is the model as exported, unpruned
+def _torch_rows(path: Path, manifest: Any, plan: BenchPlan, progress: Callable[[str], None]) -> list[BenchRow]:
+    rows = []
+    for memory_format in ("contiguous", "channels_last"):
         for threads in plan.threads:
-            row = BenchRow(model, fmt, recipe, threads, "needs-macos", macs=int(manifest["model"]["macs"]),
-                           bytes=int(manifest["artifact"]["total_bytes"]), path=str(path.parent))
-            rows.append(row)
-            if fmt == "coreml" and platform.system() != "Darwin":
-                row.message = "Core ML latency needs macOS (Apple's runtime); the MIL evaluator is not a latency"
-                continue
-            progress(f"{model} {fmt} {recipe} @{threads} threads")
-            _fill(row, run_worker({"kind": "artifact", "manifest": str(path), "threads": threads, "runs": plan.runs,
-                               "warmup": plan.warmup}))
-    if plan.torch_baseline:
-        for model, path in baselines.items():
-            macs = int(json.loads(path.read_text())["model"]["macs"])
-            for memory_format in ("contiguous", "channels_last"):
-                for threads in plan.threads:
-                    progress(f"{model} torch eager {memory_format} @{threads} threads")
-                    job = {"kind": "torch", "manifest": str(path), "threads": threads, "runs": plan.runs,
-                           "warmup": plan.warmup, "memory_format": memory_format}
-                    rows.append(_best_of(BenchRow(model, "torch", memory_format, threads, "failed", macs=macs),
-                                         [run_worker(job) for _ in range(max(1, plan.baseline_processes))]))
-    _derive(rows, peaks)
-    settings = {"threads": list(plan.threads), "runs": plan.runs, "warmup": plan.warmup,
-                "torch_baseline_processes": plan.baseline_processes,
-                "inputs": "seeded uniform noise over each input's contract range, at the exported shape"}
-    return BenchRun(rows, describe_machine(), peaks, load, settings)
+            progress(f"{manifest.model.name} torch eager {memory_format} @{threads} threads")
+            job = {"kind": "torch", "manifest": str(path), "threads": threads, "runs": plan.runs,
+                   "warmup": plan.warmup, "memory_format": memory_format}
+            row = BenchRow(manifest.model.name, "torch", memory_format, threads, "failed", macs=manifest.model.macs)
+            rows.append(_best_of(row, [run_worker(job) for _ in range(max(1, plan.baseline_processes))]))
+    return rows
 
 
 def _best_of(row: BenchRow, results: list[dict[str, Any]]) -> BenchRow:
     """The process with the lowest p50; every process's p50 is kept in the message, so the spread shows."""
     done = [r for r in results if r.get("ok")]
     if not done:
-        return _fill(row, results[0])
+        return measured(row, results[0])
     best = min(done, key=lambda r: float(np.median(r["times_ms"])))
-    _fill(row, best)
     spread = ", ".join(f"{float(np.median(r['times_ms'])):.1f}" for r in done)
-    row.message = f"fastest of {len(done)} processes (p50 ms: {spread})"
-    return row
+    return replace(measured(row, best), message=f"fastest of {len(done)} processes (p50 ms: {spread})")
 
 
-def _derive(rows: list[BenchRow], peaks: dict[int, Any]) -> None:
-    """Throughput, efficiency against the machine's own peak, and the ratio to torch eager (contiguous)."""
+def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lambda _: None) -> BenchRun:
+    from benchmarks.machine import describe_machine
+    from benchmarks.peaks import measure_peaks, torch_fp32_peak
+    from parity_tests.manifest import find_manifests, read_manifest
+
+    targets = [(p, read_manifest(p)) for p in find_manifests(Path(plan.root))]
+    if not targets:
+        raise FileNotFoundError(f"no manifest.json under {plan.root}: export something first (`edgeport export`)")
+    peaks, problems = measure_peaks(plan.threads, run_worker, progress) if plan.measure_peaks else ([], [])
+    if plan.measure_peaks and plan.torch_baseline:
+        peaks += [torch_fp32_peak(t) for t in plan.threads]
+    rows = [row for path, m in targets for row in _artifact_rows(path, m, plan, progress)]
+    baselines: dict[str, tuple[Path, Any]] = {}
+    for path, m in targets:
+        if not m.recipe.rewrites_module:    # the torch baseline is the model as exported, unpruned
+            baselines.setdefault(m.model.name, (path, m))
+    if plan.torch_baseline:
+        rows += [row for path, m in baselines.values() for row in _torch_rows(path, m, plan, progress)]
+    settings = {"threads": list(plan.threads), "runs": plan.runs, "warmup": plan.warmup,
+                "torch_baseline_processes": plan.baseline_processes,
+                "inputs": "seeded uniform noise over each input's contract range, at the exported shape"}
+    return BenchRun(derive(rows, peaks), describe_machine(), peaks, problems, load, settings)
+
+
+def derive(rows: list[BenchRow], peaks: list[Any]) -> list[BenchRow]:
+    """Throughput, efficiency against the runtime's own kernel peak, and the ratio to torch eager (contiguous).
+    An efficiency above 100% means the peak probe missed this runtime's best kernels: it is not printed."""
     torch_p50 = {(r.model, r.threads): r.stats.p50_ms for r in rows
                  if r.format == "torch" and r.recipe == "contiguous" and r.stats}
+    by_key = {(p.format, p.arithmetic, p.threads): p for p in peaks}
+    out = []
     for r in rows:
         if not r.stats:
+            out.append(r)
             continue
-        r.gmacs_per_s = r.macs / (r.stats.p50_ms / 1000) / 1e9
-        peak = peaks.get(r.threads)
+        gmacs = r.macs / (r.stats.p50_ms / 1000) / 1e9
+        peak = by_key.get((r.format, "int8" if r.int8 else "fp32", r.threads))
+        efficiency, kind, note = None, "", r.message
         if peak is not None:
-            int8 = r.recipe.partition("+")[2] in INT8_RECIPES or r.recipe in INT8_RECIPES
-            r.peak_kind = "int8 GEMM" if int8 else "fp32 GEMM"
-            r.efficiency = 2 * r.gmacs_per_s / (peak.int8_gops if int8 else peak.fp32_gflops)
+            kind = f"{peak.format} {peak.arithmetic} kernel peak ({peak.gops:.0f} GOP/s)"
+            efficiency = 2 * gmacs / peak.gops
+            if efficiency > 1.0:
+                note = "; ".join(filter(None, [note, f"runs at {efficiency:.0%} of the measured {kind}: the peak "
+                                                      "probe is unreliable for this runtime, no efficiency given"]))
+                efficiency = None
         base = torch_p50.get((r.model, r.threads))
-        if base:
-            r.vs_torch = r.stats.p50_ms / base
+        out.append(replace(r, gmacs_per_s=gmacs, efficiency=efficiency, peak_kind=kind, message=note,
+                           vs_torch=r.stats.p50_ms / base if base else None))
+    return out
 
 
 # ---- regression gate ----
@@ -229,8 +244,8 @@ class Regression:
 def compare(baseline: dict[str, Any], current: dict[str, Any], max_regression: float) -> tuple[list[Regression], list[Regression]]:
     """(every compared artifact, those past the threshold). Each p50 is taken as a ratio to the torch
     baseline measured in its own run, so machine drift cancels; a row missing on either side is skipped."""
-    if baseline.get("schema") != BENCH_SCHEMA:
-        raise ValueError(f"baseline is not an {BENCH_SCHEMA} file (schema {baseline.get('schema')!r})")
+    if baseline.get("schema") not in READABLE_BENCH:
+        raise ValueError(f"baseline is not an edgeport bench file (schema {baseline.get('schema')!r})")
     before = {r["key"]: r["p50_vs_torch"] for r in baseline["rows"] if r.get("p50_vs_torch") and r["format"] != "torch"}
     compared = [Regression(r["key"], before[r["key"]], r["p50_vs_torch"], r["p50_vs_torch"] / before[r["key"]] - 1)
                 for r in current["rows"] if r.get("p50_vs_torch") and r["key"] in before and r["format"] != "torch"]

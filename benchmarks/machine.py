@@ -1,55 +1,55 @@
-"""The machine a benchmark ran on: its own GEMM peak (so figures compare across machines as ratios) and
-whether anything else is using it (a busy core made every figure here 2-7x slower)."""
+"""The machine a benchmark ran on: its CPU and SIMD features (int8 speed differs about 4x between a CPU with
+int8 dot products and one without) and whether anything else is using it (a busy core made every figure here
+2-7x slower). The runtimes' own kernel peaks are measured in benchmarks/peaks.py."""
 from __future__ import annotations
 
 import os
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 BUSY_PERCENT = 20.0   # another process above this share of one core makes the machine busy
+# /proc/cpuinfo flag -> what people call it; the ones that decide fp32 / bf16 / int8 kernel speed
+SIMD_FLAGS = {
+    "sse4_2": "SSE4.2", "avx": "AVX", "avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512",
+    "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "avx512_bf16": "AVX-512 BF16",
+    "amx_tile": "AMX", "amx_int8": "AMX-INT8", "amx_bf16": "AMX-BF16",
+    "asimd": "NEON", "asimddp": "dotprod", "i8mm": "I8MM", "sve": "SVE", "sve2": "SVE2", "bf16": "BF16",
+}
+INT8_DOT = ("AVX-512 VNNI", "AVX-VNNI", "AMX-INT8", "dotprod", "I8MM")
 
 
-@dataclass(frozen=True)
-class MachinePeak:
-    threads: int
-    fp32_gflops: float        # torch.mm, float32
-    int8_gops: float          # torch._int_mm, int8 x int8 -> int32
-    size: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"threads": self.threads, "fp32_gflops": round(self.fp32_gflops, 1),
-                "int8_gops": round(self.int8_gops, 1), "gemm_size": self.size,
-                "method": f"best of 5 square GEMMs of {self.size}, torch CPU"}
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return set()
+    line = next((ln for ln in cpuinfo.splitlines() if ln.split(":")[0].strip() in ("flags", "Features")), "")
+    return set(line.partition(":")[2].split())
 
 
-def _best_seconds(fn: Callable[[], Any], repeats: int = 5) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def simd_features(flags: set[str] | None = None) -> list[str]:
+    """The SIMD features that matter for these kernels, in a fixed order."""
+    flags = cpu_flags() if flags is None else flags
+    return [name for flag, name in SIMD_FLAGS.items() if flag in flags]
 
 
-def measure_peak(threads: int, size: int = 2048) -> MachinePeak:
-    """A short microbenchmark (about a second): float32 and int8 matrix multiply at `threads` threads. 2048 sits
-    on the plateau (one run at 2 threads, int8: 839 GOP/s at 1024, 894 at 2048, 813 at 4096 taking 5 s)."""
-    import torch
+def describe_machine() -> dict[str, Any]:
+    import psutil
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    cpu = platform.processor() or platform.machine()
     try:
-        a, b = torch.randn(size, size), torch.randn(size, size)
-        fp32 = 2 * size ** 3 / _best_seconds(lambda: torch.mm(a, b)) / 1e9
-        qa = torch.randint(-128, 127, (size, size), dtype=torch.int8)
-        qb = torch.randint(-128, 127, (size, size), dtype=torch.int8)
-        int8 = 2 * size ** 3 / _best_seconds(lambda: torch._int_mm(qa, qb)) / 1e9
-    finally:
-        torch.set_num_threads(previous)
-    return MachinePeak(threads, fp32, int8, size)
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    simd = simd_features()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
+            "system": platform.platform(), "python": platform.python_version(), "simd": simd,
+            "int8_dot_product": any(f in simd for f in INT8_DOT)}
 
 
 @dataclass(frozen=True)
@@ -97,16 +97,3 @@ def check_load(sample_seconds: float = 0.5) -> LoadCheck:
             busy.append((p.pid, p.info.get("name") or "?", pct))
     return LoadCheck(os.cpu_count() or 1, tuple(round(x, 2) for x in os.getloadavg()),
                      sorted(busy, key=lambda b: -b[2]))
-
-
-def describe_machine() -> dict[str, Any]:
-    import psutil
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
-            "system": platform.platform(), "python": platform.python_version()}

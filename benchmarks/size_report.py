@@ -4,7 +4,6 @@ Reads only manifests (and the zoo spec, for the largest layers), so it covers wh
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,14 +11,14 @@ from typing import Any
 @dataclass(frozen=True)
 class ArtifactSize:
     format: str
-    precision: str
+    recipe: str
     route: str
     bytes: int
     ratio_to_fp32: float      # artifact bytes / (params x 4 bytes)
     path: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "precision": self.precision, "route": self.route, "bytes": self.bytes,
+        return {"format": self.format, "recipe": self.recipe, "route": self.route, "bytes": self.bytes,
                 "ratio_to_fp32": round(self.ratio_to_fp32, 4), "path": self.path}
 
 
@@ -41,17 +40,14 @@ class ModelSizes:
                 "artifacts": [a.to_dict() for a in self.artifacts], "note": self.note}
 
 
-def largest_layers(source: dict[str, Any], input_shapes: list[list[int]],
-                   count: int = 5) -> tuple[list[tuple[str, int]], str]:
-    """The modules holding the most parameters, counted on the meta device from the manifest's source."""
-    import torch
-
-    from models import ModelError, get_spec
+def largest_layers(manifest: Any, count: int = 5) -> tuple[list[tuple[str, int]], str]:
+    """The modules holding the most parameters, from the model rebuilt as the manifest says (on the meta
+    device: structure only)."""
+    from models import ModelError
+    from parity_tests.reference import rebuild_reference
 
     try:
-        spec = get_spec(source["model"], [tuple(s) for s in input_shapes])
-        with torch.device("meta"):
-            module = spec.build(**source.get("config", {}))
+        module = rebuild_reference(manifest, materialize=False).module
     except ModelError as exc:
         return [], f"largest layers unavailable: {exc}"
     sizes = [(name, sum(p.numel() for p in m.parameters(recurse=False))) for name, m in module.named_modules()]
@@ -59,24 +55,19 @@ def largest_layers(source: dict[str, Any], input_shapes: list[list[int]],
 
 
 def collect(root: Path) -> list[ModelSizes]:
-    from parity_tests.gate import find_manifests
+    from parity_tests.manifest import find_manifests, read_manifest
 
     by_model: dict[str, ModelSizes] = {}
     for path in find_manifests(Path(root)):
-        manifest = json.loads(path.read_text())
-        recipe = manifest.get("recipe") or {}
-        name = manifest["model"]["name"]
-        # a pruned model's manifest counts its own (fewer) params; its original ones are the yardstick
-        params = int(recipe.get("original_params", manifest["model"]["params"]))
+        manifest = read_manifest(path)
+        name, params, art = manifest.model.name, manifest.original_params, manifest.artifact
         if name not in by_model:
-            layers, note = largest_layers(manifest["source"], [c["shape"] for c in manifest["contract"]["inputs"]])
+            layers, note = largest_layers(manifest)
             by_model[name] = ModelSizes(name, params, layers, note=note)
-        art = manifest["artifact"]
-        by_model[name].artifacts.append(ArtifactSize(art["format"], recipe.get("name", art["precision"]), art["route"],
-                                                     int(art["total_bytes"]), art["total_bytes"] / (params * 4),
-                                                     str(path.parent)))
+        by_model[name].artifacts.append(ArtifactSize(art.format, manifest.recipe.name, art.route, art.total_bytes,
+                                                     art.total_bytes / (params * 4), str(path.parent)))
     for sizes in by_model.values():
-        sizes.artifacts.sort(key=lambda a: (a.format, a.precision))
+        sizes.artifacts.sort(key=lambda a: (a.format, a.recipe))
     return list(by_model.values())
 
 
@@ -89,7 +80,7 @@ def to_markdown(models: list[ModelSizes]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for m in models:
         for a in m.artifacts:
-            lines.append(f"| {m.model} | {m.params / 1e6:.2f} M | {_mb(m.fp32_bytes)} | {a.format} | {a.precision} | "
+            lines.append(f"| {m.model} | {m.params / 1e6:.2f} M | {_mb(m.fp32_bytes)} | {a.format} | {a.recipe} | "
                          f"{a.route} | {_mb(a.bytes)} | {a.ratio_to_fp32:.1%} |")
     lines += ["", "## Largest layers (fp32)", ""]
     for m in models:

@@ -1,7 +1,10 @@
 """One measurement in a fresh process: `python -m benchmarks.worker '<json job>'` prints one JSON line.
 
 A fresh process per artifact and thread count, so that cold start is real (imports, load, first run) and
-one runtime's crash, leak or thread pool cannot touch another's figures.
+one runtime's crash, leak or thread pool cannot touch another's figures. An artifact job's record is opened
+through its Format's runtime without loading torch, so an ONNX or TFLite worker's cold start and memory are
+the runtime's own (ExecuTorch's Python runtime takes torch tensors, so its worker loads torch). A torch job
+rebuilds the reference from the manifest with the one function check and size use.
 """
 from __future__ import annotations
 
@@ -28,63 +31,49 @@ def _peak_rss_mb() -> float:
         return next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")) / 1024
 
 
-def _inputs(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Like models.samples.random_input, which cannot be imported here: importing models loads torch, and
-    an ONNX or TFLite worker must stay torch-free for its cold start and memory to be the runtime's own."""
-    import numpy as np
+def _inputs(contracts: list[Any]) -> dict[str, Any]:
+    """Seeded uniform noise over each input's contract range, at the exported shape."""
+    from models.samples import random_input
 
-    rng = np.random.default_rng(0)
-    out = {}
-    for c in manifest["contract"]["inputs"]:
-        lo, hi = (0.0 if v is None else v for v in c["value_range"])
-        out[c["name"]] = rng.uniform(lo, hi if hi > lo else lo + 1, size=c["shape"]).astype(np.float32)
-    return out
+    return {c.name: random_input(c, 0) for c in contracts}
 
 
-def _artifact_runner(manifest: dict[str, Any], folder: Path, threads: int) -> tuple[Callable, str]:
-    from exporters.base import ArtifactRecord
-    from parity_tests.runtimes import open_runtime
+def _artifact_runner(job: dict[str, Any]) -> tuple[Callable, str, list[Any]]:
+    """job: the artifact's record and folder, and its input contracts (as the manifest or a peak probe has them)."""
+    from exporters.formats import open_runtime
+    from models.spec import TensorContract
+    from runtimes.artifact import ArtifactRecord
 
-    record = ArtifactRecord.from_dict(manifest["artifact"])
-    runtime = open_runtime(record, folder, threads)
-    return runtime.run, runtime.engine
+    runtime = open_runtime(ArtifactRecord.from_dict(job["record"]), Path(job["dir"]), job["threads"])
+    return runtime.run, runtime.engine, [TensorContract.from_dict(c) for c in job["inputs"]]
 
 
-def _torch_runner(manifest: dict[str, Any], threads: int, memory_format: str) -> tuple[Callable, str]:
+def _torch_runner(job: dict[str, Any]) -> tuple[Callable, str, list[Any]]:
     import torch
 
-    from models import get_spec
-    from models.source import ModelSource, instantiate
-    from models.spec import TensorContract
+    from parity_tests.manifest import read_manifest
+    from parity_tests.reference import rebuild_reference
 
-    torch.set_num_threads(threads)
-    contracts = tuple(TensorContract(c["name"], tuple(c["shape"])) for c in manifest["contract"]["inputs"])
-    source = ModelSource.from_dict(manifest["source"])
-    spec = get_spec(source.model, [c.shape for c in contracts])
-    module = instantiate(spec, source, contracts)
+    torch.set_num_threads(job["threads"])
+    manifest = read_manifest(Path(job["manifest"]))
+    memory_format = job.get("memory_format", "contiguous")
     fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
-    module = module.to(memory_format=fmt)
-    names = [c.name for c in contracts]
+    module = rebuild_reference(manifest).module.to(memory_format=fmt)
+    names = [c.name for c in manifest.inputs]
 
     def run(inputs: dict[str, Any]) -> Any:
         with torch.inference_mode():
-            args = [torch.from_numpy(inputs[n]).contiguous(memory_format=fmt) if inputs[n].ndim == 4
-                    else torch.from_numpy(inputs[n]) for n in names]
-            return module(*args)
-    return run, f"PyTorch {torch.__version__} eager ({memory_format}, {threads} threads)"
+            return module(*[torch.from_numpy(inputs[n]).contiguous(memory_format=fmt) if inputs[n].ndim == 4
+                            else torch.from_numpy(inputs[n]) for n in names])
+    return run, f"PyTorch {torch.__version__} eager ({memory_format}, {job['threads']} threads)", list(manifest.inputs)
 
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
-    manifest_path = Path(job["manifest"])
-    manifest = json.loads(manifest_path.read_text())
     rss_start = _rss_now_mb()
     t0 = time.perf_counter()
-    if job["kind"] == "torch":
-        run, engine = _torch_runner(manifest, job["threads"], job.get("memory_format", "contiguous"))
-    else:
-        run, engine = _artifact_runner(manifest, manifest_path.parent, job["threads"])
+    run, engine, contracts = (_torch_runner if job["kind"] == "torch" else _artifact_runner)(job)
     loaded = time.perf_counter()
-    inputs = _inputs(manifest)
+    inputs = _inputs(contracts)
     run(inputs)
     first = time.perf_counter()
     for _ in range(job["warmup"]):
@@ -97,8 +86,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     peak = _peak_rss_mb()
     return {"engine": engine, "load_ms": (loaded - t0) * 1000, "first_run_ms": (first - loaded) * 1000,
             "cold_start_ms": (first - STARTED) * 1000, "times_ms": times, "rss_start_mb": rss_start,
-            "peak_rss_mb": peak, "model_rss_mb": peak - rss_start,
-            "torch_in_process": "torch" in sys.modules}
+            "peak_rss_mb": peak, "model_rss_mb": peak - rss_start, "torch_in_process": "torch" in sys.modules}
 
 
 def main() -> None:

@@ -48,8 +48,17 @@ def staging_dir(parent: Path, name: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def commit_dir(staging: Path, final: Path) -> None:
-    """Put a finished folder in place; an older one is replaced only now that the new one is complete."""
+    """Put a finished folder in place; an older one is replaced only now that the new one is complete. The
+    staging folder's private mode (mkdtemp's 0700) is replaced by the ordinary one, so a CI upload step or a
+    web server running as another user can read the artifact."""
+    os.chmod(staging, 0o777 & ~_umask())
     if final.exists():
         old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
         final.rename(old)

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from exporters.formats import DEFAULT_FORMATS
+
 USER_ERROR = 2
 
 
@@ -43,10 +45,13 @@ def _setting(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="edgeport", description="Export PyTorch image models to ONNX, TFLite and Core ML, checked in the real runtimes.")
+        prog="edgeport", description="Export PyTorch image models to ONNX, TFLite, Core ML and ExecuTorch, checked in the real "
+                    "runtimes.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list the zoo with params and MACs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("formats", help="list the formats, their runtimes and the recipes each one applies")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("export", help="export a model and check parity in each runtime")
@@ -56,11 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", dest="inputs", action="append", default=[], metavar="SHAPE",
                    help="a custom model's input shape, e.g. 1x3x256x256 (once per input)")
     p.add_argument("--all", action="store_true", help="export every zoo model at its default size")
-    p.add_argument("--to", type=_csv, default=("onnx", "tflite", "coreml"), metavar="FORMATS",
-                   help="comma-separated formats: onnx,tflite,coreml (default: all)")
+    p.add_argument("--to", type=_csv, default=DEFAULT_FORMATS, metavar="FORMATS",
+                   help=f"comma-separated formats (default: {','.join(DEFAULT_FORMATS)}; see `edgeport formats`)")
     p.add_argument("--recipe", "--precision", dest="recipes", type=_csv, default=None, metavar="LIST",
-                   help="fp32,fp16,w8,w8a8,palettize4,palettize6,prune<N>,sparse<N> (default: fp32, and fp16 "
-                        "too for coreml); a format without a recipe gets a 'not supported' row")
+                   help="comma-separated recipes, e.g. fp32,fp16,w8,w8a8,prune50+w8a8 (default: each format's own; "
+                        "`edgeport formats` lists them); a format without a recipe gets a 'not supported' row")
     p.add_argument("--calib", type=Path, metavar="DIR",
                    help="calibration photos for w8a8 (default: bundled sample photos, not the parity ones)")
     p.add_argument("--weights", type=Path, help="checkpoint (.pth/.pt or .safetensors); default: random init")
@@ -70,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="architecture setting, e.g. num_block=2 (repeatable)")
     p.add_argument("--dynamic-hw", action="store_true", help="dynamic height/width (ONNX, Core ML)")
     p.add_argument("--tflite-route", choices=("auto", "litert-torch", "onnx2tf"), default="auto")
+    p.add_argument("--converter-timeout", type=float, default=None, metavar="SECONDS",
+                   help="bound on a converter that runs in its own process, such as onnx2tf (default 900)")
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="output root (default ./artifacts)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -92,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=20, help="timed runs after warm-up (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager baseline")
+    p.add_argument("--no-peaks", action="store_true", help="skip the runtimes' kernel-peak probes (no efficiency)")
     p.add_argument("--strict", action="store_true", help="refuse to measure when another process is busy")
     p.add_argument("--out", type=Path, help="where to write bench.{json,md,png} (default: the artifact folder)")
     p.add_argument("--compare", type=Path, metavar="BASELINE.json", help="an earlier bench.json to gate against")
@@ -113,23 +121,19 @@ def _percent(text: str) -> float:
 
 
 def _read_baseline(path: Path) -> dict:
-    from benchmarks.latency import BENCH_SCHEMA
+    from benchmarks.latency import READABLE_BENCH
 
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read the --compare baseline {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("schema") != BENCH_SCHEMA:
-        raise UsageError(f"{path} is not an `edgeport bench` result ({BENCH_SCHEMA}); give a bench.json")
+    if not isinstance(data, dict) or data.get("schema") not in READABLE_BENCH:
+        raise UsageError(f"{path} is not an `edgeport bench` result ({', '.join(READABLE_BENCH)}); give a bench.json")
     return data
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.bench_report import draw_latency_chart, to_markdown
-    from benchmarks.latency import BenchPlan, compare, run_bench
-    from benchmarks.machine import check_load
-    from edgeport.atomic import ensure_writable, write_json, write_text
-    from edgeport.report import human_bytes, table
+def _bench_plan(args: argparse.Namespace) -> Any:
+    from benchmarks.latency import BenchPlan
 
     root = Path("artifacts") if args.all else args.path
     if not root.exists():
@@ -137,6 +141,42 @@ def cmd_bench(args: argparse.Namespace) -> int:
     threads = tuple(int(t) for t in args.threads if t.isdigit() and int(t) > 0)
     if len(threads) != len(args.threads) or args.runs < 1 or args.warmup < 0:
         raise UsageError("--threads takes positive integers (e.g. 1,2); --runs must be >= 1, --warmup >= 0")
+    return BenchPlan(root, threads, args.runs, args.warmup, not args.no_torch, not args.no_peaks)
+
+
+def _print_bench(data: dict, regressions: list, args: argparse.Namespace, out: Path) -> None:
+    from benchmarks.bench_report import machine_line, peaks_line
+    from edgeport.report import human_bytes, table
+
+    rows = [(r["model"], r["format"], r["recipe"], r["threads"],
+             f"{r['latency']['p50_ms']:.1f}" if r["latency"] else r["status"],
+             f"{r['p50_vs_torch']:.2f}x" if r["p50_vs_torch"] else "-",
+             f"{r['efficiency']:.1%}" if r["efficiency"] is not None else "-",
+             f"{r['cold_start_ms']:.0f}" if r["cold_start_ms"] else "-",
+             f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-",
+             human_bytes(r["bytes"]) if r["bytes"] else "-") for r in data["rows"]]
+    print(table(("model", "format", "recipe", "thr", "p50 ms", "vs torch", "of peak", "cold ms", "RSS MB", "size"),
+                rows))
+    print(f"machine: {machine_line(data)}")
+    print(peaks_line(data))
+    for r in data["rows"]:
+        if r["status"] != "ok" and r["message"]:
+            print(f"  {r['key']}: {r['status']}: {r['message']}")
+    if "comparison" in data:
+        print(f"compared {len(data['comparison']['compared'])} artifacts with {args.compare}: "
+              f"{len(regressions)} regressed past {data['comparison']['max_regression']:.0%}")
+        for c in regressions:
+            print(f"  {c.key}: p50/torch {c.before:.3f} -> {c.after:.3f} ({c.change:+.1%})")
+    print(f"wrote {out / 'bench.json'}, bench.md and bench.png")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.bench_report import draw_latency_chart, to_markdown
+    from benchmarks.latency import compare, run_bench
+    from benchmarks.machine import check_load
+    from edgeport.atomic import ensure_writable, write_json, write_text
+
+    plan = _bench_plan(args)
     limit = _percent(args.max_regression)
     baseline = _read_baseline(args.compare) if args.compare else None
     load = check_load()
@@ -146,15 +186,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return USER_ERROR
         print(f"edgeport: warning: {load.describe()}", file=sys.stderr)
     say = (lambda _: None) if args.quiet else (lambda text: print(f"  bench {text}", file=sys.stderr, flush=True))
-    run = run_bench(BenchPlan(root, threads, args.runs, args.warmup, not args.no_torch), load, say)
-    data = run.to_dict()
+    data = run_bench(plan, load, say).to_dict()
     regressions: list = []
     if baseline is not None:
         compared, regressions = compare(baseline, data, limit)
         data["comparison"] = {"baseline": str(args.compare), "max_regression": limit,
                               "compared": [c.to_dict() for c in compared],
                               "regressions": [c.to_dict() for c in regressions]}
-    out = args.out or root
+    out = args.out or plan.root
     ensure_writable(out)
     write_json(out / "bench.json", data)
     write_text(out / "bench.md", to_markdown(data))
@@ -162,32 +201,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        rows = [(r["model"], r["format"], r["recipe"], r["threads"],
-                 f"{r['latency']['p50_ms']:.1f}" if r["latency"] else r["status"],
-                 f"{r['p50_vs_torch']:.2f}x" if r["p50_vs_torch"] else "-",
-                 f"{r['efficiency']:.1%}" if r["efficiency"] is not None else "-",
-                 f"{r['cold_start_ms']:.0f}" if r["cold_start_ms"] else "-",
-                 f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-",
-                 human_bytes(r["bytes"]) if r["bytes"] else "-") for r in data["rows"]]
-        print(table(("model", "format", "recipe", "thr", "p50 ms", "vs torch", "of peak", "cold ms", "RSS MB", "size"),
-                    rows))
-        for t, p in data["peak"].items():
-            print(f"machine peak @{t} threads: fp32 {p['fp32_gflops']:.0f} GFLOP/s, int8 {p['int8_gops']:.0f} GOP/s")
-        for r in data["rows"]:
-            if r["status"] == "failed":
-                print(f"  {r['key']}: failed: {r['message']}")
-        if baseline is not None:
-            print(f"compared {len(data['comparison']['compared'])} artifacts with {args.compare}: "
-                  f"{len(regressions)} regressed past {limit:.0%}")
-            for c in regressions:
-                print(f"  {c.key}: p50/torch {c.before:.3f} -> {c.after:.3f} ({c.change:+.1%})")
-        print(f"wrote {out / 'bench.json'}, bench.md and bench.png")
-    failed = any(r["status"] == "failed" for r in data["rows"])
-    return 1 if regressions or failed else 0
+        _print_bench(data, regressions, args, out)
+    return 1 if regressions or any(r["status"] == "failed" for r in data["rows"]) else 0
 
 
 def _require_manifests(path: Path) -> list[Path]:
-    from parity_tests.gate import find_manifests
+    from parity_tests.manifest import find_manifests
 
     if not path.exists():
         raise FileNotFoundError(f"no such artifact folder: {path}")
@@ -216,7 +235,7 @@ def cmd_size(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(table(("model", "params", "fp32 weights", "format", "recipe", "size", "vs fp32"),
-                [(m.model, f"{m.params / 1e6:.2f} M", human_bytes(m.fp32_bytes), a.format, a.precision,
+                [(m.model, f"{m.params / 1e6:.2f} M", human_bytes(m.fp32_bytes), a.format, a.recipe,
                   human_bytes(a.bytes), f"{a.ratio_to_fp32:.1%}") for m in models for a in m.artifacts]))
     print(f"wrote {markdown}, size-report.json and size-report.png under {out}")
     return 0
@@ -269,7 +288,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     for model in _export_targets(args):
         plan = ExportPlan(model=model, formats=args.to, out_root=args.out, recipes=args.recipes, calib_dir=args.calib,
                           weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
-                          dynamic_hw=args.dynamic_hw, options={"tflite_route": args.tflite_route},
+                          dynamic_hw=args.dynamic_hw,
+                          options={"tflite_route": args.tflite_route, "converter_timeout": args.converter_timeout},
                           input_shapes=shapes)
         summaries.append(run_export(plan, Progress(enabled=not args.quiet)))
     rows = [r for s in summaries for r in s.to_dict()["rows"]]
@@ -293,6 +313,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return max(s.exit_code for s in summaries)
 
 
+def _check_row(c: Any) -> dict[str, Any]:
+    return {"model": c.model, "format": c.format, "recipe": c.recipe, "route": c.route, "bytes": c.bytes,
+            "worst_psnr_db": c.report.worst_psnr_db if c.report.samples else None, "bit_exact": c.report.bit_exact,
+            "engine": c.report.engine, "status": c.report.status, "message": c.report.message, "op": None}
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from edgeport.progress import Progress
     from edgeport.report import export_table, problems
@@ -308,13 +334,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             checks.append(check_artifact(path, cache))
     if args.junit:
         write_junit(args.junit, checks)
-    rows = [{"model": c.model, "format": c.format, "precision": c.precision, "route": c.route, "bytes": c.bytes,
-             "worst_psnr_db": c.report.worst_psnr_db if c.report.samples else None,
-             "bit_exact": bool(c.report.to_dict()["worst_bit_exact"]), "engine": c.report.engine,
-             "status": c.report.status, "message": c.report.message, "op": None} for c in checks]
+    rows = [_check_row(c) for c in checks]
     failed = sum(not c.report.passed for c in checks)
     if args.json:
-        print(json.dumps({"schema": "edgeport.check/1", "ok": failed == 0,
+        print(json.dumps({"schema": "edgeport.check/2", "ok": failed == 0,
                           "artifacts": [c.to_dict() for c in checks]}, indent=2))
     else:
         print(export_table(rows))
@@ -324,15 +347,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_formats(args: argparse.Namespace) -> int:
+    from edgeport.report import table
+    from exporters.formats import all_formats
+
+    rows = [{"name": f.name, "label": f.label, "recipes": list(f.recipes), "default_recipes": list(f.default_recipes),
+             "localisation": f.tensors_engine or "not implemented", "latency_here": f.latency_unavailable() or "yes"}
+            for f in all_formats().values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(table(("format", "recipes (export precisions)", "default", "error localisation", "latency here"),
+                [(r["name"], ",".join(r["recipes"]), ",".join(r["default_recipes"]), r["localisation"],
+                  r["latency_here"]) for r in rows]))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from exporters.base import ExportError
     from edgeport.atomic import OutputError
+    from exporters.base import ExportError
     from models.errors import ModelError
     from quantize.recipes import RecipeError
 
-    handler = {"models": cmd_models, "export": cmd_export, "check": cmd_check, "size": cmd_size,
-               "bench": cmd_bench}[args.command]
+    handler = {"models": cmd_models, "formats": cmd_formats, "export": cmd_export, "check": cmd_check,
+               "size": cmd_size, "bench": cmd_bench}[args.command]
     try:
         return handler(args)
     except (ModelError, ExportError, OutputError, RecipeError, UsageError, FileNotFoundError) as exc:

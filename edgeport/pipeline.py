@@ -1,100 +1,24 @@
-"""The export pipeline: spec -> module -> each format and precision -> parity -> manifest, atomically."""
+"""The export pipeline: spec -> module -> each format and recipe -> parity -> manifest, atomically.
+
+Each step returns a typed result: prepare() the validated inputs and PyTorch's outputs, export_job() one
+ArtifactOutcome per (format, recipe); the summary rows are derived from those outcomes.
+"""
 from __future__ import annotations
 
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from edgeport import __version__
-from edgeport.atomic import check_writable, commit_dir, ensure_writable, staging_dir, write_json
+from edgeport.atomic import commit_dir, staging_dir, write_json
+from edgeport.preparation import ExportPlan, Job, Prepared, Variant, VariantCache, prepare
 from edgeport.progress import Progress
+from edgeport.results import ArtifactOutcome, ExportRow, ExportSummary, finite_or_none
 
-MANIFEST_SCHEMA = "edgeport.manifest/1"
-SUMMARY_SCHEMA = "edgeport.export-summary/1"
-
-
-@dataclass(frozen=True)
-class ExportPlan:
-    model: str
-    formats: tuple[str, ...]
-    out_root: Path
-    recipes: tuple[str, ...] | None = None      # names (quantize/recipes.py); None: each format's defaults
-    weights: Path | None = None
-    seed: int = 0
-    parity_seed: int = 0
-    input_hw: tuple[int, int] | None = None
-    config: Mapping[str, Any] = field(default_factory=dict)
-    dynamic_hw: bool = False
-    options: Mapping[str, str] = field(default_factory=dict)
-    input_shapes: tuple[tuple[int, ...], ...] = ()   # a custom model's inputs (--input)
-    spec: Any = None                                  # a ready ModelSpec (Python API); overrides `model`
-    calib_dir: Path | None = None                     # calibration photos; None: the bundled ones
-
-
-@dataclass
-class ExportRow:
-    """One format and recipe (held in `precision`, the manifest's name for it). status: pass, parity-fail,
-    parity-error, export-failed, recipe-failed or unsupported."""
-
-    model: str
-    format: str
-    precision: str
-    status: str
-    route: str = ""
-    bytes: int = 0
-    worst_psnr_db: float | None = None
-    engine: str = ""
-    export_seconds: float = 0.0
-    path: str = ""
-    message: str = ""
-    op: str | None = None
-    vs_fp32_artifact_db: float | None = None   # against the fp32 artifact of the same format, same runtime
-
-    @property
-    def failed(self) -> bool:
-        return self.status not in ("pass", "unsupported")
-
-    def to_dict(self) -> dict[str, Any]:
-        import math
-
-        psnr = self.worst_psnr_db
-        return {"model": self.model, "format": self.format, "precision": self.precision, "status": self.status,
-                "route": self.route, "bytes": self.bytes,
-                "worst_psnr_db": None if psnr is None or math.isinf(psnr) else round(psnr, 2),
-                "bit_exact": psnr is not None and math.isinf(psnr) and psnr > 0,
-                "engine": self.engine, "export_seconds": round(self.export_seconds, 2), "path": self.path,
-                "message": self.message, "op": self.op,
-                "vs_fp32_artifact_db": _finite_or_none(self.vs_fp32_artifact_db)}
-
-
-@dataclass
-class ExportSummary:
-    model: str
-    source: str
-    params: int
-    macs: int
-    input_shapes: list[list[int]]
-    rows: list[ExportRow]
-    seconds: float
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if any(r.failed for r in self.rows) else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": SUMMARY_SCHEMA, "model": self.model, "source": self.source, "params": self.params,
-                "macs": self.macs, "input_shapes": self.input_shapes, "seconds": round(self.seconds, 1),
-                "ok": self.exit_code == 0, "rows": [r.to_dict() for r in self.rows]}
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    import math
-
-    return None if value is None or not math.isfinite(value) else round(value, 2)
+__all__ = ["ExportPlan", "ExportRow", "ExportSummary", "run_export"]
 
 
 def _environment() -> dict[str, str]:
@@ -102,178 +26,114 @@ def _environment() -> dict[str, str]:
             "edgeport": __version__}
 
 
-@dataclass
-class _Variant:
-    """The module one recipe exports, with its PyTorch outputs on the parity inputs."""
+def _convert(p: Prepared, job: Job, variant: Variant, work: Path) -> tuple[Any, str, str | None]:
+    """(record, '', None) or, when the converter refused, (None, its message, the op it names): a converter's
+    failure is this row's outcome, never raised past it."""
+    from exporters.base import ExportError, ExportRequest, failing_op, short_message
 
-    module: Any
-    references: list
-    profile: Any
-    details: dict
-    warning: str = ""
+    request = ExportRequest(module=variant.module, example_inputs=p.example(), input_names=p.input_names,
+                            output_names=p.output_names, output_shapes=p.output_shapes,
+                            precision=job.recipe.export_precision, work_dir=work, stem=p.spec.name,
+                            dynamic_hw=p.plan.dynamic_hw, sample_inputs=[s.arrays for s in p.samples],
+                            calibration=p.calibration.arrays() if job.recipe.needs_calibration else (),
+                            options=p.plan.options)
+    try:
+        return job.format.exporter.export(request), "", None
+    except ExportError as exc:
+        return None, str(exc), exc.op
+    except Exception as exc:  # converters raise anything; one format's failure never stops the rest
+        return None, short_message(exc), failing_op(str(exc))
 
 
-@dataclass
-class _Fp32Artifact:
-    record: Any
-    path: Path
-    outputs: list
+def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp32: ArtifactOutcome | None,
+                    record: Any, work: Path) -> dict[str, Any]:
+    """What the recipe did, and how far the artifact sits from the fp32 artifact of its format (with the
+    layer where the error starts when it collapsed)."""
+    from parity_tests.gate import versus_outputs
+    from parity_tests.localize import collapse, localize
+
+    details: dict[str, Any] = dict(variant.details)
+    if job.recipe.needs_calibration and p.calibration is not None:
+        details["calibration"] = p.calibration.to_dict()
+    if fp32 is None or job.recipe.name == "fp32" or len(fp32.outputs) != len(evaluation.outputs):
+        return details
+    details["vs_fp32_artifact_db"] = finite_or_none(versus_outputs(fp32.outputs, evaluation.outputs))
+    if collapse(evaluation.report):
+        details["error_localization"] = localize(fp32.manifest.artifact, fp32.path, record, work,
+                                                 p.samples[0].arrays).to_dict()
+    return details
 
 
-def _job_order(formats: tuple[str, ...], exporters: Mapping[str, Any], recipes: tuple | None) -> list[tuple[str, Any]]:
-    """Each format's recipes, fp32 first so that the others can be compared with it."""
-    from quantize.recipes import parse_recipe
+def _manifest(p: Prepared, job: Job, variant: Variant, record: Any, report: Any, details: dict[str, Any],
+              seconds: float) -> Any:
+    from parity_tests.manifest import Manifest, ModelInfo, RecipeInfo
 
-    jobs = []
-    for fmt in formats:
-        chosen = recipes or tuple(parse_recipe(p) for p in exporters[fmt].default_precisions)
-        jobs += [(fmt, r) for r in sorted(chosen, key=lambda r: r.name != "fp32")]
-    return jobs
+    spec, meta = p.spec, p.spec.metadata
+    outputs = tuple(c.with_shape(s) for c, s in zip(spec.outputs, p.output_shapes))
+    return Manifest(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), source=p.source,
+        model=ModelInfo(spec.name, spec.summary, spec.task, variant.profile.params, variant.profile.macs,
+                        meta.paper, meta.upstream, meta.notes),
+        inputs=p.contracts, outputs=outputs, recipe=RecipeInfo(job.recipe.name, job.recipe.kind, job.recipe.summary,
+                                                               details),
+        artifact=record, parity=report, export_seconds=seconds, environment=_environment())
+
+
+def _notes(*parts: str) -> str:
+    return "; ".join(n for n in parts if n)
+
+
+def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutcome | None,
+               progress: Progress) -> ArtifactOutcome:
+    """One format and recipe: staged, exported, judged in its runtime, and put in place with its manifest."""
+    from parity_tests.gate import evaluate
+    from parity_tests.manifest import MANIFEST
+    from quantize.recipes import RecipeError
+
+    fmt, recipe = job.format, job.recipe
+    if recipe.export_precision not in fmt.recipes:
+        return ArtifactOutcome(fmt.name, recipe.name, "unsupported", f"{recipe.name} is not supported for {fmt.name} "
+                               f"(its recipes: {', '.join(fmt.recipes)}); nothing was exported")
+    final = p.model_dir / f"{fmt.name}-{recipe.name}"
+    with progress.step(f"{p.spec.name}: {fmt.name} {recipe.name}"), staging_dir(p.model_dir, final.name) as work:
+        try:
+            variant = variants.get(recipe)
+        except RecipeError as exc:
+            return ArtifactOutcome(fmt.name, recipe.name, "recipe-failed", str(exc))
+        t0 = time.perf_counter()
+        record, problem, op = _convert(p, job, variant, work)
+        seconds = time.perf_counter() - t0
+        if record is None:
+            return ArtifactOutcome(fmt.name, recipe.name, "export-failed", problem, op, seconds)
+        evaluation = evaluate(record, work, p.samples, variant.references, recipe.gate(p.spec.gates),
+                              p.plan.parity_seed, p.spec.task_metric)
+        details = _recipe_details(p, job, variant, evaluation, fp32, record, work)
+        manifest = _manifest(p, job, variant, record, evaluation.report, details, seconds)
+        write_json(work / MANIFEST, manifest.to_dict())
+        commit_dir(work, final)
+    report = evaluation.report
+    message = _notes(report.message, variant.warning, *record.warnings,
+                     details.get("error_localization", {}).get("summary", ""))
+    return ArtifactOutcome(fmt.name, recipe.name, "pass" if report.passed else f"parity-{report.status}", message,
+                           None, seconds, manifest, final, evaluation.outputs)
 
 
 def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSummary:
     """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
-    import copy
-
-    import torch
-
-    from exporters import ExportError, ExportRequest, get_exporter
-    from exporters.base import failing_op, short_message
-    from models import ModelError, get_spec
-    from models.profile import profile_model
-    from models.source import instantiate, resolve_inputs, source_for
-    from parity_tests.gate import evaluate, torch_references, versus_outputs
-    from parity_tests.localize import collapse, localize
-    from quantize.calibration import calibration_set
-    from quantize.recipes import RecipeError, parse_recipes
-    from quantize.variants import module_for_recipe
-
     started = time.perf_counter()
-    exporters = {fmt: get_exporter(fmt) for fmt in plan.formats}          # unknown format: fails here
-    recipes = parse_recipes(",".join(plan.recipes)) if plan.recipes else None
-    spec = plan.spec or get_spec(plan.model, list(plan.input_shapes))
-    spec.check_config(plan.config)
-    contracts = resolve_inputs(spec, plan.input_hw, plan.config)
-    check_writable(plan.out_root)
-    jobs = _job_order(plan.formats, exporters, recipes)
     progress = progress or Progress(enabled=False)
-    progress.total = 2 + len(jobs)
-
-    with progress.step(f"{spec.name}: build model"):
-        source = source_for(spec, plan.config, plan.weights, plan.seed)
-        module = instantiate(spec, source, contracts)
-    input_names = tuple(c.name for c in contracts)
-    output_names = tuple(c.name for c in spec.outputs)
-    shapes = [c.shape for c in contracts]
-    with progress.step(f"{spec.name}: PyTorch reference"):
-        samples = spec.make_inputs(contracts, plan.parity_seed)
-        try:
-            references = torch_references(module, samples, input_names, output_names)
-        except Exception as exc:
-            shapes_text = ", ".join("x".join(map(str, s)) for s in shapes)
-            raise ModelError(f"{spec.name} rejects input {shapes_text}: {short_message(exc)}") from None
-        profile = profile_model(lambda: spec.build(**plan.config), shapes)
-    calibration = (calibration_set(spec, contracts, plan.calib_dir, plan.parity_seed)
-                   if any(r.needs_calibration for _, r in jobs) else None)   # a bad --calib fails here
-    ensure_writable(plan.out_root)          # only now: bad input above leaves nothing behind
-    output_shapes = tuple(tuple(references[0][n].shape) for n in output_names)
-    example = tuple(torch.from_numpy(samples[0].arrays[n]) for n in input_names)
-    model_dir = plan.out_root / spec.name
-    base = _Variant(module, references, profile, {})
-    variants: dict[str, _Variant | Exception] = {}
-    fp32_artifacts: dict[str, _Fp32Artifact] = {}
-    rows: list[ExportRow] = []
-
-    def variant_for(recipe: Any) -> _Variant:
-        if recipe.kind != "module":
-            return base
-        key = recipe.module_part           # prune50 and prune50+w8a8 export one pruned model
-        if key not in variants:
-            try:
-                made = module_for_recipe(recipe, module, example)
-                refs = torch_references(made.module, samples, input_names, output_names)
-                prof = profile_model(lambda: copy.deepcopy(made.module).to("meta"), shapes)
-                drift = versus_outputs(references, refs)
-                details = {**made.details, "vs_original_pytorch_db": _finite_or_none(drift),
-                           "original_params": profile.params, "original_macs": profile.macs}
-                variants[key] = _Variant(made.module, refs, prof, details, made.warning)
-            except (ValueError, RuntimeError) as exc:   # PruneError and RecipeError are ValueErrors
-                variants[key] = exc
-        found = variants[key]
-        if isinstance(found, Exception):
-            raise RecipeError(f"{key} cannot be applied to {spec.name}: {short_message(found)}")
-        return found
-
-    for fmt, recipe in jobs:
-        exporter = exporters[fmt]
-        row = ExportRow(spec.name, fmt, recipe.name, "unsupported")
-        rows.append(row)
-        if recipe.export_precision not in exporter.precisions:
-            row.message = (f"{recipe.name} is not supported for {fmt} (its recipes: "
-                           f"{', '.join(exporter.precisions)}); nothing was exported")
-            continue
-        final = model_dir / f"{fmt}-{recipe.name}"
-        with progress.step(f"{spec.name}: {fmt} {recipe.name}"), staging_dir(model_dir, final.name) as work:
-            try:
-                variant = variant_for(recipe)
-            except RecipeError as exc:
-                row.status, row.message = "recipe-failed", str(exc)
-                continue
-            request = ExportRequest(module=variant.module, example_inputs=example, input_names=input_names,
-                                    output_names=output_names, output_shapes=output_shapes,
-                                    precision=recipe.export_precision, work_dir=work, stem=spec.name,
-                                    dynamic_hw=plan.dynamic_hw, sample_inputs=[s.arrays for s in samples],
-                                    calibration=calibration.arrays() if recipe.needs_calibration else (),
-                                    options=plan.options)
-            t0 = time.perf_counter()
-            try:
-                record = exporter.export(request)
-            except ExportError as exc:
-                row.status, row.message, row.op = "export-failed", str(exc), exc.op
-                continue
-            except Exception as exc:  # converters raise anything; one format's failure never stops the rest
-                row.status, row.message, row.op = "export-failed", short_message(exc), failing_op(str(exc))
-                continue
-            finally:
-                row.export_seconds = time.perf_counter() - t0
-            outputs: list = []
-            report = evaluate(record, work, samples, variant.references, spec.gate_for(recipe.gate_name),
-                              plan.parity_seed, spec.task_metric, outputs_sink=outputs)
-            recipe_info: dict[str, Any] = {"name": recipe.name, "kind": recipe.kind, "summary": recipe.summary,
-                                           **variant.details}
-            fp32 = fp32_artifacts.get(fmt)
-            if recipe.name == "fp32" and report.status != "error":
-                fp32_artifacts[fmt] = _Fp32Artifact(record, final, outputs)
-            elif fp32 is not None and len(outputs) == len(fp32.outputs):
-                row.vs_fp32_artifact_db = versus_outputs(fp32.outputs, outputs)
-                recipe_info["vs_fp32_artifact_db"] = _finite_or_none(row.vs_fp32_artifact_db)
-                if collapse(report):
-                    recipe_info["error_localization"] = localize(fp32.record, fp32.path, record, work,
-                                                                 samples[0].arrays).to_dict()
-            if recipe.needs_calibration and calibration is not None:
-                recipe_info["calibration"] = calibration.to_dict()
-            manifest = {
-                "schema": MANIFEST_SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "source": source.to_dict(),
-                "model": {"name": spec.name, "summary": spec.summary, "task": spec.task,
-                          "paper": spec.metadata.paper, "upstream": spec.metadata.upstream,
-                          **variant.profile.to_dict()},
-                "contract": {"inputs": [c.to_dict() for c in contracts],
-                             "outputs": [{**c.to_dict(), "shape": list(s)} for c, s in zip(spec.outputs, output_shapes)]},
-                "recipe": recipe_info, "artifact": record.to_dict(), "export_seconds": round(row.export_seconds, 2),
-                "parity": report.to_dict(), "environment": _environment(),
-            }
-            write_json(work / "manifest.json", manifest)
-            commit_dir(work, final)
-        row.status = "pass" if report.passed else f"parity-{report.status}"
-        row.route, row.bytes, row.engine = record.route, record.total_bytes, report.engine
-        row.worst_psnr_db, row.path = report.worst_psnr_db, str(final)
-        notes = [report.message, variant.warning, *record.warnings]
-        if "error_localization" in recipe_info:
-            notes.append(recipe_info["error_localization"]["summary"])
-        row.message = "; ".join(n for n in notes if n)
-
-    summary = ExportSummary(spec.name, source.description, profile.params, profile.macs,
-                            [list(c.shape) for c in contracts], rows, time.perf_counter() - started)
-    write_json(model_dir / "export.json", summary.to_dict())
+    prepared = prepare(plan, progress)
+    variants = VariantCache(prepared)
+    fp32: dict[str, ArtifactOutcome] = {}
+    outcomes = []
+    for job in prepared.jobs:
+        outcome = export_job(prepared, job, variants, fp32.get(job.format.name), progress)
+        if job.recipe.name == "fp32" and outcome.manifest is not None and outcome.manifest.parity.status != "error":
+            fp32[job.format.name] = outcome
+        outcomes.append(outcome)
+    base = prepared.base.profile
+    summary = ExportSummary(prepared.spec.name, prepared.source.description, base.params, base.macs,
+                            tuple(c.shape for c in prepared.contracts),
+                            tuple(ExportRow.of(prepared.spec.name, o) for o in outcomes), time.perf_counter() - started)
+    write_json(prepared.model_dir / "export.json", summary.to_dict())
     return summary

@@ -32,7 +32,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def export_table(rows: Sequence[dict]) -> str:
     headers = ("model", "format", "recipe", "route", "size", "export s", "parity dB", "vs fp32 art.", "engine",
                "status")
-    body = [(r["model"], r["format"], r["precision"], r["route"] or "-",
+    body = [(r["model"], r["format"], r["recipe"], r["route"] or "-",
              human_bytes(r["bytes"]) if r["bytes"] else "-",
              f"{r['export_seconds']:.1f}" if r.get("export_seconds") else "-",
              "exact" if r.get("bit_exact") else format_db(r.get("worst_psnr_db")),
@@ -47,7 +47,7 @@ def problems(rows: Sequence[dict]) -> list[str]:
     for r in rows:
         if r["status"] != "pass" and r.get("message"):
             op = f" [op: {r['op']}]" if r.get("op") else ""
-            out.append(f"{r['model']} {r['format']} {r['precision']}: {r['status']}{op}: {r['message']}")
+            out.append(f"{r['model']} {r['format']} {r['recipe']}: {r['status']}{op}: {r['message']}")
         elif r.get("message"):
-            out.append(f"{r['model']} {r['format']} {r['precision']}: note: {r['message']}")
+            out.append(f"{r['model']} {r['format']} {r['recipe']}: note: {r['message']}")
     return out

@@ -1,25 +1,20 @@
-"""The interface every format implements, and the record an export leaves behind."""
+"""The interface every format implements, and the helpers its converters share."""
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 import re
-import tempfile
+import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from runtimes.artifact import ArtifactRecord
 
-
-def sha256_file(path: Path) -> str:
-    # Not models.checkpoint's: importing models loads torch, which a runtime-only process (the benchmark
-    # worker timing an ONNX or TFLite artifact's cold start) must not pay for.
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+# A converter that runs in its own process gets this long unless --converter-timeout says otherwise:
+# onnx2tf's full-integer route ran past 15 minutes on realesrgan-x4plus (64x64) with nothing written.
+DEFAULT_CONVERTER_TIMEOUT_S = 900.0
 
 
 class ExportError(Exception):
@@ -37,102 +32,41 @@ class ExportRequest:
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     output_shapes: tuple[tuple[int, ...], ...]    # PyTorch's output shapes at the example input
-    precision: str                                # the recipe as the exporter applies it: fp32, fp16, w8, ...
+    precision: str                                # the recipe as the format's tooling applies it: fp32, fp16, w8...
     work_dir: Path                                # empty folder that becomes the artifact
     stem: str
     dynamic_hw: bool = False
     sample_inputs: Sequence[Mapping[str, np.ndarray]] = ()  # real inputs, for converters that want data
     calibration: Sequence[Mapping[str, np.ndarray]] = ()    # photos fitted to the inputs, for int8 ranges
-    options: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TensorBinding:
-    """How a contract tensor appears inside the artifact: its own name, shape and layout."""
-
-    name: str
-    artifact_name: str
-    shape: tuple[int, ...]
-    layout: str  # "NCHW" or "NHWC"
-    dtype: str = "float32"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "artifact_name": self.artifact_name, "shape": list(self.shape),
-                "layout": self.layout, "dtype": self.dtype}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TensorBinding":
-        return cls(d["name"], d["artifact_name"], tuple(d["shape"]), d["layout"], d.get("dtype", "float32"))
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    path: str
-    bytes: int
-    sha256: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "bytes": self.bytes, "sha256": self.sha256}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FileRecord":
-        return cls(d["path"], int(d["bytes"]), d["sha256"])
-
-
-@dataclass(frozen=True)
-class ArtifactRecord:
-    format: str
-    precision: str
-    route: str
-    main_file: str
-    files: tuple[FileRecord, ...]
-    inputs: tuple[TensorBinding, ...]
-    outputs: tuple[TensorBinding, ...]
-    details: Mapping[str, Any] = field(default_factory=dict)
-    versions: Mapping[str, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def total_bytes(self) -> int:
-        return sum(f.bytes for f in self.files)
+    def converter_timeout(self) -> float:
+        return float(self.options.get("converter_timeout") or DEFAULT_CONVERTER_TIMEOUT_S)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": self.format, "precision": self.precision, "route": self.route,
-            "main_file": self.main_file, "total_bytes": self.total_bytes,
-            "files": [f.to_dict() for f in self.files],
-            "inputs": [b.to_dict() for b in self.inputs], "outputs": [b.to_dict() for b in self.outputs],
-            "details": dict(self.details), "versions": dict(self.versions), "warnings": list(self.warnings),
-        }
+    def calibration_batches(self) -> list[tuple[Any, ...]]:
+        """The calibration inputs as torch tensors in input order, for PT2E observers."""
+        import torch
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ArtifactRecord":
-        return cls(
-            format=d["format"], precision=d["precision"], route=d["route"], main_file=d["main_file"],
-            files=tuple(FileRecord.from_dict(f) for f in d["files"]),
-            inputs=tuple(TensorBinding.from_dict(b) for b in d["inputs"]),
-            outputs=tuple(TensorBinding.from_dict(b) for b in d["outputs"]),
-            details=dict(d.get("details") or {}), versions=dict(d.get("versions") or {}),
-            warnings=tuple(d.get("warnings") or ()),
-        )
+        return [tuple(torch.from_numpy(np.asarray(c[n])) for n in self.input_names) for c in self.calibration]
 
 
 class Exporter(ABC):
-    """One format. Subclasses import their converter inside export(), so listing formats stays instant."""
-
-    format: ClassVar[str]
-    precisions: ClassVar[tuple[str, ...]]
-    default_precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    """One format's converter. Subclasses import their converter inside export(), so listing formats stays
+    instant."""
 
     @abstractmethod
     def export(self, request: ExportRequest) -> ArtifactRecord:
         """Write the artifact's files into request.work_dir and describe them."""
 
 
-def file_records(root: Path) -> tuple[FileRecord, ...]:
-    """Every file under root (an .mlpackage is a folder), sorted, with size and digest."""
-    paths = sorted(p for p in root.rglob("*") if p.is_file())
-    return tuple(FileRecord(str(p.relative_to(root)), p.stat().st_size, sha256_file(p)) for p in paths)
+def nchw_bindings(names: Sequence[str], shapes: Sequence[tuple[int, ...]], dynamic_hw: bool) -> tuple:
+    """Bindings for a format that keeps PyTorch's names and layout (ONNX, Core ML, ExecuTorch)."""
+    from runtimes.artifact import TensorBinding
+
+    def shown(shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (shape[0], shape[1], -1, -1) if dynamic_hw and len(shape) == 4 else tuple(shape)
+    return tuple(TensorBinding(n, n, shown(s), "NCHW") for n, s in zip(names, shapes))
 
 
 def detect_layout(shape: Sequence[int], nchw: Sequence[int]) -> str:
@@ -150,6 +84,25 @@ def detect_layout(shape: Sequence[int], nchw: Sequence[int]) -> str:
     if shape == nchw == nhwc:
         return "NCHW"  # every channel count equals H and W: the two layouts are one array
     raise ExportError(f"artifact tensor shape {shape} is neither NCHW {nchw} nor NHWC {nhwc}")
+
+
+def run_converter(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float,
+                  what: str) -> subprocess.CompletedProcess:
+    """A converter in its own process, bounded in time: a timeout is this row's ExportError, and the
+    process group is killed so nothing it started keeps running."""
+    import os
+    import signal
+
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise ExportError(f"{what} timed out after {timeout:.0f} s (raise it with --converter-timeout SECONDS)",
+                          op=None) from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 _OP_PATTERNS = (
@@ -181,19 +134,8 @@ def short_message(exc: BaseException, limit: int = 300) -> str:
     return f"{type(exc).__name__}: {text}"[:limit]
 
 
-@contextlib.contextmanager
-def captured_output() -> Iterator[list[str]]:
-    """Silence a converter's progress bars and logs (fd level, so C++ output too); the text is kept."""
-    sink: list[str] = []
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            for fd in (1, 2):
-                os.dup2(tmp.fileno(), fd)
-            yield sink
-        finally:
-            for fd, keep in zip((1, 2), saved):
-                os.dup2(keep, fd)
-                os.close(keep)
-            tmp.seek(0)
-            sink.append(tmp.read().decode("utf-8", "replace"))
+def export_error(step: str, exc: BaseException) -> ExportError:
+    """A converter's exception as this row's ExportError, naming the step and the op where it says."""
+    if isinstance(exc, ExportError):
+        return exc
+    return ExportError(f"{step} failed: {short_message(exc)}", op=failing_op(str(exc)))

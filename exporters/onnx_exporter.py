@@ -1,12 +1,16 @@
-"""ONNX through torch.onnx's dynamo exporter: one self-contained file."""
+"""ONNX through torch.onnx's dynamo exporter: one self-contained file; recipes rewrite that file with
+onnxruntime's tooling (quantize/onnx_recipes.py)."""
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from exporters.base import (ArtifactRecord, ExportError, Exporter, ExportRequest, TensorBinding, captured_output,
-                            failing_op, file_records, short_message)
+from exporters.base import ExportError, Exporter, ExportRequest, export_error, nchw_bindings
+from exporters.formats import Format
+from runtimes.artifact import ArtifactRecord, file_records
+from runtimes.base import captured_output
+from runtimes.onnxruntime_runner import OnnxRuntimeRunner, onnx_tensors
 
 OPSET = 18
 
@@ -27,62 +31,61 @@ def write_onnx(module, example_inputs: tuple, path: Path, input_names: Sequence[
                 dynamo=True, external_data=False, opset_version=OPSET, dynamic_shapes=dynamic_shapes,
             )
     except Exception as exc:
-        message = short_message(exc)
-        raise ExportError(f"torch.onnx.export failed: {message}", op=failing_op(str(exc))) from exc
+        raise export_error("torch.onnx.export", exc) from exc
+
+
+def _write(request: ExportRequest, path: Path) -> dict:
+    """The fp32 file, or the recipe's rewrite of it; returns what the recipe step did."""
+    from quantize.steps import step_for
+
+    step = step_for("onnx", request.precision)
+    args = (request.module, request.example_inputs)
+    names = (request.input_names, request.output_names, request.dynamic_hw)
+    if step.apply is None:
+        write_onnx(*args, path, *names)
+        return {}
+    with tempfile.TemporaryDirectory(prefix="edgeport-onnx-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        write_onnx(*args, fp32, *names)
+        try:
+            with captured_output():
+                return {"tool": step.tool, **step.apply(fp32, path, request.calibration)}
+        except Exception as exc:
+            raise export_error(f"onnxruntime {request.precision}", exc) from exc
 
 
 class OnnxExporter(Exporter):
-    format = "onnx"
-    precisions = ("fp32", "fp16", "w8", "w8a8")
-
     def export(self, request: ExportRequest) -> ArtifactRecord:
         import onnx
         import torch
 
         path = request.work_dir / f"{request.stem}.onnx"
-        recipe_details: dict = {}
-        if request.precision == "fp32":
-            write_onnx(request.module, request.example_inputs, path, request.input_names, request.output_names,
-                       request.dynamic_hw)
-        else:
-            from quantize.onnx_recipes import compress_onnx
-
-            with tempfile.TemporaryDirectory(prefix="edgeport-onnx-") as tmp:
-                fp32 = Path(tmp) / "fp32.onnx"
-                write_onnx(request.module, request.example_inputs, fp32, request.input_names,
-                           request.output_names, request.dynamic_hw)
-                try:
-                    with captured_output():
-                        recipe_details = compress_onnx(request.precision, fp32, path, request.calibration)
-                except Exception as exc:
-                    raise ExportError(f"onnxruntime {request.precision} failed: {short_message(exc)}",
-                                      op=failing_op(str(exc))) from exc
+        recipe = _write(request, path)
         proto = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(proto)
+        try:
+            onnx.checker.check_model(proto)
+        except Exception as exc:
+            raise ExportError(f"the written ONNX file does not pass onnx.checker: {exc}") from exc
         opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-
-        def binding(name: str, shape: tuple[int, ...]) -> TensorBinding:
-            shown = (shape[0], shape[1], -1, -1) if request.dynamic_hw and len(shape) == 4 else shape
-            return TensorBinding(name, name, tuple(shown), "NCHW")
-
         in_shapes = [tuple(t.shape) for t in request.example_inputs]
+        versions = {"torch": torch.__version__, "onnx": onnx.__version__}
+        if recipe:
+            import onnxruntime
+
+            versions["onnxruntime"] = onnxruntime.__version__
         return ArtifactRecord(
-            format=self.format, precision=request.precision, route="torch.onnx-dynamo",
+            format="onnx", export_precision=request.precision, route="torch.onnx-dynamo",
             main_file=path.name, files=file_records(request.work_dir),
-            inputs=tuple(binding(n, s) for n, s in zip(request.input_names, in_shapes)),
-            outputs=tuple(binding(n, s) for n, s in zip(request.output_names, request.output_shapes)),
+            inputs=nchw_bindings(request.input_names, in_shapes, request.dynamic_hw),
+            outputs=nchw_bindings(request.output_names, request.output_shapes, request.dynamic_hw),
             details={"opset": opset, "ir_version": proto.ir_version, "dynamic_hw": request.dynamic_hw,
-                     "nodes": len(proto.graph.node), **({"recipe": recipe_details} if recipe_details else {})},
-            versions={"torch": torch.__version__, "onnx": onnx.__version__, **_ort_version(request.precision)},
+                     "nodes": len(proto.graph.node), **({"recipe": recipe} if recipe else {})},
+            versions=versions,
         )
 
 
-def _ort_version(precision: str) -> dict[str, str]:
-    if precision == "fp32":
-        return {}
-    import onnxruntime
-
-    return {"onnxruntime": onnxruntime.__version__}
-
-
-EXPORTER = OnnxExporter()
+FORMAT = Format(
+    name="onnx", label="ONNX", exporter=OnnxExporter(), open_runtime=OnnxRuntimeRunner,
+    recipe_module="quantize.onnx_recipes", channel_axis=1, read_tensors=onnx_tensors,
+    tensors_engine="onnxruntime, all tensors as outputs",
+)

@@ -1,4 +1,5 @@
-"""TFLite: litert-torch first; onnx2tf (ONNX -> SavedModel -> .tflite) when litert-torch fails.
+"""TFLite: litert-torch first; onnx2tf (ONNX -> SavedModel -> .tflite, in its own bounded process) when
+litert-torch fails.
 
 TFLite artifacts are fixed-shape (dynamic H/W failed on both routes) and their layouts differ by route:
 each binding's layout is read from the converted file, never assumed.
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,38 +15,32 @@ from typing import Any
 
 import numpy as np
 
-from exporters.base import (ArtifactRecord, ExportError, Exporter, ExportRequest, TensorBinding, captured_output,
-                            detect_layout, failing_op, file_records, short_message)
+from exporters.base import (ExportError, Exporter, ExportRequest, detect_layout, export_error, failing_op,
+                            run_converter)
+from exporters.formats import Format
 from exporters.onnx_exporter import write_onnx
-from quantize.tflite_recipes import POST_CONVERSION
+from runtimes.artifact import ArtifactRecord, TensorBinding, file_records
+from runtimes.base import captured_output
+from runtimes.litert import LiteRTRunner, open_interpreter, tflite_tensors
 
 ROUTES = ("litert-torch", "onnx2tf")
 # onnx2tf loads this file from its working directory, and downloads it when absent (which fails offline).
 ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
-def _convert_litert_torch(request: ExportRequest, path: Path) -> None:
-    """fp32 from the module as is; w8a8 through the PT2E quantizer, calibrated on request.calibration."""
-    with captured_output():
-        try:
+def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> None:
+    """The module as is; or, for a convert-stage recipe (w8a8), the quantized module the step returns."""
+    try:
+        with captured_output():
             import litert_torch
 
             module, config = request.module, None
-            if request.precision == "w8a8":
-                from quantize.tflite_recipes import pt2e_int8_module
-
-                batches = [tuple(torch_tensor(c[n]) for n in request.input_names) for c in request.calibration]
-                module, config = pt2e_int8_module(module, request.example_inputs, batches)
+            if step.stage == "convert" and step.apply is not None:
+                module, config = step.apply(request.module, request.example_inputs, request.calibration_batches())
             litert_torch.convert(module, request.example_inputs, quant_config=config).export(str(path))
-        except Exception as exc:
-            step = "litert-torch PT2E int8" if request.precision == "w8a8" else "litert-torch"
-            raise ExportError(f"{step} failed: {short_message(exc)}", op=failing_op(str(exc))) from exc
-
-
-def torch_tensor(array: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.asarray(array))
+    except Exception as exc:
+        raise export_error(f"litert-torch{' ' + step.tool if step.stage == 'convert' and step.apply else ''}",
+                           exc) from exc
 
 
 def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
@@ -65,7 +59,7 @@ def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
     return np.stack([images[i % len(images)] for i in range(20)])
 
 
-def _convert_onnx2tf(request: ExportRequest, path: Path) -> None:
+def _convert_onnx2tf(request: ExportRequest, path: Path, step: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="edgeport-onnx2tf-") as tmp:
         work = Path(tmp)
         onnx_path = work / "model.onnx"
@@ -76,13 +70,10 @@ def _convert_onnx2tf(request: ExportRequest, path: Path) -> None:
         cmd = [sys.executable, "-c", "import onnx2tf; onnx2tf.main()", "-i", str(onnx_path), "-o", str(work / "out"),
                "-n", "-coion"]
         produced = work / "out" / "model_float32.tflite"
-        if request.precision == "w8a8":   # TF converter's full-integer quantization, float32 I/O kept
-            from quantize.tflite_recipes import onnx2tf_calibration_args
-
-            cmd += ["-oiqt", "-qt", "per-channel",
-                    *onnx2tf_calibration_args(request.calibration, request.input_names, work)]
+        if "onnx2tf_args" in step.options:   # the TF converter's full-integer quantization, float32 I/O kept
+            cmd += step.options["onnx2tf_args"](request.calibration, request.input_names, work)
             produced = work / "out" / "model_integer_quant.tflite"
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        proc = run_converter(cmd, work, env, request.converter_timeout, "onnx2tf")
         if proc.returncode != 0 or not produced.is_file():
             log = (proc.stderr + proc.stdout).strip().splitlines()
             reason = next((ln for ln in reversed(log) if "Error" in ln or "error" in ln), log[-1] if log else "")
@@ -91,26 +82,33 @@ def _convert_onnx2tf(request: ExportRequest, path: Path) -> None:
         produced.replace(path)
 
 
-def _bindings(request: ExportRequest, path: Path) -> tuple[tuple[TensorBinding, ...], tuple[TensorBinding, ...]]:
-    """Match the interpreter's tensors to the contract by order and read each one's layout from its shape."""
-    from ai_edge_litert.interpreter import Interpreter
+def _require_float_io(path: Path) -> None:
+    """The contract is float32 in and out for every recipe; PT2E sometimes folds the first quantize into the
+    model input (int8 image), which would change what an app must feed."""
+    interp = open_interpreter(path, delegate=False)
+    for d in interp.get_input_details() + interp.get_output_details():
+        if np.dtype(d["dtype"]) != np.float32:
+            raise ExportError(f"converter made tensor {d['name']} {np.dtype(d['dtype']).name}; the I/O contract is "
+                              "float32")
 
-    interp = Interpreter(model_path=str(path))
-    ins, outs = interp.get_input_details(), interp.get_output_details()
-    if len(ins) != len(request.input_names) or len(outs) != len(request.output_names):
-        raise ExportError(f"TFLite model has {len(ins)} inputs / {len(outs)} outputs, "
-                          f"PyTorch has {len(request.input_names)} / {len(request.output_names)}")
-    # onnx2tf keeps the ONNX names with -coion; litert-torch names them args_N / output_N in order.
-    ins = _order_by_names(ins, request.input_names)
-    outs = _order_by_names(outs, request.output_names)
-    in_shapes = [tuple(t.shape) for t in request.example_inputs]
-    inputs = tuple(TensorBinding(n, d["name"], tuple(int(s) for s in d["shape"]), detect_layout(d["shape"], s),
-                                 np.dtype(d["dtype"]).name)
-                   for n, d, s in zip(request.input_names, ins, in_shapes))
-    outputs = tuple(TensorBinding(n, d["name"], tuple(int(s) for s in d["shape"]), detect_layout(d["shape"], s),
-                                  np.dtype(d["dtype"]).name)
-                    for n, d, s in zip(request.output_names, outs, request.output_shapes))
-    return inputs, outputs
+
+def _convert(request: ExportRequest, path: Path, step: Any) -> tuple[str, list[str]]:
+    """The first route that works; returns it and why the earlier ones failed."""
+    wanted = request.options.get("tflite_route", "auto")
+    if wanted not in ("auto", *ROUTES):
+        raise ExportError(f"unknown TFLite route {wanted!r}; use auto, {', '.join(ROUTES)}")
+    failures: list[str] = []
+    last: ExportError | None = None
+    for route in ROUTES if wanted == "auto" else (wanted,):
+        try:
+            (_convert_litert_torch if route == "litert-torch" else _convert_onnx2tf)(request, path, step)
+            _require_float_io(path)
+            return route, failures
+        except ExportError as exc:
+            failures.append(str(exc))
+            last = exc
+            path.unlink(missing_ok=True)
+    raise ExportError("; then ".join(failures), op=last.op if last else None)
 
 
 def _plain_name(name: str) -> str:
@@ -136,81 +134,12 @@ def _order_by_names(details: list[dict[str, Any]], names: tuple[str, ...]) -> li
     raise ExportError(f"cannot tell which TFLite tensor is which: {[d['name'] for d in details]} for {list(names)}")
 
 
-class TFLiteExporter(Exporter):
-    format = "tflite"
-    precisions = ("fp32", "fp16", "w8", "w8a8")
-
-    def export(self, request: ExportRequest) -> ArtifactRecord:
-        wanted = request.options.get("tflite_route", "auto")
-        if wanted not in ("auto", *ROUTES):
-            raise ExportError(f"unknown TFLite route {wanted!r}; use auto, {', '.join(ROUTES)}")
-        if request.precision == "w8a8" and not request.calibration:
-            raise ExportError("w8a8 needs calibration inputs")
-        final = request.work_dir / f"{request.stem}.tflite"
-        post = request.precision in POST_CONVERSION     # ai-edge-quantizer on the fp32 file
-        path = request.work_dir / ".fp32.tflite" if post else final
-        routes = ROUTES if wanted == "auto" else (wanted,)
-        failures: list[str] = []
-        last: ExportError | None = None
-        for route in routes:
-            try:
-                (_convert_litert_torch if route == "litert-torch" else _convert_onnx2tf)(request, path)
-                _require_float_io(path)
-                break
-            except ExportError as exc:
-                failures.append(str(exc))
-                last = exc
-                path.unlink(missing_ok=True)
-        else:
-            raise ExportError("; then ".join(failures), op=last.op if last else None)
-        recipe: dict[str, Any] = {}
-        if post:
-            from quantize.tflite_recipes import compress_tflite_file
-
-            try:
-                with captured_output():
-                    recipe = compress_tflite_file(request.precision, path, final)
-            except Exception as exc:
-                raise ExportError(f"ai-edge-quantizer {request.precision} failed: {short_message(exc)}",
-                                  op=failing_op(str(exc))) from exc
-            finally:
-                path.unlink(missing_ok=True)
-        elif request.precision == "w8a8":
-            recipe = ({"tool": "litert-torch PT2E (torchao prepare_pt2e/convert_pt2e)", "weights": "int8 per channel",
-                       "activations": "int8 per tensor, calibrated"} if route == "litert-torch" else
-                      {"tool": "onnx2tf -oiqt (TF converter full-integer)", "weights": "int8 per channel",
-                       "activations": "int8, calibrated", "io": "float32"})
-            recipe["calibration_samples"] = len(request.calibration)
-        from exporters.tflite_delegation import xnnpack_delegation
-
-        delegation = xnnpack_delegation(final)
-        warnings = [f"w8 fell back to weight-only int8 ({recipe['fallback_from']})"] if "fallback_from" in recipe else []
-        if delegation.split:
-            warnings.append(delegation.describe())
-        if request.dynamic_hw:
-            warnings.append("TFLite artifacts are fixed-shape: dynamic H/W is not supported by either route")
-        if failures:
-            warnings.append(f"fell back to {route}: {failures[0]}")
-        inputs, outputs = _bindings(request, final)
-        return ArtifactRecord(
-            format=self.format, precision=request.precision, route=route, main_file=final.name,
-            files=file_records(request.work_dir), inputs=inputs, outputs=outputs,
-            details={"fallback_from": failures, "fixed_shape": True, "delegation": delegation.to_dict(),
-                     "delegation_summary": delegation.describe(), **({"recipe": recipe} if recipe else {})},
-            versions=_versions(route), warnings=tuple(warnings),
-        )
-
-
-def _require_float_io(path: Path) -> None:
-    """The contract is float32 in and out for every recipe; PT2E sometimes folds the first quantize into the
-    model input (int8 image), which would change what an app must feed."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path))
-    for d in interp.get_input_details() + interp.get_output_details():
-        if np.dtype(d["dtype"]) != np.float32:
-            raise ExportError(f"converter made tensor {d['name']} {np.dtype(d['dtype']).name}; the I/O contract is "
-                              "float32")
+def _bindings(names: tuple[str, ...], details: list[dict[str, Any]], shapes: list[tuple[int, ...]]) -> tuple:
+    if len(details) != len(names):
+        raise ExportError(f"TFLite model has {len(details)} tensors where PyTorch has {len(names)}: {list(names)}")
+    return tuple(TensorBinding(n, d["name"], tuple(int(s) for s in d["shape"]), detect_layout(d["shape"], s),
+                               np.dtype(d["dtype"]).name)
+                 for n, d, s in zip(names, _order_by_names(details, names), shapes))
 
 
 def _versions(route: str) -> dict[str, str]:
@@ -221,4 +150,59 @@ def _versions(route: str) -> dict[str, str]:
     return {n: version(n) for n in names}
 
 
-EXPORTER = TFLiteExporter()
+def _rewrite(step: Any, src: Path, final: Path, calibration: Any) -> dict[str, Any]:
+    """An artifact-stage recipe (fp16, w8) applied to the fp32 file."""
+    try:
+        with captured_output():
+            return {"tool": step.tool, **step.apply(src, final, calibration)}
+    except Exception as exc:
+        raise export_error(f"ai-edge-quantizer {step.precision}", exc) from exc
+    finally:
+        src.unlink(missing_ok=True)
+
+
+def _notes(recipe: dict[str, Any], delegation: Any, dynamic_hw: bool, route: str, failures: list[str]) -> list[str]:
+    notes = [f"w8 fell back to weight-only int8 ({recipe['fallback_from']})"] if "fallback_from" in recipe else []
+    if delegation.split:
+        notes.append(delegation.describe())
+    if dynamic_hw:
+        notes.append("TFLite artifacts are fixed-shape: dynamic H/W is not supported by either route")
+    if failures:
+        notes.append(f"fell back to {route}: {failures[0]}")
+    return notes
+
+
+class TFLiteExporter(Exporter):
+    def export(self, request: ExportRequest) -> ArtifactRecord:
+        from quantize.steps import step_for
+        from runtimes.xnnpack_delegation import xnnpack_delegation
+
+        step = step_for("tflite", request.precision)
+        final = request.work_dir / f"{request.stem}.tflite"
+        rewrite = step.stage == "artifact"
+        path = request.work_dir / ".fp32.tflite" if rewrite else final
+        route, failures = _convert(request, path, step)
+        recipe: dict[str, Any] = _rewrite(step, path, final, request.calibration) if rewrite else {}
+        if step.stage == "convert" and step.apply is not None:
+            recipe = {"tool": step.tool if route == "litert-torch" else step.options["onnx2tf_tool"],
+                      "weights": "int8 per channel", "activations": "int8 per tensor, calibrated", "io": "float32",
+                      "calibration_samples": len(request.calibration)}
+        delegation = xnnpack_delegation(final)
+        interp = open_interpreter(final, delegate=False)
+        return ArtifactRecord(
+            format="tflite", export_precision=request.precision, route=route, main_file=final.name,
+            files=file_records(request.work_dir),
+            inputs=_bindings(request.input_names, interp.get_input_details(),
+                             [tuple(t.shape) for t in request.example_inputs]),
+            outputs=_bindings(request.output_names, interp.get_output_details(), list(request.output_shapes)),
+            details={"fallback_from": failures, "fixed_shape": True, "delegation": delegation.to_dict(),
+                     "delegation_summary": delegation.describe(), **({"recipe": recipe} if recipe else {})},
+            versions=_versions(route), warnings=tuple(_notes(recipe, delegation, request.dynamic_hw, route, failures)),
+        )
+
+
+FORMAT = Format(
+    name="tflite", label="TFLite", exporter=TFLiteExporter(), open_runtime=LiteRTRunner,
+    recipe_module="quantize.tflite_recipes", channel_axis=-1, read_tensors=tflite_tensors,
+    tensors_engine="LiteRT interpreter, preserve_all_tensors, no delegate",
+)

@@ -1,7 +1,6 @@
 """Checkpoint reading that never runs code: weights_only torch.load or safetensors, strict key matching."""
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -10,14 +9,7 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from models.errors import CheckpointError
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from runtimes.artifact import sha256_file  # noqa: F401  (models.checkpoint.sha256_file is public)
 
 
 def read_checkpoint(path: Path) -> Any:

@@ -1,15 +1,13 @@
-"""Where a model's weights came from, recorded so any later step can rebuild the same module."""
+"""Where a model's weights came from, recorded so any later step can rebuild the same module.
+
+Importing this loads no torch: a manifest reader in a runtime-only process reads ModelSource too.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-import torch
-from torch import nn
-
-from models.checkpoint import sha256_file
 from models.errors import CheckpointError, ModelError
 from models.spec import ModelSpec, TensorContract
 
@@ -39,6 +37,8 @@ class ModelSource:
 
 
 def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: Path | None, seed: int) -> ModelSource:
+    from models.checkpoint import sha256_file
+
     model = spec.reference or spec.name
     if weights is None:
         return ModelSource(model, dict(config), seed=seed)
@@ -48,11 +48,15 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: Path | None,
     return ModelSource(model, dict(config), str(weights.resolve()), sha256_file(weights), seed)
 
 
-def instantiate(spec: ModelSpec, source: ModelSource,
-                contracts: tuple[TensorContract, ...] | None = None) -> nn.Module:
+def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorContract, ...] | None = None) -> Any:
     """Build the module in eval mode: seeded init, then the checkpoint when there is one. Without one, the
     spec's random_init calibrates on the sample photos at the contracts' size (so the same seed, settings
     and input size always rebuild the same weights)."""
+    import numpy as np
+    import torch
+
+    from models.checkpoint import sha256_file
+
     torch.manual_seed(source.seed)
     module = spec.build(**source.config)
     if source.weights:

@@ -17,7 +17,7 @@ def write_junit(path: Path, checks: Sequence[ArtifactCheck]) -> None:
     suite = ET.Element("testsuite", name="edgeport.parity", tests=str(len(checks)), failures=str(failures),
                        errors=str(errors))
     for c in checks:
-        case = ET.SubElement(suite, "testcase", classname=f"edgeport.{c.model}", name=f"{c.format}-{c.precision}")
+        case = ET.SubElement(suite, "testcase", classname=f"edgeport.{c.model}", name=f"{c.format}-{c.recipe}")
         r = c.report
         ET.SubElement(case, "system-out").text = (
             f"engine: {r.engine}\nworst PSNR: {format_db(r.worst_psnr_db)} dB (gate {r.gate.min_psnr_db:g} dB)")

@@ -3,9 +3,9 @@
 Run when a recipe collapses (NaN, or under COLLAPSE_DB against PyTorch). Both artifacts come from the same
 converter, so most intermediate tensors keep their names; each name the two share (with one shape) is
 compared, in the fp32 graph's order, by the PSNR of its worst channel. The first tensor under the bound is
-where the error starts; the worst ones are where it is largest. Each format is read in its own runtime: onnxruntime with every tensor made a
-graph output, edgeport's MIL evaluator for Core ML, LiteRT with preserve_all_tensors (no delegate, since
-XNNPACK keeps its intermediates to itself) for TFLite.
+where the error starts; the worst ones are where it is largest. Each format reads its tensors in its own
+runtime (its Format's read_tensors: onnxruntime with every tensor made a graph output, edgeport's MIL
+evaluator, LiteRT with preserve_all_tensors and no delegate); a format without a reader says so.
 """
 from __future__ import annotations
 
@@ -13,18 +13,16 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from exporters.base import ArtifactRecord, captured_output
 from parity_tests.metrics import compare
-from parity_tests.runtimes import dequantize_from, quantize_for, to_artifact_layout
+from runtimes.artifact import ArtifactRecord
 
 COLLAPSE_DB = 20.0
 WORST_SHOWN = 5
 
-Tensors = dict[str, tuple[str, np.ndarray]]   # name -> (producing op type, value), in graph order
 
 
 @dataclass(frozen=True)
@@ -75,85 +73,6 @@ def collapse(report: Any) -> bool:
     return any(not s.metrics.finite or s.metrics.psnr_db < COLLAPSE_DB for s in report.samples)
 
 
-def _feed(record: ArtifactRecord, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {b.artifact_name: to_artifact_layout(np.asarray(inputs[b.name]), b, np.float32) for b in record.inputs}
-
-
-def onnx_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str, np.ndarray]) -> Tensors:
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(artifact_dir / record.main_file))
-    produced = [(out, node.op_type) for node in model.graph.node for out in node.output if out]
-    existing = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name, _ in produced if name not in existing)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    values = dict(zip(names, session.run(names, _feed(record, inputs))))
-    return {name: (op, np.asarray(values[name])) for name, op in produced
-            if name in values and np.asarray(values[name]).dtype.kind == "f"}
-
-
-def coreml_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str, np.ndarray]) -> Tensors:
-    from exporters.mil.program import MilEvaluator, load_mil_program
-
-    evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
-    env = evaluator.trace(_feed(record, inputs))
-    plain = lambda name: re.sub(r"_cast_fp(16|32)$", "", name)  # noqa: E731  (fp16 programs add the suffix)
-    quantized_from: dict[str, str] = {}
-    tensors: Tensors = {}
-    for op in evaluator.function.operations:
-        if op.op_type == "const" or op.op_type.startswith("constexpr"):
-            continue
-        if op.op_type == "quantize":
-            quantized_from[op.outputs[0].name] = op.inputs["input"].name
-            continue
-        name, label = op.outputs[0].name, op.op_type
-        if op.op_type == "dequantize" and op.inputs["input"].name in quantized_from:
-            # what the next op reads: the value after its int8 round trip, compared with the float original
-            name, label = quantized_from[op.inputs["input"].name], "after int8 quantize/dequantize"
-        for var in op.outputs[:1]:
-            if var.name in env and env[var.name].is_floating_point():
-                tensors[plain(name)] = (label, env[var.name].float().numpy())
-    return tensors
-
-
-def tflite_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str, np.ndarray]) -> Tensors:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    with captured_output():
-        interp = Interpreter(model_path=str(artifact_dir / record.main_file), experimental_preserve_all_tensors=True,
-                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        interp.allocate_tensors()
-    by_name = {d["name"]: d for d in interp.get_input_details()}
-    for name, arr in _feed(record, inputs).items():
-        interp.set_tensor(by_name[name]["index"], quantize_for(by_name[name], arr))
-    interp.invoke()
-    details = {d["index"]: d for d in interp.get_tensor_details()}
-    tensors: Tensors = {}
-    for op in interp._get_ops_details():
-        for index in op["outputs"]:
-            d = details.get(int(index))
-            if d is None:
-                continue
-            value = dequantize_from(d, interp.get_tensor(int(index)))   # int8 activations, as floats
-            if value.dtype.kind == "f":
-                tensors[d["name"]] = (op["op_name"], value.astype(np.float32))
-    return tensors
-
-
-READERS: dict[str, Callable[[ArtifactRecord, Path, Mapping[str, np.ndarray]], Tensors]] = {
-    "onnx": onnx_tensors, "coreml": coreml_tensors, "tflite": tflite_tensors}
-ENGINES = {"onnx": "onnxruntime, all tensors as outputs", "coreml": "edgeport MIL evaluator",
-           "tflite": "LiteRT interpreter, preserve_all_tensors, no delegate"}
-
-
-# Intermediate tensors are NCHW in ONNX and Core ML programs; TFLite computes in NHWC.
-CHANNEL_AXIS = {"onnx": 1, "coreml": 1, "tflite": -1}
-
-
 def worst_channel_db(ref: np.ndarray, got: np.ndarray, axis: int) -> float:
     """PSNR of the worst channel, each over its own range: one large channel sets a per-tensor int8 scale that
     rounds the small ones to zero, which a PSNR over the whole tensor would hide."""
@@ -173,21 +92,24 @@ def worst_channel_db(ref: np.ndarray, got: np.ndarray, axis: int) -> float:
 def localize(fp32_record: ArtifactRecord, fp32_dir: Path, record: ArtifactRecord, artifact_dir: Path,
              inputs: Mapping[str, np.ndarray]) -> Localization:
     """Compare the two artifacts tensor by tensor on one input."""
-    reader = READERS.get(record.format)
-    engine = ENGINES.get(record.format, record.format)
-    if reader is None:
-        return Localization(engine, 0, None, (), note=f"not implemented for {record.format}")
-    try:
-        reference = reader(fp32_record, fp32_dir, inputs)
-        compressed = reader(record, artifact_dir, inputs)
-    except Exception as exc:  # localisation explains a failure; it must never hide the failure itself
-        return Localization(engine, 0, None, (), note=f"could not read intermediate tensors: {type(exc).__name__}: "
-                                                      f"{str(exc)[:200]}")
+    from exporters.formats import get_format
+
+    fmt = get_format(record.format)
+    engine = fmt.tensors_engine or fmt.label
+    if fmt.read_tensors is None:
+        return Localization(engine, 0, None, (), note=f"reading intermediate tensors is not implemented for "
+                                                      f"{fmt.label}")
     if fp32_record.route != record.route:
         return Localization(engine, 0, None, (), note=f"the fp32 artifact came from {fp32_record.route} and this one "
                                                       f"from {record.route}: their tensors do not share names")
+    try:
+        reference = fmt.read_tensors(fp32_record, fp32_dir, inputs)
+        compressed = fmt.read_tensors(record, artifact_dir, inputs)
+    except Exception as exc:  # localisation explains a failure; it must never hide the failure itself
+        return Localization(engine, 0, None, (), note=f"could not read intermediate tensors: {type(exc).__name__}: "
+                                                      f"{str(exc)[:200]}")
     errors = []
-    axis = CHANNEL_AXIS.get(record.format, 1)
+    axis = fmt.channel_axis
     for name, (op, ref) in reference.items():
         if name not in compressed or compressed[name][1].shape != ref.shape or ref.size == 0:
             continue

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from parity_tests.gate import ReferenceCache, check_artifact, find_manifests
+from parity_tests.gate import ReferenceCache, check_artifact
+from parity_tests.manifest import find_manifests
 from parity_tests.metrics import format_db
 
 
@@ -29,5 +30,5 @@ def test_parity_gate(manifest_path, reference_cache):
     assert manifest_path.is_file(), f"no artifacts to gate under {manifest_path.parent}: run `edgeport export` first"
     check = check_artifact(manifest_path, reference_cache)
     r = check.report
-    assert r.passed, (f"{check.model} {check.format} {check.precision}: {r.status}: {r.message} "
+    assert r.passed, (f"{check.model} {check.format} {check.recipe}: {r.status}: {r.message} "
                       f"(worst {format_db(r.worst_psnr_db)} dB, gate {r.gate.min_psnr_db:g} dB, engine {r.engine})")

@@ -1,4 +1,4 @@
-"""Core ML recipes with coremltools.optimize.coreml, applied to the converted fp32 mlprogram.
+"""Core ML recipes with coremltools.optimize.coreml, applied to the converted mlprogram.
 
 w8a8 needs activation ranges, which coremltools measures with MLModel.predict (macOS only). Here the ranges
 come from edgeport's MIL evaluator running the converted (fp16) program on the calibration photos; coremltools'
@@ -12,6 +12,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from quantize.steps import declare_step, register_step
+
+Calibration = Sequence[Mapping[str, np.ndarray]]
 # Below this many elements a weight stays float: compressing it saves little and costs accuracy
 # (coremltools' default, which leaves a 3-channel first conv alone).
 WEIGHT_THRESHOLD = 2048
@@ -19,15 +22,55 @@ WEIGHT_THRESHOLD = 2048
 # segmenter, 4-bit palettes from 2048 weights up gave 25.0 dB (605 KB), from 8192 up 54.5 dB (718 KB).
 PALETTE_WEIGHT_THRESHOLD = 8192
 
+declare_step("coreml", "fp16", "coremltools.convert, compute_precision FLOAT16", compute_precision="fp16")
+
 
 def _weight_config(cto: Any) -> Any:
     return cto.coreml.OptimizationConfig(global_config=cto.coreml.OpLinearQuantizerConfig(
         mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=WEIGHT_THRESHOLD))
 
 
-def activation_ranges(mlmodel: Any, calibration: Sequence[Mapping[str, np.ndarray]]) -> dict[str, dict[str, float]]:
+@register_step("coreml", "w8", "artifact", "coremltools.optimize.coreml.linear_quantize_weights")
+def w8(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+    import coremltools.optimize as cto
+
+    return cto.coreml.linear_quantize_weights(mlmodel, _weight_config(cto)), {
+        "weights": "int8 symmetric per channel", "weight_threshold": WEIGHT_THRESHOLD}
+
+
+def _palettize(mlmodel: Any, nbits: int) -> tuple[Any, dict]:
+    import coremltools.optimize as cto
+
+    config = cto.coreml.OptimizationConfig(global_config=cto.coreml.OpPalettizerConfig(
+        nbits=nbits, mode="kmeans", granularity="per_tensor", weight_threshold=PALETTE_WEIGHT_THRESHOLD))
+    return cto.coreml.palettize_weights(mlmodel, config), {
+        "weights": f"{nbits}-bit k-means palette per tensor", "weight_threshold": PALETTE_WEIGHT_THRESHOLD}
+
+
+@register_step("coreml", "palettize4", "artifact", "coremltools.optimize.coreml.palettize_weights")
+def palettize4(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+    return _palettize(mlmodel, 4)
+
+
+@register_step("coreml", "palettize6", "artifact", "coremltools.optimize.coreml.palettize_weights")
+def palettize6(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+    return _palettize(mlmodel, 6)
+
+
+@register_step("coreml", "sparse", "artifact",
+               "coremltools.optimize.coreml.prune_weights (threshold 0: stores existing zeros sparse)")
+def sparse(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+    """The weights were already zeroed in PyTorch (quantize/variants.py); this stores the zeros as a bit mask."""
+    import coremltools.optimize as cto
+
+    config = cto.coreml.OptimizationConfig(global_config=cto.coreml.OpThresholdPrunerConfig(
+        threshold=1e-30, minimum_sparsity_percentile=0.25, weight_threshold=WEIGHT_THRESHOLD))
+    return cto.coreml.prune_weights(mlmodel, config), {"weight_threshold": WEIGHT_THRESHOLD}
+
+
+def activation_ranges(mlmodel: Any, calibration: Calibration) -> dict[str, dict[str, float]]:
     """min/max of every non-constant value (and input) over the calibration inputs, by MIL variable name."""
-    from exporters.mil.program import MilEvaluator, load_mil_program
+    from runtimes.mil.program import MilEvaluator, load_mil_program
 
     with tempfile.TemporaryDirectory(prefix="edgeport-calib-") as tmp:
         package = Path(tmp) / "fp32.mlpackage"
@@ -74,36 +117,17 @@ def quantize_activations(mlmodel: Any, stats: dict[str, dict[str, float]]) -> An
                                          pymil_load_func=milproto_load.load, skip_model_load=True)
 
 
-def compress_coreml(recipe: str, mlmodel: Any, calibration: Sequence[Mapping[str, np.ndarray]]) -> tuple[Any, dict]:
-    """The compressed model and what was done, for the manifest."""
+# int8 activations are quantized from an fp16 program, as Core ML runs them on device (coremltools'
+# activation passes expect fp16 scales)
+@register_step("coreml", "w8a8", "artifact", "coremltools activation-quantization passes + linear_quantize_weights",
+               compute_precision="fp16", minimum_deployment_target="iOS17")
+def w8a8(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
     import coremltools.optimize as cto
 
-    opt = cto.coreml
-    if recipe == "w8":
-        return opt.linear_quantize_weights(mlmodel, _weight_config(cto)), {
-            "tool": "coremltools.optimize.coreml.linear_quantize_weights", "weights": "int8 symmetric per channel",
-            "weight_threshold": WEIGHT_THRESHOLD}
-    if recipe in ("palettize4", "palettize6"):
-        nbits = int(recipe[-1])
-        config = opt.OptimizationConfig(global_config=opt.OpPalettizerConfig(
-            nbits=nbits, mode="kmeans", granularity="per_tensor", weight_threshold=PALETTE_WEIGHT_THRESHOLD))
-        return opt.palettize_weights(mlmodel, config), {
-            "tool": "coremltools.optimize.coreml.palettize_weights", "weights": f"{nbits}-bit k-means palette per tensor",
-            "weight_threshold": PALETTE_WEIGHT_THRESHOLD}
-    if recipe == "sparse":
-        # the weights were already zeroed in PyTorch (quantize.sparsity); this stores the zeros as a bit mask
-        config = opt.OptimizationConfig(global_config=opt.OpThresholdPrunerConfig(
-            threshold=1e-30, minimum_sparsity_percentile=0.25, weight_threshold=WEIGHT_THRESHOLD))
-        return opt.prune_weights(mlmodel, config), {
-            "tool": "coremltools.optimize.coreml.prune_weights (threshold 0: stores existing zeros sparse)",
-            "weight_threshold": WEIGHT_THRESHOLD}
-    if recipe == "w8a8":
-        if not calibration:
-            raise ValueError("w8a8 needs calibration inputs")
-        stats = activation_ranges(mlmodel, calibration)
-        quantized = opt.linear_quantize_weights(quantize_activations(mlmodel, stats), _weight_config(cto))
-        return quantized, {"tool": "coremltools activation-quantization passes + linear_quantize_weights",
-                           "weights": "int8 symmetric per channel", "activations": "int8 symmetric per tensor",
-                           "activation_ranges": "edgeport MIL evaluator on the converted program (predict needs macOS)",
-                           "calibration_samples": len(calibration), "minimum_deployment_target": "iOS17"}
-    raise ValueError(f"Core ML has no recipe {recipe!r}")
+    if not calibration:
+        raise ValueError("w8a8 needs calibration inputs")
+    stats = activation_ranges(mlmodel, calibration)
+    quantized = cto.coreml.linear_quantize_weights(quantize_activations(mlmodel, stats), _weight_config(cto))
+    return quantized, {"weights": "int8 symmetric per channel", "activations": "int8 symmetric per tensor",
+                       "activation_ranges": "edgeport MIL evaluator on the converted program (predict needs macOS)",
+                       "calibration_samples": len(calibration)}

@@ -1,4 +1,4 @@
-"""ONNX recipes with onnxruntime's own tooling, applied to the fp32 file the ONNX exporter wrote."""
+"""ONNX recipes with onnxruntime's own tooling, each rewriting the fp32 file the ONNX exporter wrote."""
 from __future__ import annotations
 
 import tempfile
@@ -7,10 +7,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from quantize.steps import register_step
+
+Calibration = Sequence[Mapping[str, np.ndarray]]
+
+
 class _Batches:
     """onnxruntime's CalibrationDataReader protocol over our calibration inputs."""
 
-    def __init__(self, batches: Sequence[Mapping[str, np.ndarray]]) -> None:
+    def __init__(self, batches: Calibration) -> None:
         self._items = iter([dict(b) for b in batches])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -51,32 +56,37 @@ def topologically_sorted(model: Any) -> Any:
     return model
 
 
-def compress_onnx(recipe: str, fp32_path: Path, out_path: Path,
-                  calibration: Sequence[Mapping[str, np.ndarray]]) -> dict[str, Any]:
-    """Write the recipe's model to out_path; returns what was done, for the manifest."""
+@register_step("onnx", "fp16", "artifact", "onnxruntime.transformers.float16")
+def fp16(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str, Any]:
     import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    if recipe == "fp16":
-        from onnxruntime.transformers.float16 import convert_float_to_float16
+    model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    onnx.save(topologically_sorted(model), str(out_path))
+    return {"io": "float32 (cast inside)"}
 
-        model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
-        onnx.save(topologically_sorted(model), str(out_path))
-        return {"tool": "onnxruntime.transformers.float16", "io": "float32 (cast inside)"}
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+@register_step("onnx", "w8", "artifact", "onnxruntime.quantization.quantize_dynamic")
+def w8(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str, Any]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="edgeport-ortq-") as tmp:
         src, pre = _preprocessed(fp32_path, Path(tmp))
-        if recipe == "w8":
-            quantize_dynamic(str(src), str(out_path), per_channel=True, weight_type=QuantType.QInt8)
-            return {"tool": "onnxruntime.quantization.quantize_dynamic", "weights": "int8 per channel",
-                    "activations": "quantized at run time per tensor (ConvInteger/MatMulInteger)", "pre_pass": pre}
-        if recipe == "w8a8":
-            if not calibration:
-                raise ValueError("w8a8 needs calibration inputs")
-            quantize_static(str(src), str(out_path), _Batches(calibration), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
-            return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-                    "weights": "int8 per channel", "activations": "int8 per tensor, min/max calibrated",
-                    "calibration_samples": len(calibration), "pre_pass": pre}
-    raise ValueError(f"ONNX has no recipe {recipe!r}")
+        quantize_dynamic(str(src), str(out_path), per_channel=True, weight_type=QuantType.QInt8)
+    return {"weights": "int8 per channel", "activations": "quantized at run time per tensor "
+            "(ConvInteger/MatMulInteger)", "pre_pass": pre}
+
+
+@register_step("onnx", "w8a8", "artifact", "onnxruntime.quantization.quantize_static")
+def w8a8(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str, Any]:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if not calibration:
+        raise ValueError("w8a8 needs calibration inputs")
+    with tempfile.TemporaryDirectory(prefix="edgeport-ortq-") as tmp:
+        src, pre = _preprocessed(fp32_path, Path(tmp))
+        quantize_static(str(src), str(out_path), _Batches(calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    return {"format": "QDQ", "weights": "int8 per channel", "activations": "int8 per tensor, min/max calibrated",
+            "calibration_samples": len(calibration), "pre_pass": pre}

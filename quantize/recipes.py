@@ -1,18 +1,22 @@
-"""Compression recipes by name: what each one does, and which step of the flow applies it.
+"""Compression recipes by name: one registry entry each, carrying its kind and gate.
 
-Two kinds. A *precision* recipe (fp16, w8, w8a8, palettize4/6) is applied by each format's own tooling inside
-its exporter, and a format that lacks it says so. A *module* recipe (prune<N>, sparse<N>) rewrites the
-PyTorch model before export; the artifact is then judged against that rewritten model, because pruning
-without fine-tuning changes what the model computes on purpose. prune<N>+<precision> does both.
+Two kinds. A *precision* recipe (fp16, w8, w8a8, palettize4/6) is applied by each format's own tooling; the
+(format, recipe) -> step registry in quantize/steps.py says which formats have it, and a format without it
+gets an "unsupported" row. A *module* recipe (prune<N>, sparse<N>) rewrites the PyTorch model before export;
+the artifact is then judged against that rewritten model, because pruning without fine-tuning changes what
+the model computes on purpose. prune<N>+<precision> does both.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping
+
+from models.spec import ParityGate
 
 
 class RecipeError(ValueError):
-    """A recipe name that does not parse; the message lists the valid ones."""
+    """A recipe name that does not parse, or one that cannot be applied; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -20,55 +24,76 @@ class Recipe:
     name: str
     kind: str                  # "precision" or "module"
     summary: str
-    export_precision: str      # what the exporter is asked for: prune<N> exports fp32; sparse<N> asks for
-                               # "sparse" storage, which only Core ML has
+    gate_db: float             # worst-sample PSNR against the PyTorch model it was exported from
+    export_precision: str      # what each format's tooling is asked for (prune<N> exports fp32)
     needs_calibration: bool = False
+    int8: bool = False         # int8 arithmetic at run time (benchmarks compare it with the int8 peak)
     prune_percent: int = 0     # prune<N>: share of MACs to remove by dropping whole channels
-    sparsity_percent: int = 0  # sparse<N>: share of each layer's weights set to zero (Core ML stores them sparse)
-
-    @property
-    def gate_name(self) -> str:
-        """Whose gate applies: prune50+w8a8 is held to w8a8's bound (against the pruned model)."""
-        return self.name.partition("+")[2] or self.name
+    sparsity_percent: int = 0  # sparse<N>: share of each layer's weights set to zero
 
     @property
     def module_part(self) -> str:
         """The PyTorch rewrite this recipe starts from ('' for none): prune50+w8a8 and prune50 share one."""
         return self.name.partition("+")[0] if self.kind == "module" else ""
 
+    def gate(self, overrides: Mapping[str, ParityGate]) -> ParityGate:
+        """A spec may override a recipe's gate by the precision's name (prune50+w8a8 uses w8a8's)."""
+        key = self.name.partition("+")[2] or (self.name if self.kind == "precision" else "fp32")
+        return overrides.get(key) or ParityGate(self.gate_db)
 
-PRECISION_RECIPES: dict[str, Recipe] = {r.name: r for r in (
-    Recipe("fp32", "precision", "float32 weights and compute", "fp32"),
-    Recipe("fp16", "precision", "float16 weights (and compute where the runtime does it)", "fp16"),
-    Recipe("w8", "precision", "int8 weights per output channel, float activations", "w8"),
-    Recipe("w8a8", "precision", "int8 weights per channel and int8 activations, calibrated on photos",
-           "w8a8", needs_calibration=True),
-    Recipe("palettize4", "precision", "4-bit k-means palette of weights (16 values per tensor)", "palettize4"),
-    Recipe("palettize6", "precision", "6-bit k-means palette of weights (64 values per tensor)", "palettize6"),
-)}
 
-_MODULE_PATTERNS = {
-    "prune": (re.compile(r"prune(\d{1,2})"),
-              "structured: whole conv channels with the lowest L2 norm removed until {n}% of the MACs are gone"),
-    "sparse": (re.compile(r"sparse(\d{1,2})"),
-               "unstructured: the {n}% smallest-magnitude weights of each conv set to zero, stored sparse"),
-}
+RECIPES: dict[str, Recipe] = {}
+# name pattern -> builder, for the families with a number in the name (prune50, sparse75)
+FAMILIES: dict[str, tuple[re.Pattern, Callable[[int], Recipe]]] = {}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    if recipe.name in RECIPES:
+        raise RuntimeError(f"recipe {recipe.name!r} is registered twice")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def register_family(stem: str, build: Callable[[int], Recipe]) -> None:
+    if stem in FAMILIES:
+        raise RuntimeError(f"recipe family {stem}<N> is registered twice")
+    FAMILIES[stem] = (re.compile(rf"{stem}(\d{{1,2}})"), build)
+
+
+register_recipe(Recipe("fp32", "precision", "float32 weights and compute", 60.0, "fp32"))
+register_recipe(Recipe("fp16", "precision", "float16 weights (and compute where the runtime does it)", 40.0, "fp16"))
+register_recipe(Recipe("w8", "precision", "int8 weights per output channel, float activations", 35.0, "w8",
+                       int8=True))
+register_recipe(Recipe("w8a8", "precision", "int8 weights per channel and int8 activations, calibrated on photos",
+                       30.0, "w8a8", needs_calibration=True, int8=True))
+register_recipe(Recipe("palettize4", "precision", "4-bit k-means palette of weights (16 values per tensor)", 25.0,
+                       "palettize4"))
+register_recipe(Recipe("palettize6", "precision", "6-bit k-means palette of weights (64 values per tensor)", 30.0,
+                       "palettize6"))
+register_family("prune", lambda n: Recipe(
+    f"prune{n}", "module", f"structured: whole conv channels with the lowest L2 norm removed until {n}% of the "
+    "MACs are gone", 60.0, "fp32", prune_percent=n))
+register_family("sparse", lambda n: Recipe(
+    f"sparse{n}", "module", f"unstructured: the {n}% smallest-magnitude weights of each conv set to zero, stored "
+    "sparse", 60.0, "sparse", sparsity_percent=n))
+
+
+def recipe_names() -> str:
+    """For help texts and error messages."""
+    return ", ".join([*RECIPES, *(f"{stem}<N>" for stem in FAMILIES), "prune<N>+<precision>"])
 
 
 def parse_recipe(name: str) -> Recipe:
     name = name.strip().lower()
     if "+" in name:
         return _combined(name)
-    if name in PRECISION_RECIPES:
-        return PRECISION_RECIPES[name]
-    for kind, (pattern, summary) in _MODULE_PATTERNS.items():
+    if name in RECIPES:
+        return RECIPES[name]
+    for pattern, build in FAMILIES.values():
         match = pattern.fullmatch(name)
         if match and 0 < int(match.group(1)) < 100:
-            n = int(match.group(1))
-            return Recipe(name, "module", summary.format(n=n), "sparse" if kind == "sparse" else "fp32",
-                          prune_percent=n if kind == "prune" else 0, sparsity_percent=n if kind == "sparse" else 0)
-    raise RecipeError(f"unknown recipe {name!r}; recipes: {', '.join(PRECISION_RECIPES)}, prune<N>, sparse<N> "
-                      "(N from 1 to 99, e.g. prune50)")
+            return build(int(match.group(1)))
+    raise RecipeError(f"unknown recipe {name!r}; recipes: {recipe_names()} (N from 1 to 99, e.g. prune50)")
 
 
 def _combined(name: str) -> Recipe:
@@ -77,9 +102,9 @@ def _combined(name: str) -> Recipe:
     module, precision = parse_recipe(first), parse_recipe(second)
     if not module.prune_percent or precision.kind != "precision" or "+" in second:
         raise RecipeError(f"cannot combine {name!r}: a combination is prune<N>+ one of "
-                          f"{', '.join(PRECISION_RECIPES)} (e.g. prune50+w8a8)")
-    return Recipe(name, "module", f"{module.summary}; then {precision.summary}", precision.export_precision,
-                  needs_calibration=precision.needs_calibration, prune_percent=module.prune_percent)
+                          f"{', '.join(RECIPES)} (e.g. prune50+w8a8)")
+    return replace(precision, name=name, kind="module", summary=f"{module.summary}; then {precision.summary}",
+                   prune_percent=module.prune_percent)
 
 
 def parse_recipes(text: str) -> tuple[Recipe, ...]:

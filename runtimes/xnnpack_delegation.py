@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters.base import captured_output
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,9 @@ def undelegated_ops(ops: list[dict[str, Any]], model_outputs: set[int]) -> Count
 
 
 def xnnpack_delegation(path: Path, threads: int = 2) -> Delegation:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from runtimes.litert import open_interpreter
 
-    with captured_output():
-        interp = Interpreter(model_path=str(path), num_threads=threads,
-                             experimental_op_resolver_type=OpResolverType.AUTO)
-        interp.allocate_tensors()
-    return delegation_of(interp)
+    return delegation_of(open_interpreter(path, threads))
 
 
 def delegation_of(interp: Any) -> Delegation:

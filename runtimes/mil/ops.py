@@ -1,7 +1,7 @@
 """MIL ops as small PyTorch functions, found by name (one function an op, like coremltools' own registry).
 
 Semantics follow coremltools' op definitions (coremltools/converters/mil/mil/ops/defs); the resize ops are
-in mil_resize.py.
+in runtimes/mil/resize.py, the compressed-weight and int8 ops in runtimes/mil/compressed.py.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class MilEvalError(Exception):
 def register_mil_op(*names: str) -> Callable[[MilOp], MilOp]:
     def wrap(fn: MilOp) -> MilOp:
         for name in names:
+            if name in MIL_OPS:
+                raise RuntimeError(f"MIL op {name!r} is registered twice ({MIL_OPS[name].__name__} and {fn.__name__})")
             MIL_OPS[name] = fn
         return fn
     return wrap
@@ -342,4 +344,4 @@ def space_to_depth(a: OpArgs) -> torch.Tensor:
 
 
 # The resize and compressed-weight ops live beside this file; importing them registers them here.
-from exporters.mil import compressed, resize  # noqa: E402,F401
+from runtimes.mil import compressed, resize  # noqa: E402,F401

@@ -12,8 +12,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from exporters.base import captured_output
-from exporters.mil.ops import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
+from runtimes.base import captured_output
+from runtimes.mil.ops import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
 
 
 def load_mil_program(package: Path) -> Any:
@@ -35,7 +35,7 @@ class MilEvaluator:
         for op in self.function.operations:
             if op.op_type != "const" and op.op_type not in MIL_OPS:
                 raise MilEvalError(f"MIL op '{op.op_type}' (at {op.name}) is not implemented in edgeport's "
-                                   "MIL evaluator; add it to parity_tests/mil_ops.py")
+                                   "MIL evaluator; add it to runtimes/mil/ops.py (one function, @register_mil_op)")
             if op.blocks:
                 raise MilEvalError(f"MIL op '{op.op_type}' has nested blocks; control flow is not evaluated")
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from exporters.mil.ops import MilEvalError, OpArgs, register_mil_op
+from runtimes.mil.ops import MilEvalError, OpArgs, register_mil_op
 
 
 def bilinear_grid(size_in: int, size_out: int, mode: str) -> torch.Tensor:

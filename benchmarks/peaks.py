@@ -1,0 +1,178 @@
+"""The machine's peak as each runtime's own kernels reach it: a large 3x3 convolution exported to every
+format that can be timed here, at fp32 and int8 (w8a8), timed in the same worker processes as artifacts.
+
+torch._int_mm is not used: on a CPU without VNNI it runs a slow fallback (1.6 GOP/s on an AVX2-only Zen 3),
+which made an artifact look like "139x of the int8 peak". An artifact's efficiency is taken against its own
+runtime's peak for its arithmetic; an efficiency above 100% means the probe did not find the peak, and is
+reported as such, never printed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+# (channels, height = width) of the probe: a 3x3 convolution, channels -> channels, at 1 x C x S x S
+PROBES = ((64, 128), (256, 32))
+PROBE_RUNS, PROBE_WARMUP = 10, 2
+
+
+@dataclass(frozen=True)
+class KernelPeak:
+    format: str
+    arithmetic: str       # "fp32" or "int8"
+    threads: int
+    gops: float           # 2 x MACs / p50, the best probe
+    engine: str
+    probe: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "arithmetic": self.arithmetic, "threads": self.threads,
+                "gops": round(self.gops, 1), "engine": self.engine, "probe": self.probe}
+
+
+@dataclass(frozen=True)
+class Probe:
+    format: str
+    arithmetic: str
+    channels: int
+    size: int
+    folder: Path
+    record: dict
+    inputs: list
+
+    @property
+    def macs(self) -> int:
+        return self.channels * self.channels * 9 * self.size * self.size
+
+    @property
+    def label(self) -> str:
+        return f"conv3x3 {self.channels}->{self.channels} at {self.size}x{self.size}"
+
+
+def cache_root() -> Path:
+    """$EDGEPORT_CACHE, else $XDG_CACHE_HOME/edgeport, else ~/.cache/edgeport."""
+    if os.environ.get("EDGEPORT_CACHE"):
+        return Path(os.environ["EDGEPORT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeport"
+
+
+def _cache_key(fmt: Any) -> str:
+    from importlib.metadata import version
+
+    tools = [version(n) for n in ("edgeport", "torch", "onnxruntime", "ai-edge-litert", "executorch")]
+    return hashlib.sha256(json.dumps([fmt.name, tools, PROBES]).encode()).hexdigest()[:16]
+
+
+def _probe_module(channels: int) -> Any:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()).eval()
+
+
+def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: Path) -> dict:
+    """The probe through the format's own exporter (w8a8 for int8, calibrated on noise); returns its record."""
+    import torch
+
+    from exporters.base import ExportRequest
+
+    rng = np.random.default_rng(0)
+    calib = [{"x": rng.uniform(0, 1, (1, channels, size, size)).astype(np.float32)} for _ in range(4)]
+    request = ExportRequest(module=_probe_module(channels), example_inputs=(torch.from_numpy(calib[0]["x"]),),
+                            input_names=("x",), output_names=("y",), output_shapes=((1, channels, size, size),),
+                            precision="w8a8" if arithmetic == "int8" else "fp32", work_dir=folder, stem="probe",
+                            sample_inputs=calib, calibration=calib if arithmetic == "int8" else ())
+    return fmt.exporter.export(request).to_dict()
+
+
+def probes_for(fmt: Any, arithmetic: str) -> list[Probe]:
+    """The format's probe artifacts, exported once per tool versions into the cache and reused."""
+    from models.spec import TensorContract
+
+    probes = []
+    for channels, size in PROBES:
+        folder = cache_root() / "peak-probes" / _cache_key(fmt) / f"{arithmetic}-{channels}x{size}"
+        if not (folder / "record.json").is_file():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
+            try:
+                record = _export_probe(fmt, arithmetic, channels, size, work)
+                (work / "record.json").write_text(json.dumps(record))
+                shutil.rmtree(folder, ignore_errors=True)
+                work.rename(folder)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        inputs = [TensorContract("x", (1, channels, size, size)).to_dict()]
+        probes.append(Probe(fmt.name, arithmetic, channels, size, folder,
+                            json.loads((folder / "record.json").read_text()), inputs))
+    return probes
+
+
+def measure_peaks(threads: tuple[int, ...], run_worker: Callable[[dict], dict],
+                  progress: Callable[[str], None] = lambda _: None) -> tuple[list[KernelPeak], list[str]]:
+    """Every timeable format's fp32 and int8 peak at each thread count; and what could not be measured."""
+    from exporters.formats import all_formats
+
+    peaks, problems = [], []
+    for fmt in all_formats().values():
+        if fmt.latency_unavailable():
+            continue
+        for arithmetic in ("fp32", "int8") if "w8a8" in fmt.recipes else ("fp32",):
+            progress(f"kernel peak: {fmt.name} {arithmetic}")
+            try:
+                probes = probes_for(fmt, arithmetic)
+            except Exception as exc:  # noqa: BLE001  (a format whose probe will not export has no peak)
+                problems.append(f"{fmt.name} {arithmetic}: probe did not export: {str(exc).splitlines()[0][:200]}")
+                continue
+            for t in threads:
+                peak = _best(probes, t, run_worker)
+                if isinstance(peak, str):
+                    problems.append(peak)
+                else:
+                    peaks.append(peak)
+    return peaks, problems
+
+
+def _best(probes: list[Probe], threads: int, run_worker: Callable[[dict], dict]) -> KernelPeak | str:
+    best: KernelPeak | None = None
+    for probe in probes:
+        result = run_worker({"kind": "artifact", "record": probe.record, "dir": str(probe.folder),
+                             "inputs": probe.inputs, "threads": threads, "runs": PROBE_RUNS,
+                             "warmup": PROBE_WARMUP})
+        if not result.get("ok"):
+            return f"{probe.format} {probe.arithmetic} peak @{threads}: {result.get('error', 'failed')}"
+        gops = 2 * probe.macs / (float(np.median(result["times_ms"])) / 1000) / 1e9
+        if best is None or gops > best.gops:
+            best = KernelPeak(probe.format, probe.arithmetic, threads, gops, result["engine"], probe.label)
+    return best
+
+
+def torch_fp32_peak(threads: int, size: int = 2048) -> KernelPeak:
+    """PyTorch eager's own fp32 kernel peak (MKL GEMM), for the eager baseline rows."""
+    import time
+
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        torch.mm(a, b)
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(previous)
+    return KernelPeak("torch", "fp32", threads, 2 * size ** 3 / best / 1e9, f"PyTorch {torch.__version__} torch.mm",
+                      f"GEMM {size}x{size}x{size}")

@@ -1,0 +1,185 @@
+"""Everything an export needs before it writes a byte: input checked, model built, PyTorch's outputs taken.
+
+Bad input (unknown format, recipe, model or setting, an input size the model refuses, unreadable weights or
+calibration photos, an output folder that cannot be written) raises here, so nothing is left behind.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from edgeport.results import finite_or_none
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    model: str
+    formats: tuple[str, ...]
+    out_root: Path
+    recipes: tuple[str, ...] | None = None      # names (quantize/recipes.py); None: each format's defaults
+    weights: Path | None = None
+    seed: int = 0
+    parity_seed: int = 0
+    input_hw: tuple[int, int] | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    dynamic_hw: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)   # tflite_route, converter_timeout
+    input_shapes: tuple[tuple[int, ...], ...] = ()   # a custom model's inputs (--input)
+    spec: Any = None                                  # a ready ModelSpec (Python API); overrides `model`
+    calib_dir: Path | None = None                     # calibration photos; None: the bundled ones
+
+
+@dataclass(frozen=True)
+class Job:
+    format: Any     # exporters.formats.Format
+    recipe: Any     # quantize.recipes.Recipe
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The module one recipe exports, with its PyTorch outputs on the parity inputs."""
+
+    module: Any
+    references: list
+    profile: Any
+    details: Mapping[str, Any]
+    warning: str = ""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    spec: Any
+    contracts: tuple
+    source: Any
+    samples: list
+    base: Variant
+    output_shapes: tuple[tuple[int, ...], ...]
+    calibration: Any
+    jobs: tuple[Job, ...]
+    model_dir: Path
+    plan: ExportPlan
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.contracts)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.spec.outputs)
+
+    def example(self) -> tuple:
+        import torch
+
+        return tuple(torch.from_numpy(self.samples[0].arrays[n]) for n in self.input_names)
+
+
+def plan_jobs(formats: tuple[str, ...], recipes: tuple[str, ...] | None) -> tuple[Job, ...]:
+    """Each format's recipes, fp32 first so the others can be compared with it. Unknown names raise."""
+    from exporters.formats import get_format
+    from quantize.recipes import parse_recipe, parse_recipes
+
+    chosen = parse_recipes(",".join(recipes)) if recipes else None
+    jobs = []
+    for fmt in (get_format(name) for name in formats):
+        mine = chosen or tuple(parse_recipe(p) for p in fmt.default_recipes)
+        jobs += [Job(fmt, r) for r in sorted(mine, key=lambda r: r.name != "fp32")]
+    return tuple(jobs)
+
+
+def check_output_shapes(spec: Any, contracts: tuple, measured: tuple, config: Mapping[str, Any]) -> None:
+    """A spec declares its outputs at its default input: there they must match PyTorch's exactly; at another
+    size, batch and channels must. Settings (--set) may change both, and custom specs measure their own."""
+    from models.errors import ModelError
+
+    if config or spec.reference:
+        return
+    default_size = tuple(c.shape for c in contracts) == tuple(c.shape for c in spec.inputs)
+    for declared, got in zip(spec.outputs, measured):
+        want, got = tuple(declared.shape), tuple(got)
+        same = want == got if default_size else (len(want) == len(got) and want[:2] == got[:2])
+        if not same:
+            raise ModelError(f"{spec.name}: PyTorch's output {declared.name} is {got}, the spec declares {want}"
+                             f"{'' if default_size else ' (batch and channels)'}: the spec or the model is wrong")
+
+
+def _references(spec: Any, module: Any, samples: list, contracts: tuple) -> list:
+    from exporters.base import short_message
+    from models import ModelError
+    from parity_tests.reference import torch_outputs
+
+    try:
+        return torch_outputs(module, samples, [c.name for c in contracts], [c.name for c in spec.outputs])
+    except Exception as exc:
+        shapes = ", ".join("x".join(map(str, c.shape)) for c in contracts)
+        raise ModelError(f"{spec.name} rejects input {shapes}: {short_message(exc)}") from None
+
+
+def prepare(plan: ExportPlan, progress: Any) -> Prepared:
+    """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
+    from edgeport.atomic import check_writable, ensure_writable
+    from models import get_spec
+    from models.profile import profile_model
+    from models.source import instantiate, resolve_inputs, source_for
+    from quantize.calibration import calibration_set
+
+    jobs = plan_jobs(plan.formats, plan.recipes)
+    spec = plan.spec or get_spec(plan.model, list(plan.input_shapes))
+    spec.check_config(plan.config)
+    contracts = resolve_inputs(spec, plan.input_hw, plan.config)
+    check_writable(plan.out_root)
+    progress.total = 2 + len(jobs)
+    with progress.step(f"{spec.name}: build model"):
+        source = source_for(spec, plan.config, plan.weights, plan.seed)
+        module = instantiate(spec, source, contracts)
+    with progress.step(f"{spec.name}: PyTorch reference"):
+        samples = spec.make_inputs(contracts, plan.parity_seed)
+        references = _references(spec, module, samples, contracts)
+        profile = profile_model(lambda: spec.build(**plan.config), [c.shape for c in contracts])
+    output_shapes = tuple(tuple(references[0][c.name].shape) for c in spec.outputs)
+    check_output_shapes(spec, contracts, output_shapes, plan.config)
+    calibration = (calibration_set(spec, contracts, plan.calib_dir, plan.parity_seed)
+                   if any(j.recipe.needs_calibration for j in jobs) else None)   # a bad --calib fails here
+    ensure_writable(plan.out_root)          # only now: bad input above leaves nothing behind
+    return Prepared(spec, contracts, source, samples, Variant(module, references, profile, {}), output_shapes,
+                    calibration, jobs, plan.out_root / spec.name, plan)
+
+
+class VariantCache:
+    """The rewritten model of each module recipe, built once: prune50 and prune50+w8a8 export one pruned model."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+        self.built: dict[str, Variant | Exception] = {}
+
+    def get(self, recipe: Any) -> Variant:
+        from exporters.base import short_message
+        from quantize.recipes import RecipeError
+
+        if recipe.kind != "module":
+            return self.prepared.base
+        key = recipe.module_part
+        if key not in self.built:
+            try:
+                self.built[key] = self._build(recipe)
+            except (ValueError, RuntimeError) as exc:   # PruneError and RecipeError are ValueErrors
+                self.built[key] = exc
+        found = self.built[key]
+        if isinstance(found, Exception):
+            raise RecipeError(f"{key} cannot be applied to {self.prepared.spec.name}: {short_message(found)}")
+        return found
+
+    def _build(self, recipe: Any) -> Variant:
+        from models.profile import profile_model
+        from parity_tests.gate import versus_outputs
+        from parity_tests.reference import torch_outputs
+        from quantize.variants import module_for_recipe
+
+        p, base = self.prepared, self.prepared.base
+        made = module_for_recipe(recipe, base.module, p.example())
+        refs = torch_outputs(made.module, p.samples, p.input_names, p.output_names)
+        profile = profile_model(lambda: copy.deepcopy(made.module).to("meta"), [c.shape for c in p.contracts])
+        details = {**made.details, "vs_original_pytorch_db": finite_or_none(versus_outputs(base.references, refs)),
+                   "original_params": base.profile.params, "original_macs": base.profile.macs}
+        return Variant(made.module, refs, profile, details, made.warning)

@@ -1,0 +1,93 @@
+"""What an export run returns: one typed outcome per (format, recipe), and the summary rows derived from them."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parity_tests.manifest import Manifest
+
+SUMMARY_SCHEMA = "edgeport.export-summary/2"
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, 2)
+
+
+@dataclass(frozen=True)
+class ArtifactOutcome:
+    """status: pass, parity-fail, parity-error, export-failed, recipe-failed or unsupported."""
+
+    format: str
+    recipe: str
+    status: str
+    message: str = ""
+    op: str | None = None
+    export_seconds: float = 0.0
+    manifest: Manifest | None = None
+    path: Path | None = None
+    outputs: list = field(default_factory=list, repr=False)   # the runtime's outputs on the parity samples
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    """One line of the summary table, derived from an ArtifactOutcome."""
+
+    model: str
+    format: str
+    recipe: str
+    status: str
+    route: str = ""
+    bytes: int = 0
+    worst_psnr_db: float | None = None
+    engine: str = ""
+    export_seconds: float = 0.0
+    path: str = ""
+    message: str = ""
+    op: str | None = None
+    vs_fp32_artifact_db: float | None = None   # against the fp32 artifact of the same format, same runtime
+    digest: str = ""
+
+    @classmethod
+    def of(cls, model: str, outcome: ArtifactOutcome) -> "ExportRow":
+        m = outcome.manifest
+        if m is None:
+            return cls(model, outcome.format, outcome.recipe, outcome.status, message=outcome.message, op=outcome.op,
+                       export_seconds=outcome.export_seconds)
+        return cls(model, outcome.format, outcome.recipe, outcome.status, m.artifact.route, m.artifact.total_bytes,
+                   m.parity.worst_psnr_db, m.parity.engine, outcome.export_seconds, str(outcome.path),
+                   outcome.message, outcome.op, m.recipe.details.get("vs_fp32_artifact_db"), m.artifact.digest)
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("pass", "unsupported")
+
+    def to_dict(self) -> dict[str, Any]:
+        psnr = self.worst_psnr_db
+        return {"model": self.model, "format": self.format, "recipe": self.recipe, "status": self.status,
+                "route": self.route, "bytes": self.bytes, "worst_psnr_db": finite_or_none(psnr),
+                "bit_exact": psnr is not None and math.isinf(psnr) and psnr > 0,
+                "engine": self.engine, "export_seconds": round(self.export_seconds, 2), "path": self.path,
+                "message": self.message, "op": self.op, "vs_fp32_artifact_db": finite_or_none(self.vs_fp32_artifact_db),
+                "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    model: str
+    source: str
+    params: int
+    macs: int
+    input_shapes: tuple[tuple[int, ...], ...]
+    rows: tuple[ExportRow, ...]
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(r.failed for r in self.rows) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SUMMARY_SCHEMA, "model": self.model, "source": self.source, "params": self.params,
+                "macs": self.macs, "input_shapes": [list(s) for s in self.input_shapes],
+                "seconds": round(self.seconds, 1), "ok": self.exit_code == 0, "rows": [r.to_dict() for r in self.rows]}

@@ -1,0 +1,91 @@
+"""ExecuTorch: torch.export -> to_edge_transform_and_lower with the XNNPACK partitioner -> a .pte program.
+
+w8a8 quantizes the module with ExecuTorch's XNNPACK quantizer (PT2E) before export, calibrated on the same
+photos as every other format. Ops XNNPACK does not take run on ExecuTorch's portable kernels: the manifest
+lists them, and a model that does not lower at all gets a failed row naming the op.
+"""
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+from exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
+from exporters.formats import Format
+from runtimes.artifact import ArtifactRecord, file_records
+from runtimes.base import captured_output
+from runtimes.executorch_runner import ExecuTorchRunner
+
+
+def _lowered(request: ExportRequest, module: Any) -> Any:
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    try:
+        with captured_output():
+            program = torch.export.export(module, request.example_inputs)
+            return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    except Exception as exc:
+        raise export_error("ExecuTorch lowering", exc) from exc
+
+
+def delegation_summary(edge: Any) -> dict[str, Any]:
+    """How much of the graph XNNPACK took; the ops left to ExecuTorch's portable kernels, by type."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(edge.exported_program().graph_module)
+    outside = {b.op_type: b.non_delegated for b in info.delegation_by_operator.values()
+               if b.non_delegated and b.op_type not in ("getitem", "output", "placeholder")}
+    return {"xnnpack_subgraphs": info.num_delegated_subgraphs, "delegated_nodes": info.num_delegated_nodes,
+            "undelegated_ops": outside}
+
+
+def describe_delegation(summary: dict[str, Any]) -> str:
+    ops = ", ".join(f"{k} x{v}" for k, v in sorted(summary["undelegated_ops"].items(), key=lambda kv: -kv[1]))
+    if not summary["xnnpack_subgraphs"]:
+        return "XNNPACK took no op: everything runs on ExecuTorch's portable kernels"
+    parts = f"{summary['xnnpack_subgraphs']} XNNPACK subgraph{'s' if summary['xnnpack_subgraphs'] > 1 else ''}"
+    return parts + (f"; left on portable kernels: {ops}" if ops else "")
+
+
+class ExecuTorchExporter(Exporter):
+    def export(self, request: ExportRequest) -> ArtifactRecord:
+        from quantize.steps import step_for
+
+        step = step_for("executorch", request.precision)
+        module, recipe = request.module, {}
+        if step.apply is not None:
+            try:
+                with captured_output():
+                    module = step.apply(request.module, request.example_inputs, request.calibration_batches())
+            except Exception as exc:
+                raise export_error(f"ExecuTorch {step.tool}", exc) from exc
+            recipe = {"tool": step.tool, "weights": "int8 per channel", "activations": "int8 per tensor, calibrated",
+                      "io": "float32", "calibration_samples": len(request.calibration)}
+        edge = _lowered(request, module)
+        delegation = delegation_summary(edge)
+        path = request.work_dir / f"{request.stem}.pte"
+        try:
+            with captured_output():
+                path.write_bytes(edge.to_executorch().buffer)
+        except Exception as exc:
+            raise export_error("ExecuTorch to_executorch", exc) from exc
+        in_shapes = [tuple(t.shape) for t in request.example_inputs]
+        notes = ((describe_delegation(delegation),) if delegation["undelegated_ops"] else ()) + (
+            ("ExecuTorch artifacts are fixed-shape here: dynamic H/W was not exported",) if request.dynamic_hw else ())
+        return ArtifactRecord(
+            format="executorch", export_precision=request.precision, route="torch.export+executorch-xnnpack",
+            main_file=path.name, files=file_records(request.work_dir),
+            inputs=nchw_bindings(request.input_names, in_shapes, False),
+            outputs=nchw_bindings(request.output_names, request.output_shapes, False),
+            details={"backend": "XnnpackBackend", "delegates": ["XnnpackBackend"], "delegation": delegation,
+                     "delegation_summary": describe_delegation(delegation), "fixed_shape": True,
+                     **({"recipe": recipe} if recipe else {})},
+            versions={"torch": version("torch"), "executorch": version("executorch")}, warnings=notes,
+        )
+
+
+FORMAT = Format(
+    name="executorch", label="ExecuTorch", exporter=ExecuTorchExporter(), open_runtime=ExecuTorchRunner,
+    recipe_module="quantize.executorch_recipes", channel_axis=1,
+)

@@ -1,0 +1,64 @@
+"""What every runtime shares: the Runtime protocol, layout conversion at the artifact boundary, and a way to
+silence a library's C++ logging without losing it."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Any, Iterator, Mapping, Protocol
+
+import numpy as np
+
+from runtimes.artifact import TensorBinding
+
+PARITY_THREADS = 2
+
+
+class RuntimeUnavailable(Exception):
+    """The runtime cannot run here (say, Core ML prediction off macOS) or lacks an op; never a pass."""
+
+
+class Runtime(Protocol):
+    engine: str
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+# name -> (producing op type, value as float32, in the artifact's own layout), in graph order
+Tensors = dict[str, tuple[str, np.ndarray]]
+
+
+def to_artifact_layout(array: np.ndarray, binding: TensorBinding, dtype: Any = None) -> np.ndarray:
+    """Contract arrays are NCHW; an NHWC artifact gets them transposed, as an app would feed it."""
+    array = array.transpose(0, 2, 3, 1) if binding.layout == "NHWC" else array
+    return np.ascontiguousarray(array.astype(dtype or binding.dtype, copy=False))
+
+
+def from_artifact_layout(array: np.ndarray, binding: TensorBinding) -> np.ndarray:
+    array = np.asarray(array)
+    return array.transpose(0, 3, 1, 2) if binding.layout == "NHWC" else array
+
+
+def artifact_feed(bindings: tuple[TensorBinding, ...], inputs: Mapping[str, np.ndarray],
+                  dtype: Any = None) -> dict[str, np.ndarray]:
+    """Contract-named NCHW inputs, keyed and laid out as the artifact names and lays them out."""
+    return {b.artifact_name: to_artifact_layout(np.asarray(inputs[b.name]), b, dtype) for b in bindings}
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[list[str]]:
+    """Silence a converter's or runtime's progress bars and logs (fd level, so C++ output too); the text is
+    kept in the yielded list."""
+    sink: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(tmp.fileno(), fd)
+            yield sink
+        finally:
+            for fd, keep in zip((1, 2), saved):
+                os.dup2(keep, fd)
+                os.close(keep)
+            tmp.seek(0)
+            sink.append(tmp.read().decode("utf-8", "replace"))

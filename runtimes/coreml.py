@@ -1,0 +1,90 @@
+"""Core ML artifacts: Apple's runtime (MLModel.predict) on macOS; elsewhere edgeport's MIL evaluator, which
+runs the saved program op by op in PyTorch and says so in its engine label."""
+from __future__ import annotations
+
+import platform
+import re
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from runtimes.artifact import ArtifactRecord
+from runtimes.base import PARITY_THREADS, RuntimeUnavailable, Tensors, artifact_feed, captured_output
+
+
+def _coremltools():
+    with captured_output():
+        import coremltools as ct
+    return ct
+
+
+class CoreMLPredictRunner:
+    """The real Core ML runtime; only macOS has it."""
+
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+        ct = _coremltools()
+        self.record = record
+        self.model = ct.models.MLModel(str(artifact_dir / record.main_file))
+        self.engine = f"Core ML MLModel.predict (macOS {platform.mac_ver()[0]}, coremltools {ct.__version__})"
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.model.predict(artifact_feed(self.record.inputs, inputs, np.float32))
+        return {b.name: np.asarray(out[b.artifact_name], dtype=np.float32) for b in self.record.outputs}
+
+
+class MilProgramRunner:
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
+        from runtimes.mil.ops import MilEvalError
+        from runtimes.mil.program import MilEvaluator, load_mil_program
+
+        ct = _coremltools()
+        try:
+            self.evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
+        except MilEvalError as exc:
+            raise RuntimeUnavailable(str(exc)) from exc
+        self.record = record
+        self.engine = (f"edgeport MIL evaluator (Linux: Core ML predict needs macOS; coremltools {ct.__version__}, "
+                       "torch CPU, fp16 rounded per op)")
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.evaluator.run(artifact_feed(self.record.inputs, inputs, np.float32))
+        return {b.name: out[b.artifact_name] for b in self.record.outputs}
+
+
+def open_coreml(record: ArtifactRecord, artifact_dir: Path, threads: int = PARITY_THREADS):
+    """Core ML prediction raises off macOS: there the MIL evaluator runs the program instead."""
+    if platform.system() == "Darwin":
+        return CoreMLPredictRunner(record, artifact_dir)
+    return MilProgramRunner(record, artifact_dir)
+
+
+def coreml_latency_unavailable() -> str:
+    """'' where Core ML can be timed; the MIL evaluator is a parity tool, never a latency."""
+    if platform.system() == "Darwin":
+        return ""
+    return "Core ML latency needs macOS (Apple's runtime); the MIL evaluator is not a latency"
+
+
+def coreml_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str, np.ndarray]) -> Tensors:
+    """Every value the program computes; an int8 activation is shown as the value its consumer reads (after
+    the quantize/dequantize round trip), under the float tensor's name."""
+    from runtimes.mil.program import MilEvaluator, load_mil_program
+
+    evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
+    env = evaluator.trace(artifact_feed(record.inputs, inputs, np.float32))
+    quantized_from: dict[str, str] = {}
+    tensors: Tensors = {}
+    for op in evaluator.function.operations:
+        if op.op_type == "const" or op.op_type.startswith("constexpr"):
+            continue
+        if op.op_type == "quantize":
+            quantized_from[op.outputs[0].name] = op.inputs["input"].name
+            continue
+        name, label = op.outputs[0].name, op.op_type
+        if op.op_type == "dequantize" and op.inputs["input"].name in quantized_from:
+            name, label = quantized_from[op.inputs["input"].name], "after int8 quantize/dequantize"
+        value = env.get(op.outputs[0].name)
+        if value is not None and value.is_floating_point():
+            tensors[re.sub(r"_cast_fp(16|32)$", "", name)] = (label, value.float().numpy())  # fp16 programs
+    return tensors

@@ -1,0 +1,7 @@
+"""edgeport's MIL evaluator: runs a saved Core ML program op by op in PyTorch, on any platform.
+
+A runtime, used by two steps that need Core ML's arithmetic on Linux: w8a8 calibration (activation ranges,
+quantize/coreml_recipes.py) and parity (runtimes/coreml.py, labelled as this evaluator, never as Core ML).
+Ops are one function each in ops.py, resize.py and compressed.py, registered by name; a name registered
+twice is refused.
+"""

@@ -1,0 +1,55 @@
+"""ONNX artifacts in onnxruntime's CPU provider: a runner for parity and latency, and every intermediate
+tensor for error localisation."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from runtimes.artifact import ArtifactRecord
+from runtimes.base import PARITY_THREADS, Tensors, artifact_feed, from_artifact_layout
+
+
+def _options(threads: int, optimize: bool = True):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if not optimize:   # keep every tensor the graph names
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return options
+
+
+class OnnxRuntimeRunner:
+    def __init__(self, record: ArtifactRecord, artifact_dir: Path, threads: int = PARITY_THREADS) -> None:
+        import onnxruntime as ort
+
+        self.record = record
+        self.session = ort.InferenceSession(str(artifact_dir / record.main_file), _options(threads),
+                                            providers=["CPUExecutionProvider"])
+        self.engine = f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [b.artifact_name for b in self.record.outputs]
+        values = self.session.run(names, artifact_feed(self.record.inputs, inputs))
+        return {b.name: from_artifact_layout(v, b) for b, v in zip(self.record.outputs, values)}
+
+
+def onnx_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str, np.ndarray]) -> Tensors:
+    """Every float tensor a node produces, made a graph output and run unoptimised."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(artifact_dir / record.main_file))
+    produced = [(out, node.op_type) for node in model.graph.node for out in node.output if out]
+    existing = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name, _ in produced if name not in existing)
+    session = ort.InferenceSession(model.SerializeToString(), _options(PARITY_THREADS, optimize=False),
+                                   providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    values = dict(zip(names, session.run(names, artifact_feed(record.inputs, inputs, np.float32))))
+    return {name: (op, np.asarray(values[name])) for name, op in produced
+            if name in values and np.asarray(values[name]).dtype.kind == "f"}
