@@ -17,7 +17,7 @@ def peaks_line(data: dict[str, Any]) -> str:
         return "Kernel peaks: not measured in this run."
     text = "; ".join(f"{p['format']} {p['arithmetic']} @{p['threads']}: {p['gops']:.0f} GOP/s" for p in peaks)
     problems = data.get("peak_problems") or []
-    return f"Kernel peaks ({peaks[0]['probe'].split(' at ')[0]} probes, each runtime's own kernels): {text}." + (
+    return f"Kernel peaks (3x3 convolution probes, each runtime's own kernels): {text}." + (
         f" Not measured: {'; '.join(problems)}." if problems else "")
 
 

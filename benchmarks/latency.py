@@ -89,6 +89,7 @@ class BenchPlan:
     warmup: int = 3
     torch_baseline: bool = True
     measure_peaks: bool = True
+    peak_probes: tuple[tuple[int, int], ...] = ()    # (channels, size) of the peak probes; () for the default
     # PyTorch eager's p50 swung 1.5x between fresh processes on this machine (195 / 235 / 325 ms for one
     # model, 2 threads, contiguous) while each artifact's stayed within 4%: the baseline is measured in this
     # many processes and the fastest kept, so every ratio is against torch at its best.
@@ -184,7 +185,8 @@ def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lamb
     targets = [(p, read_manifest(p)) for p in find_manifests(Path(plan.root))]
     if not targets:
         raise FileNotFoundError(f"no manifest.json under {plan.root}: export something first (`edgeport export`)")
-    peaks, problems = measure_peaks(plan.threads, run_worker, progress) if plan.measure_peaks else ([], [])
+    peaks, problems = measure_peaks(plan.threads, run_worker, progress, plan.peak_probes) if plan.measure_peaks \
+        else ([], [])
     if plan.measure_peaks and plan.torch_baseline:
         peaks += [torch_fp32_peak(t) for t in plan.threads]
     rows = [row for path, m in targets for row in _artifact_rows(path, m, plan, progress)]

@@ -68,7 +68,7 @@ def _cache_key(fmt: Any) -> str:
     from importlib.metadata import version
 
     tools = [version(n) for n in ("edgeport", "torch", "onnxruntime", "ai-edge-litert", "executorch")]
-    return hashlib.sha256(json.dumps([fmt.name, tools, PROBES]).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([fmt.name, tools]).encode()).hexdigest()[:16]
 
 
 def _probe_module(channels: int) -> Any:
@@ -94,12 +94,12 @@ def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: P
     return fmt.exporter.export(request).to_dict()
 
 
-def probes_for(fmt: Any, arithmetic: str) -> list[Probe]:
+def probes_for(fmt: Any, arithmetic: str, shapes: tuple[tuple[int, int], ...] = PROBES) -> list[Probe]:
     """The format's probe artifacts, exported once per tool versions into the cache and reused."""
     from models.spec import TensorContract
 
     probes = []
-    for channels, size in PROBES:
+    for channels, size in shapes:
         folder = cache_root() / "peak-probes" / _cache_key(fmt) / f"{arithmetic}-{channels}x{size}"
         if not (folder / "record.json").is_file():
             folder.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,8 @@ def probes_for(fmt: Any, arithmetic: str) -> list[Probe]:
 
 
 def measure_peaks(threads: tuple[int, ...], run_worker: Callable[[dict], dict],
-                  progress: Callable[[str], None] = lambda _: None) -> tuple[list[KernelPeak], list[str]]:
+                  progress: Callable[[str], None] = lambda _: None,
+                  shapes: tuple[tuple[int, int], ...] = ()) -> tuple[list[KernelPeak], list[str]]:
     """Every timeable format's fp32 and int8 peak at each thread count; and what could not be measured."""
     from exporters.formats import all_formats
 
@@ -129,7 +130,7 @@ def measure_peaks(threads: tuple[int, ...], run_worker: Callable[[dict], dict],
         for arithmetic in ("fp32", "int8") if "w8a8" in fmt.recipes else ("fp32",):
             progress(f"kernel peak: {fmt.name} {arithmetic}")
             try:
-                probes = probes_for(fmt, arithmetic)
+                probes = probes_for(fmt, arithmetic, shapes or PROBES)
             except Exception as exc:  # noqa: BLE001  (a format whose probe will not export has no peak)
                 problems.append(f"{fmt.name} {arithmetic}: probe did not export: {str(exc).splitlines()[0][:200]}")
                 continue

@@ -43,17 +43,7 @@ def _setting(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgeport", description="Export PyTorch image models to ONNX, TFLite, Core ML and ExecuTorch, checked in the real "
-                    "runtimes.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("models", help="list the zoo with params and MACs")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = sub.add_parser("formats", help="list the formats, their runtimes and the recipes each one applies")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
+def _add_export(sub: Any) -> None:
     p = sub.add_parser("export", help="export a model and check parity in each runtime")
     p.add_argument("model", nargs="?", help="zoo model name (see `edgeport models`)")
     p.add_argument("--model", dest="custom", metavar="FILE.py:FACTORY",
@@ -81,11 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    p = sub.add_parser("check", help="re-run parity on existing artifacts; non-zero exit when a gate fails")
-    p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"), help="artifact folder or root")
-    p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report for CI")
-    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _add_reports(sub: Any) -> None:
     p = sub.add_parser("size", help="size report: each artifact against fp32 weights, largest layers, PNG chart")
     p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"), help="artifact root (default ./artifacts)")
     p.add_argument("--out", type=Path, help="where to write size-report.{md,json,png} (default: the artifact root)")
@@ -107,6 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail when an artifact's p50/torch ratio grows past this (default 10%%)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeport", description="Export PyTorch image models to ONNX, TFLite, Core ML and ExecuTorch, checked in the real "
+                    "runtimes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the zoo with params and MACs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("formats", help="list the formats, their runtimes and the recipes each one applies")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    _add_export(sub)
+    p = sub.add_parser("check", help="re-run parity on existing artifacts; non-zero exit when a gate fails")
+    p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"), help="artifact folder or root")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report for CI")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_reports(sub)
     return parser
 
 

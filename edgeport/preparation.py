@@ -70,9 +70,12 @@ class Prepared:
         return tuple(c.name for c in self.spec.outputs)
 
     def example(self) -> tuple:
+        """The first parity sample as freshly laid-out torch tensors: a numpy array can carry a zero stride on a
+        size-1 dimension (the segmenter's click maps), which torch.export records and ExecuTorch refuses."""
         import torch
 
-        return tuple(torch.from_numpy(self.samples[0].arrays[n]) for n in self.input_names)
+        arrays = [self.samples[0].arrays[n] for n in self.input_names]
+        return tuple(torch.empty(a.shape, dtype=torch.from_numpy(a).dtype).copy_(torch.from_numpy(a)) for a in arrays)
 
 
 def plan_jobs(formats: tuple[str, ...], recipes: tuple[str, ...] | None) -> tuple[Job, ...]:

@@ -27,20 +27,53 @@ def read_checkpoint(path: Path) -> Any:
             return load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types for every kind of damage
             raise CheckpointError(f"weights file {path} is not a readable safetensors file ({_short(exc)})") from None
+    if not _looks_like_torch_save(path):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip archive nor a pickle); "
+                              "give a .pth/.pt state_dict or a .safetensors file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
+        unsafe = _first_line_with(exc, "Unsupported global") or _named_globals(path)
+        if unsafe:
             raise CheckpointError(
-                f"refused to load {path}: it holds objects that would run code when unpickled "
-                f"({_first_line_with(exc, 'Unsupported global') or 'not plain tensors'}); "
+                f"refused to load {path}: it holds objects that would run code when unpickled ({unsafe}); "
                 "save a plain state_dict, or convert it to .safetensors"
             ) from None
-        raise CheckpointError(f"weights file {path} is corrupt ({_short(exc)})") from None
+        raise CheckpointError(f"weights file {path} is not a readable PyTorch checkpoint: the pickle is corrupt "
+                              f"({_first_line_with(exc, 'Unsupported operand') or _short(exc)})") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CheckpointError(
             f"weights file {path} is truncated or corrupt ({_short(exc)}); download it again"
         ) from None
+
+
+def _named_globals(path: Path) -> str:
+    """The callables a plain pickle names, read opcode by opcode without running it ('' if none, or if the
+    stream is not a pickle): torch's weights-only reader stops at protocol 4's first frame, before them."""
+    import pickletools
+
+    if zipfile.is_zipfile(path):
+        return ""
+    names, strings = [], []
+    try:
+        with open(path, "rb") as fh:
+            for op, arg, _ in pickletools.genops(fh):
+                if op.name == "GLOBAL":
+                    names.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+                elif "UNICODE" in op.name:
+                    strings.append(str(arg))
+    except Exception:  # noqa: BLE001  (not a pickle stream: the caller says it is corrupt)
+        return ""
+    return f"it names {', '.join(sorted(set(names))[:3])}" if names else ""
+
+
+def _looks_like_torch_save(path: Path) -> bool:
+    """torch.save writes a zip archive (since 1.6) or, in the legacy format, a pickle (PROTO opcode first)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
 def unwrap_state_dict(obj: Any, prefer: Iterable[str] = ()) -> dict[str, torch.Tensor]:

@@ -14,7 +14,9 @@ from runtimes.base import PARITY_THREADS, RuntimeUnavailable, artifact_feed, cap
 
 
 def _set_threads(threads: int) -> int:
-    """XNNPACK's thread pool is process-wide in ExecuTorch; returns what it now holds."""
+    """XNNPACK's thread pool is process-wide in ExecuTorch; returns what it now holds. A process that runs
+    several programs at different thread counts must load each after its reset (the benchmark's workers
+    run one)."""
     from executorch.extension.pybindings import portable_lib
 
     with captured_output():   # it logs the reset from C++
@@ -33,6 +35,9 @@ def delegated_backends(program: Any) -> list[str]:
 
 class ExecuTorchRunner:
     def __init__(self, record: ArtifactRecord, artifact_dir: Path, threads: int = PARITY_THREADS) -> None:
+        # before the program loads: XNNPACK's delegate binds the pool at load, and resetting it afterwards
+        # deadlocked the first run (seen at 1 thread)
+        pool = _set_threads(threads)
         with captured_output():
             from executorch.runtime import Runtime
 
@@ -41,7 +46,6 @@ class ExecuTorchRunner:
                 raise RuntimeUnavailable("this ExecuTorch build has no XNNPACK backend")
             self.program = runtime.load_program(Path(artifact_dir / record.main_file))
             self.method = self.program.load_method("forward")
-        pool = _set_threads(threads)
         self.record = record
         backends = ", ".join(record.details.get("delegates") or ["no delegate"])
         self.engine = (f"ExecuTorch {metadata.version('executorch')} runtime ({backends}, {pool} threads)")

@@ -31,13 +31,22 @@ SMALL = {
 }
 
 
+ALL_FORMATS = ("onnx", "tflite", "coreml", "executorch")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Kernel-peak probes and other cached files go to a folder of this session, not the user's cache."""
+    os.environ["EDGEPORT_CACHE"] = str(tmp_path_factory.mktemp("edgeport-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
     """realesrgan-x4plus with 1 RRDB block, exported once to every format, for tests that read artifacts."""
     from edgeport.pipeline import ExportPlan, run_export
 
     out = tmp_path_factory.mktemp("artifacts")
-    plan = ExportPlan(model="realesrgan-x4plus", formats=("onnx", "tflite", "coreml"), out_root=out,
-                      input_hw=(16, 16), config=TINY_X4PLUS)
+    plan = ExportPlan(model="realesrgan-x4plus", formats=ALL_FORMATS, out_root=out, input_hw=(16, 16),
+                      config=TINY_X4PLUS)
     summary = run_export(plan)
     return out, summary

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from benchmarks.latency import BENCH_SCHEMA, BenchPlan, BenchRow, BenchRun, Stats, compare, run_bench, run_worker
-from benchmarks.machine import LoadCheck, MachinePeak, check_load
+from benchmarks.machine import LoadCheck, check_load, cpu_flags, simd_features
+from benchmarks.peaks import KernelPeak
 from edgeport.cli import main
 
 
@@ -24,35 +25,75 @@ def test_stats_are_ordered_percentiles():
 def tiny_bench(tiny_export):
     out, _ = tiny_export
     idle = LoadCheck(2, (0.0, 0.0, 0.0))
-    return run_bench(BenchPlan(out, threads=(1,), runs=3, warmup=1, baseline_processes=2), idle).to_dict()
+    plan = BenchPlan(out, threads=(1,), runs=3, warmup=1, baseline_processes=2, peak_probes=((32, 32),))
+    return run_bench(plan, idle).to_dict()
 
 
+@pytest.mark.e2e
 def test_bench_covers_every_artifact_with_a_torch_baseline_in_one_schema(tiny_bench):
     data = tiny_bench
     assert data["schema"] == BENCH_SCHEMA and data["machine"]["cores"] >= 1
-    assert data["peak"]["1"]["fp32_gflops"] > 0 and data["peak"]["1"]["int8_gops"] > 0
     rows = {(r["format"], r["recipe"]): r for r in data["rows"]}
     assert set(rows) == {("onnx", "fp32"), ("tflite", "fp32"), ("coreml", "fp32"), ("coreml", "fp16"),
-                         ("torch", "contiguous"), ("torch", "channels_last")}
-    for key in (("onnx", "fp32"), ("tflite", "fp32"), ("torch", "contiguous"), ("torch", "channels_last")):
+                         ("executorch", "fp32"), ("torch", "contiguous"), ("torch", "channels_last")}
+    for key in (("onnx", "fp32"), ("tflite", "fp32"), ("executorch", "fp32"), ("torch", "contiguous"),
+                ("torch", "channels_last")):
         r = rows[key]
         lat = r["latency"]
         assert r["status"] == "ok" and lat["runs"] == 3, r
         assert lat["min_ms"] <= lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
-        assert r["gmacs_per_s"] > 0 and r["efficiency"] > 0 and r["p50_vs_torch"] > 0 and r["peak_rss_mb"] > 0
+        assert r["gmacs_per_s"] > 0 and r["p50_vs_torch"] > 0 and r["peak_rss_mb"] > 0
+        # against the runtime's own kernel peak: a fraction, or no figure and the reason
+        assert (0 < r["efficiency"] <= 1) if r["efficiency"] is not None else "peak probe is unreliable" in r["message"]
     assert rows["torch", "contiguous"]["p50_vs_torch"] == 1.0
     assert rows["torch", "contiguous"]["message"].startswith("fastest of 2 processes (p50 ms: ")
     assert rows["onnx", "fp32"]["cold_start_ms"] > 0 and rows["torch", "contiguous"]["cold_start_ms"] is None
     assert "XNNPACK" in rows["tflite", "fp32"]["engine"] and "onnxruntime" in rows["onnx", "fp32"]["engine"]
+    assert "ExecuTorch" in rows["executorch", "fp32"]["engine"]
     for key in (("coreml", "fp32"), ("coreml", "fp16")):   # never a latency from the MIL evaluator
-        assert rows[key]["status"] == "needs-macos" and rows[key]["latency"] is None
+        assert rows[key]["status"] == "unavailable" and rows[key]["latency"] is None
         assert "needs macOS" in rows[key]["message"]
 
 
+@pytest.mark.e2e
+def test_kernel_peaks_come_from_each_runtime_with_the_cpu_features(tiny_bench):
+    peaks = {(p["format"], p["arithmetic"]) for p in tiny_bench["peaks"]}
+    assert {("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8"), ("executorch", "fp32"),
+            ("executorch", "int8"), ("torch", "fp32")} <= peaks, (peaks, tiny_bench["peak_problems"])
+    assert all(p["gops"] > 0 for p in tiny_bench["peaks"])
+    assert "coreml" not in {f for f, _ in peaks}
+    machine = tiny_bench["machine"]
+    assert machine["simd"] == simd_features() and isinstance(machine["int8_dot_product"], bool)
+
+
+def test_simd_features_are_read_from_cpu_flags():
+    zen3 = "processor : 0\nflags : fpu sse4_2 avx avx2 fma bmi2\n"
+    zen5 = "flags : sse4_2 avx avx2 fma avx512f avx512_vnni avx512_bf16\n"
+    arm = "Features : fp asimd asimddp i8mm\n"
+    assert simd_features(cpu_flags(zen3)) == ["SSE4.2", "AVX", "AVX2", "FMA"]
+    assert "AVX-512 VNNI" in simd_features(cpu_flags(zen5))
+    assert simd_features(cpu_flags(arm)) == ["NEON", "dotprod", "I8MM"]
+
+
+def test_an_efficiency_above_the_peak_is_never_printed():
+    from benchmarks.latency import derive
+
+    row = BenchRow("m", "onnx", "fp32", 1, "ok", macs=10 ** 9, stats=Stats.of([1.0, 1.0]))   # 2000 GOP/s
+    (slow_peak,) = derive([row], [KernelPeak("onnx", "fp32", 1, 100.0, "ort", "probe")])
+    assert slow_peak.efficiency is None and "unreliable" in slow_peak.message
+    (fine,) = derive([row], [KernelPeak("onnx", "fp32", 1, 4000.0, "ort", "probe")])
+    assert fine.efficiency == pytest.approx(0.5)
+
+
+@pytest.mark.e2e
 def test_runtime_workers_do_not_load_torch(tiny_export):
+    from parity_tests.manifest import read_manifest
+
     out, _ = tiny_export
-    result = run_worker({"kind": "artifact", "manifest": str(out / "realesrgan-x4plus" / "onnx-fp32" / "manifest.json"),
-                         "threads": 1, "runs": 1, "warmup": 0})
+    folder = out / "realesrgan-x4plus" / "onnx-fp32"
+    manifest = read_manifest(folder / "manifest.json")
+    result = run_worker({"kind": "artifact", "record": manifest.artifact.to_dict(), "dir": str(folder),
+                         "inputs": [c.to_dict() for c in manifest.inputs], "threads": 1, "runs": 1, "warmup": 0})
     assert result["ok"] and result["torch_in_process"] is False
 
 
@@ -69,15 +110,14 @@ def test_comparison_uses_ratios_to_torch_and_flags_only_past_the_threshold():
     assert {c.key for c in compared} == {"m/onnx-fp32@2", "m/tflite-w8@2"}   # rows on one side only: skipped
     assert [c.key for c in regressed] == ["m/tflite-w8@2"] and regressed[0].change == pytest.approx(0.25)
     assert compare(baseline, current, 0.30)[1] == []
-    with pytest.raises(ValueError, match="edgeport.bench/1"):
+    with pytest.raises(ValueError, match="not an edgeport bench file"):
         compare({"schema": "other"}, current, 0.1)
 
 
 def _fake_run(ratio: float) -> BenchRun:
-    row = BenchRow("m", "onnx", "fp32", 2, "ok", engine="fake", macs=10**9, stats=Stats.of([2.0, 2.0]))
-    row.vs_torch = ratio
-    return BenchRun([row], {"cpu": "test", "cores": 2, "system": "test"}, {2: MachinePeak(2, 100.0, 400.0, 64)},
-                    LoadCheck(2, (0.0, 0.0, 0.0)))
+    row = BenchRow("m", "onnx", "fp32", 2, "ok", engine="fake", macs=10**9, stats=Stats.of([2.0, 2.0]), vs_torch=ratio)
+    return BenchRun([row], {"cpu": "test", "cores": 2, "system": "test", "simd": ["AVX2"]},
+                    [KernelPeak("onnx", "fp32", 2, 100.0, "fake", "probe")], [], LoadCheck(2, (0.0, 0.0, 0.0)))
 
 
 @pytest.mark.parametrize("ratio,limit,code", [(0.50, "10%", 0), (0.60, "10%", 1), (0.60, "25%", 0)])

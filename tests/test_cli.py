@@ -20,6 +20,15 @@ def edgeport(*args, cwd=None):
                           cwd=cwd or ROOT, env=env)
 
 
+def cli(capsys, *args):
+    """The CLI in this process (the converters stay imported between tests): (exit code, stdout, stderr)."""
+    from edgeport.cli import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
 def assert_one_line_error(proc, *needles):
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("edgeport: error:")]
@@ -62,7 +71,11 @@ def test_bad_weights_get_one_line_and_write_nothing(tmp_path):
                                    "--out", out), "weights file not found")
     (tmp_path / "junk.pth").write_bytes(b"\x80\x04garbage" * 10)
     assert_one_line_error(edgeport("export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "junk.pth",
-                                   "--out", out), "junk.pth")
+                                   "--out", out), "junk.pth", "pickle is corrupt")
+    (tmp_path / "random.pth").write_bytes(b"\x13" + os.urandom(4095))
+    proc = edgeport("export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "random.pth", "--out", out)
+    assert_one_line_error(proc, "is not a PyTorch checkpoint")
+    assert "would run code" not in proc.stderr
     torch.save({"params_ema": {"conv_first.weight": torch.zeros(16, 3, 3, 3)}}, tmp_path / "partial.pth")
     assert_one_line_error(edgeport("export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "partial.pth",
                                    "--out", out), "does not fit this architecture", "missing conv_first.bias")
@@ -76,6 +89,7 @@ def test_unwritable_output_folder(tmp_path):
                           "cannot write to output folder", "is a file")
 
 
+@pytest.mark.e2e
 def test_export_json_with_real_weights(tmp_path):
     torch.manual_seed(3)
     from models import get_spec
@@ -98,18 +112,21 @@ def artifacts_copy(tiny_export, tmp_path):
     return dst
 
 
-def test_check_passes_and_writes_junit(artifacts_copy, tmp_path):
+@pytest.mark.e2e
+def test_check_passes_and_writes_junit(artifacts_copy, tmp_path, capsys):
     junit = tmp_path / "reports" / "parity.xml"
-    proc = edgeport("check", artifacts_copy, "--junit", junit, "--quiet")
+    proc = cli(capsys, "check", artifacts_copy, "--junit", junit, "--quiet")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "4 passed, 0 failed" in proc.stdout
+    assert "5 passed, 0 failed" in proc.stdout
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == "4" and suite.get("failures") == "0" and suite.get("errors") == "0"
-    data = json.loads(edgeport("check", artifacts_copy, "--json", "--quiet").stdout)
-    assert data["ok"] and {a["parity"]["engine"].split()[0] for a in data["artifacts"]} >= {"onnxruntime", "LiteRT"}
+    assert suite.get("tests") == "5" and suite.get("failures") == "0" and suite.get("errors") == "0"
+    data = json.loads(cli(capsys, "check", artifacts_copy, "--json", "--quiet").stdout)
+    engines = {a["parity"]["engine"].split()[0] for a in data["artifacts"]}
+    assert data["ok"] and engines >= {"onnxruntime", "LiteRT", "edgeport", "ExecuTorch"}
 
 
-def test_check_fails_on_a_changed_file_and_on_a_missed_gate(artifacts_copy):
+@pytest.mark.e2e
+def test_check_fails_on_a_changed_file_and_on_a_missed_gate(artifacts_copy, capsys):
     onnx_dir = artifacts_copy / "realesrgan-x4plus" / "onnx-fp32"
     model = onnx_dir / "realesrgan-x4plus.onnx"
     model.write_bytes(model.read_bytes() + b"\0")
@@ -117,12 +134,13 @@ def test_check_fails_on_a_changed_file_and_on_a_missed_gate(artifacts_copy):
     manifest = json.loads(coreml.read_text())
     manifest["parity"]["gate"]["min_psnr_db"] = 200.0   # far above what fp16 reaches
     coreml.write_text(json.dumps(manifest))
-    proc = edgeport("check", artifacts_copy, "--quiet")
+    proc = cli(capsys, "check", artifacts_copy, "--quiet")
     assert proc.returncode == 1
     assert "changed since export" in proc.stdout and "< 200 dB" in proc.stdout
-    assert "2 passed, 2 failed" in proc.stdout
+    assert "3 passed, 2 failed" in proc.stdout
 
 
+@pytest.mark.e2e
 def test_pytest_door_is_the_same_gate(artifacts_copy, tmp_path):
     def gate(folder):
         return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -130,16 +148,17 @@ def test_pytest_door_is_the_same_gate(artifacts_copy, tmp_path):
                               capture_output=True, text=True, cwd=ROOT)
 
     ok = gate(artifacts_copy)
-    assert ok.returncode == 0 and "4 passed" in ok.stdout, ok.stdout[-2000:]
+    assert ok.returncode == 0 and "5 passed" in ok.stdout, ok.stdout[-2000:]
     empty = gate(tmp_path / "nothing-here")
     assert empty.returncode == 1 and "no artifacts to gate" in empty.stdout
     model = artifacts_copy / "realesrgan-x4plus" / "tflite-fp32" / "realesrgan-x4plus.tflite"
     model.write_bytes(b"\0" + model.read_bytes()[1:])
     bad = gate(artifacts_copy)
-    assert bad.returncode == 1 and "1 failed, 3 passed" in bad.stdout
+    assert bad.returncode == 1 and "1 failed, 4 passed" in bad.stdout
 
 
-def test_check_reports_an_unreadable_manifest_and_an_unloadable_model(artifacts_copy):
+@pytest.mark.e2e
+def test_check_reports_an_unreadable_manifest_and_an_unloadable_model(artifacts_copy, capsys):
     (artifacts_copy / "realesrgan-x4plus" / "coreml-fp32" / "manifest.json").write_text("{not json")
     onnx_dir = artifacts_copy / "realesrgan-x4plus" / "onnx-fp32"
     manifest = json.loads((onnx_dir / "manifest.json").read_text())
@@ -147,7 +166,7 @@ def test_check_reports_an_unreadable_manifest_and_an_unloadable_model(artifacts_
     manifest["artifact"]["files"] = [{"path": "realesrgan-x4plus.onnx", "bytes": 16,
                                       "sha256": __import__("hashlib").sha256(b"not an onnx file").hexdigest()}]
     (onnx_dir / "manifest.json").write_text(json.dumps(manifest))
-    proc = edgeport("check", artifacts_copy, "--quiet")
+    proc = cli(capsys, "check", artifacts_copy, "--quiet")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "unreadable manifest" in proc.stdout and "could not load the artifact" in proc.stdout
-    assert "2 passed, 2 failed" in proc.stdout
+    assert "3 passed, 2 failed" in proc.stdout

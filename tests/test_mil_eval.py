@@ -6,14 +6,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from parity_tests.metrics import compare
-from exporters.mil.ops import MilEvalError
-from exporters.mil.resize import bilinear_grid
+from runtimes.mil.ops import MilEvalError
+from runtimes.mil.resize import bilinear_grid
 
 
 def _convert(module, x, precision, tmp_path):
     import coremltools as ct
 
-    from exporters.mil.program import MilEvaluator, load_mil_program
+    from runtimes.mil.program import MilEvaluator, load_mil_program
 
     ep = torch.export.export(module.eval(), (x,)).run_decompositions({})
     ml = ct.convert(ep, convert_to="mlprogram", inputs=[ct.TensorType(name="x", shape=x.shape, dtype=np.float32)],

@@ -8,21 +8,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeport.pipeline import ExportPlan, run_export
-from exporters.base import sha256_file
+from runtimes.artifact import sha256_file
 from models.samples import photo_inputs
 from models.spec import ModelMetadata, ModelSpec, TensorContract
 
 
 def test_tiny_x4plus_passes_every_format_with_real_margins(tiny_export):
     out, summary = tiny_export
-    rows = {(r.format, r.precision): r for r in summary.rows}
-    assert set(rows) == {("onnx", "fp32"), ("tflite", "fp32"), ("coreml", "fp32"), ("coreml", "fp16")}
+    rows = {(r.format, r.recipe): r for r in summary.rows}
+    assert set(rows) == {("onnx", "fp32"), ("tflite", "fp32"), ("coreml", "fp32"), ("coreml", "fp16"),
+                         ("executorch", "fp32")}
     for (fmt, precision), row in rows.items():
         assert row.status == "pass", row
         assert row.worst_psnr_db >= (60 if precision == "fp32" else 40), row
     assert "onnxruntime" in rows["onnx", "fp32"].engine
     assert "LiteRT" in rows["tflite", "fp32"].engine and "XNNPACK" in rows["tflite", "fp32"].engine
     assert "MIL evaluator" in rows["coreml", "fp32"].engine
+    assert "ExecuTorch" in rows["executorch", "fp32"].engine and "XnnpackBackend" in rows["executorch", "fp32"].engine
     # fp16 is measurably lossy, fp32 nearly exact: the gates see real differences
     assert rows["coreml", "fp16"].worst_psnr_db < rows["coreml", "fp32"].worst_psnr_db
     assert summary.exit_code == 0
@@ -32,7 +34,7 @@ def test_manifest_records_files_versions_contract_source_and_parity(tiny_export)
     out, _ = tiny_export
     folder = out / "realesrgan-x4plus" / "tflite-fp32"
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["schema"] == "edgeport.manifest/1"
+    assert manifest["schema"] == "edgeport.manifest/2"
     art = manifest["artifact"]
     for f in art["files"]:
         assert sha256_file(folder / f["path"]) == f["sha256"]
@@ -55,6 +57,33 @@ def test_manifest_records_files_versions_contract_source_and_parity(tiny_export)
     assert coreml["artifact"]["details"]["minimum_deployment_target"] == "iOS16"
     assert (out / "realesrgan-x4plus" / "export.json").is_file()
     assert not list((out / "realesrgan-x4plus").glob(".staging-*"))
+    pte = json.loads((out / "realesrgan-x4plus" / "executorch-fp32" / "manifest.json").read_text())
+    assert pte["artifact"]["main_file"].endswith(".pte") and pte["artifact"]["details"]["delegation"]["xnnpack_subgraphs"]
+
+
+def test_typed_manifest_round_trips_and_still_reads_schema_1(tiny_export):
+    from parity_tests.manifest import Manifest, read_manifest
+
+    out, _ = tiny_export
+    path = out / "realesrgan-x4plus" / "coreml-fp16" / "manifest.json"
+    manifest = read_manifest(path)
+    raw = json.loads(path.read_text())
+    assert manifest.to_dict() == raw
+    assert manifest.recipe.name == "fp16" and manifest.artifact.export_precision == "fp16"
+    assert manifest.inputs[0].value_range == (0.0, 1.0) and manifest.outputs[0].shape == (1, 3, 64, 64)
+    old = {**raw, "schema": "edgeport.manifest/1"}
+    old.pop("recipe")
+    old["artifact"] = {**raw["artifact"], "precision": "fp16"}
+    old["artifact"].pop("export_precision")
+    legacy = Manifest.from_dict(old)
+    assert (legacy.recipe.name, legacy.artifact.export_precision, legacy.parity) == ("fp16", "fp16", manifest.parity)
+
+
+def test_artifact_folders_are_readable_by_other_users(tiny_export):
+    out, summary = tiny_export
+    for row in summary.rows:
+        mode = Path(row.path).stat().st_mode & 0o777
+        assert mode & 0o055 == 0o055, (row.path, oct(mode))   # group and others may read and enter it
 
 
 def test_x2plus_pixel_unshuffle_exports_everywhere(tmp_path):
@@ -78,7 +107,7 @@ def test_onnx2tf_route_reads_its_own_layout(tmp_path):
 def test_dynamic_hw_onnx_and_coreml_run_at_other_sizes(tmp_path):
     import onnxruntime as ort
 
-    from exporters.mil.program import MilEvaluator, load_mil_program
+    from runtimes.mil.program import MilEvaluator, load_mil_program
 
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx", "coreml"), out_root=tmp_path,
                       input_hw=(16, 16), recipes=("fp32",), config={"num_conv": 2, "num_feat": 16},
@@ -131,7 +160,7 @@ def test_a_failing_format_is_reported_and_does_not_stop_the_others(tmp_path, mon
 
 
 def test_failed_reexport_keeps_the_previous_artifact_whole(tmp_path, monkeypatch):
-    from exporters import get_exporter
+    from exporters.formats import get_format
 
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
                       config={"num_conv": 1, "num_feat": 8})
@@ -139,7 +168,7 @@ def test_failed_reexport_keeps_the_previous_artifact_whole(tmp_path, monkeypatch
     folder = Path(row.path)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
 
-    exporter = get_exporter("onnx")
+    exporter = get_format("onnx").exporter
     original = type(exporter).export
 
     def half_then_crash(self, request):
@@ -158,7 +187,7 @@ def test_gate_fails_when_the_artifact_really_differs(tmp_path, monkeypatch):
     """Perturb what the runtime returns: the gate must catch an error far below its bound."""
     import parity_tests.gate as gate
 
-    real_open = gate.open_runtime
+    real_open = gate._open
 
     def skewed(record, folder):
         runtime = real_open(record, folder)
@@ -166,7 +195,7 @@ def test_gate_fails_when_the_artifact_really_differs(tmp_path, monkeypatch):
         runtime.run = lambda inputs: {k: v + 1e-3 for k, v in run(inputs).items()}
         return runtime
 
-    monkeypatch.setattr(gate, "open_runtime", skewed)
+    monkeypatch.setattr(gate, "_open", skewed)
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
                       config={"num_conv": 1, "num_feat": 8})
     (row,) = run_export(plan).rows

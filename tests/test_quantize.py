@@ -19,7 +19,9 @@ def test_recipe_names_parse_and_bad_ones_list_the_valid_ones():
         with pytest.raises(RecipeError, match="recipes: fp32, fp16, w8, w8a8"):
             parse_recipe(bad)
     combo = parse_recipe("prune50+w8a8")
-    assert (combo.prune_percent, combo.export_precision, combo.gate_name, combo.module_part) == (50, "w8a8", "w8a8", "prune50")
+    assert (combo.prune_percent, combo.export_precision, combo.gate({}).min_psnr_db, combo.module_part) == (
+        50, "w8a8", 30.0, "prune50")
+    assert parse_recipe("prune50").gate({"w8a8": None}).min_psnr_db == 60 and combo.int8
     assert combo.needs_calibration and parse_recipe("prune50").module_part == "prune50"
     for bad in ("w8a8+prune50", "sparse50+w8", "prune50+prune30"):
         with pytest.raises(RecipeError, match="a combination is prune<N>"):
@@ -144,7 +146,7 @@ def test_palette_sparse_and_affine_weights_decompress_as_coremltools_does():
     from coremltools.converters.mil.mil.ops.defs.iOS16 import constexpr_ops as defs
     from coremltools.optimize import _utils as opt_utils
 
-    from exporters.mil.ops import MIL_OPS, OpArgs
+    from runtimes.mil.ops import MIL_OPS, OpArgs
 
     rng = np.random.default_rng(0)
     shape = np.array([6, 5, 3, 3], dtype=np.uint32)

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from edgeport.pipeline import ExportPlan, run_export
-from tests.conftest import ROOT
+from tests.conftest import ALL_FORMATS, ROOT
+
+pytestmark = pytest.mark.e2e
 
 RECIPES = ("fp32", "fp16", "w8", "w8a8", "palettize4", "prune50", "sparse50", "prune50+w8a8")
 SRVGG = {"num_conv": 4, "num_feat": 32}   # 32x32x3x3 convs: large enough for 4-bit palettes
@@ -18,15 +20,17 @@ SRVGG = {"num_conv": 4, "num_feat": 32}   # 32x32x3x3 convs: large enough for 4-
 @pytest.fixture(scope="module")
 def recipe_export(tmp_path_factory):
     out = tmp_path_factory.mktemp("recipes")
-    plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx", "tflite", "coreml"), out_root=out,
+    plan = ExportPlan(model="realesr-general-x4v3", formats=ALL_FORMATS, out_root=out,
                       recipes=RECIPES, input_hw=(32, 32), config=SRVGG)
     return out, run_export(plan)
 
 
 def test_every_recipe_exports_and_passes_its_gate_or_says_it_is_unsupported(recipe_export):
     _, summary = recipe_export
-    rows = {(r.format, r.precision): r for r in summary.rows}
-    unsupported = {("onnx", "palettize4"), ("tflite", "palettize4"), ("onnx", "sparse50"), ("tflite", "sparse50")}
+    rows = {(r.format, r.recipe): r for r in summary.rows}
+    unsupported = {("onnx", "palettize4"), ("tflite", "palettize4"), ("onnx", "sparse50"), ("tflite", "sparse50"),
+                   ("executorch", "fp16"), ("executorch", "w8"), ("executorch", "palettize4"),
+                   ("executorch", "sparse50")}
     for key, row in rows.items():
         if key in unsupported:
             assert row.status == "unsupported" and "not supported for" in row.message and not row.path, row
@@ -38,10 +42,12 @@ def test_every_recipe_exports_and_passes_its_gate_or_says_it_is_unsupported(reci
     for (fmt, recipe), row in rows.items():
         if row.status == "pass":
             assert row.worst_psnr_db >= gates[recipe], row
-    for fmt in ("onnx", "tflite", "coreml"):
+    for fmt in ALL_FORMATS:
         fp32 = rows[fmt, "fp32"].bytes
-        assert rows[fmt, "w8a8"].bytes < rows[fmt, "fp16"].bytes < fp32
-        assert rows[fmt, "w8"].bytes < 0.5 * fp32
+        if fmt != "executorch":
+            assert rows[fmt, "w8a8"].bytes < rows[fmt, "fp16"].bytes < fp32
+            assert rows[fmt, "w8"].bytes < 0.5 * fp32
+        assert rows[fmt, "w8a8"].bytes < 0.5 * fp32
         # int8 is lossy: a compressed artifact is measurably further from PyTorch than fp32 is
         assert rows[fmt, "w8a8"].worst_psnr_db < rows[fmt, "fp32"].worst_psnr_db
         assert rows[fmt, "w8a8"].vs_fp32_artifact_db is not None
@@ -77,7 +83,7 @@ def test_check_rebuilds_pruned_references_and_passes(recipe_export):
 
     out, _ = recipe_export
     cache = ReferenceCache()
-    for name in ("onnx-prune50", "coreml-sparse50", "tflite-w8a8", "tflite-prune50+w8a8"):
+    for name in ("onnx-prune50", "coreml-sparse50", "tflite-w8a8", "tflite-prune50+w8a8", "executorch-w8a8"):
         check = check_artifact(out / "realesr-general-x4v3" / name / "manifest.json", cache)
         assert check.report.passed, (name, check.report.message)
 
@@ -104,12 +110,12 @@ def test_a_collapsed_recipe_names_the_layer_where_the_error_starts(tmp_path):
     torch.manual_seed(0)
     summary = api.export(OutlierNet().eval(), inputs=[(1, 3, 16, 16)], to=["onnx", "coreml"],
                          recipes=["fp32", "w8a8"], out=tmp_path, name="outlier")
-    coreml = {r.precision: r for r in summary.rows if r.format == "coreml"}
+    coreml = {r.recipe: r for r in summary.rows if r.format == "coreml"}
     assert coreml["w8a8"].status == "parity-fail"
     found = json.loads((tmp_path / "outlier" / "coreml-w8a8" / "manifest.json").read_text())
     first = found["recipe"]["error_localization"]["first_bad"]
     assert first["tensor"] == "relu" and "int8" in first["op"], first   # the int8 round trip of the ReLU output
-    rows = {r.precision: r for r in summary.rows if r.format == "onnx"}
+    rows = {r.recipe: r for r in summary.rows if r.format == "onnx"}
     assert rows["fp32"].status == "pass"
     assert rows["w8a8"].status == "parity-fail" and rows["w8a8"].worst_psnr_db < 20
     manifest = json.loads((tmp_path / "outlier" / "onnx-w8a8" / "manifest.json").read_text())

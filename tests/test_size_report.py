@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -12,6 +14,7 @@ def run_cli(*args):
                           cwd=ROOT)
 
 
+@pytest.mark.e2e
 def test_size_report_over_real_artifacts(tiny_export, tmp_path):
     from PIL import Image
 
@@ -23,10 +26,10 @@ def test_size_report_over_real_artifacts(tiny_export, tmp_path):
     assert data["schema"] == "edgeport.size-report/1"
     (model,) = data["models"]
     assert model["model"] == "realesrgan-x4plus" and model["fp32_bytes"] == model["params"] * 4
-    sizes = {(a["format"], a["precision"]): a for a in model["artifacts"]}
-    assert set(sizes) == {(r.format, r.precision) for r in summary.rows}
+    sizes = {(a["format"], a["recipe"]): a for a in model["artifacts"]}
+    assert set(sizes) == {(r.format, r.recipe) for r in summary.rows}
     for (fmt, precision), a in sizes.items():
-        assert a["bytes"] == next(r.bytes for r in summary.rows if (r.format, r.precision) == (fmt, precision))
+        assert a["bytes"] == next(r.bytes for r in summary.rows if (r.format, r.recipe) == (fmt, precision))
         assert a["ratio_to_fp32"] == round(a["bytes"] / model["fp32_bytes"], 4)
     # fp32 artifacts carry the weights plus a graph; fp16 halves the weights (at this tiny size the graph is a
     # large share, so the package shrinks less than the 50-52% measured at full size)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SMALL
+from conftest import ALL_FORMATS, SMALL
 from edgeport.pipeline import ExportPlan, run_export
 from models import CheckpointError, ModelError, get_spec
 from models.profile import profile_model
@@ -133,19 +133,19 @@ def test_size_rules_explain_what_fits(name, hw, needle):
 FP16_BELOW_GATE = {"depth-fcrn", "depth-fcrn-mobilenet"}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_exports_and_passes_parity_in_every_format(name, tmp_path):
     small, hw = SMALL[name]
-    summary = run_export(ExportPlan(model=name, formats=("onnx", "tflite", "coreml"), out_root=tmp_path,
-                                    input_hw=hw, config=small))
-    assert [(r.format, r.precision) for r in summary.rows] == [
-        ("onnx", "fp32"), ("tflite", "fp32"), ("coreml", "fp32"), ("coreml", "fp16")]
+    summary = run_export(ExportPlan(model=name, formats=ALL_FORMATS, out_root=tmp_path, input_hw=hw, config=small))
+    assert [(r.format, r.recipe) for r in summary.rows] == [
+        ("onnx", "fp32"), ("tflite", "fp32"), ("coreml", "fp32"), ("coreml", "fp16"), ("executorch", "fp32")]
     for row in summary.rows:
-        if row.precision == "fp16" and name in FP16_BELOW_GATE:
+        if row.recipe == "fp16" and name in FP16_BELOW_GATE:
             assert row.status == "parity-fail" and "< 40 dB" in row.message, (row.status, row.message)
             assert 20 < row.worst_psnr_db < 40, row.worst_psnr_db   # measurably lossy, not collapsed
             continue
-        assert row.status == "pass", (row.format, row.precision, row.message)
+        assert row.status == "pass", (row.format, row.recipe, row.message)
     if name == "interactive-segmenter":   # the task metric is reported beside the raw error
         parity = json.loads((Path(summary.rows[0].path) / "manifest.json").read_text())["parity"]
         assert parity["task_worst"]["mask_iou"] >= 0.99 and len(parity["task"]) == 4
