@@ -185,8 +185,9 @@ def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lamb
     targets = [(p, read_manifest(p)) for p in find_manifests(Path(plan.root))]
     if not targets:
         raise FileNotFoundError(f"no manifest.json under {plan.root}: export something first (`edgeport export`)")
-    peaks, problems = measure_peaks(plan.threads, run_worker, progress, plan.peak_probes) if plan.measure_peaks \
-        else ([], [])
+    present = tuple({m.artifact.format for _, m in targets})
+    peaks, problems = measure_peaks(plan.threads, run_worker, progress, plan.peak_probes, present) \
+        if plan.measure_peaks else ([], [])
     if plan.measure_peaks and plan.torch_baseline:
         peaks += [torch_fp32_peak(t) for t in plan.threads]
     rows = [row for path, m in targets for row in _artifact_rows(path, m, plan, progress)]

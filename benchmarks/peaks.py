@@ -118,14 +118,15 @@ def probes_for(fmt: Any, arithmetic: str, shapes: tuple[tuple[int, int], ...] = 
 
 
 def measure_peaks(threads: tuple[int, ...], run_worker: Callable[[dict], dict],
-                  progress: Callable[[str], None] = lambda _: None,
-                  shapes: tuple[tuple[int, int], ...] = ()) -> tuple[list[KernelPeak], list[str]]:
-    """Every timeable format's fp32 and int8 peak at each thread count; and what could not be measured."""
+                  progress: Callable[[str], None] = lambda _: None, shapes: tuple[tuple[int, int], ...] = (),
+                  formats: tuple[str, ...] = ()) -> tuple[list[KernelPeak], list[str]]:
+    """The fp32 and int8 peak of each timeable format among `formats` (all when empty) at each thread count;
+    and what could not be measured."""
     from exporters.formats import all_formats
 
     peaks, problems = [], []
     for fmt in all_formats().values():
-        if fmt.latency_unavailable():
+        if fmt.latency_unavailable() or (formats and fmt.name not in formats):
             continue
         for arithmetic in ("fp32", "int8") if "w8a8" in fmt.recipes else ("fp32",):
             progress(f"kernel peak: {fmt.name} {arithmetic}")

@@ -59,33 +59,33 @@ def test_models_lists_params_and_macs():
     (["export", "realesrgan-x4plus", "--set", "blocks=2"], ["no setting blocks"]),
     (["export", "realesrgan-x2plus", "--input-size", "15x15", "--set", "num_block=1"], ["multiples of 2, not 15x15"]),
 ])
-def test_bad_arguments_get_one_line_and_write_nothing(tmp_path, args, needles):
+def test_bad_arguments_get_one_line_and_write_nothing(tmp_path, args, needles, capsys):
     out = tmp_path / "out"
-    assert_one_line_error(edgeport(*args, "--out", out), *needles)
+    assert_one_line_error(cli(capsys, *args, "--out", out), *needles)
     assert not out.exists()
 
 
-def test_bad_weights_get_one_line_and_write_nothing(tmp_path):
+def test_bad_weights_get_one_line_and_write_nothing(tmp_path, capsys):
     out = tmp_path / "out"
-    assert_one_line_error(edgeport("export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "no.pth",
+    assert_one_line_error(cli(capsys, "export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "no.pth",
                                    "--out", out), "weights file not found")
     (tmp_path / "junk.pth").write_bytes(b"\x80\x04garbage" * 10)
-    assert_one_line_error(edgeport("export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "junk.pth",
+    assert_one_line_error(cli(capsys, "export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "junk.pth",
                                    "--out", out), "junk.pth", "pickle is corrupt")
     (tmp_path / "random.pth").write_bytes(b"\x13" + os.urandom(4095))
-    proc = edgeport("export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "random.pth", "--out", out)
+    proc = cli(capsys, "export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "random.pth", "--out", out)
     assert_one_line_error(proc, "is not a PyTorch checkpoint")
     assert "would run code" not in proc.stderr
     torch.save({"params_ema": {"conv_first.weight": torch.zeros(16, 3, 3, 3)}}, tmp_path / "partial.pth")
-    assert_one_line_error(edgeport("export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "partial.pth",
+    assert_one_line_error(cli(capsys, "export", "realesrgan-x4plus", *TINY, "--weights", tmp_path / "partial.pth",
                                    "--out", out), "does not fit this architecture", "missing conv_first.bias")
     assert not out.exists()
 
 
-def test_unwritable_output_folder(tmp_path):
+def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    assert_one_line_error(edgeport("export", "realesrgan-x4plus", *TINY, "--out", blocker / "sub"),
+    assert_one_line_error(cli(capsys, "export", "realesrgan-x4plus", *TINY, "--out", blocker / "sub"),
                           "cannot write to output folder", "is a file")
 
 
@@ -147,14 +147,13 @@ def test_pytest_door_is_the_same_gate(artifacts_copy, tmp_path):
                                str(ROOT / "parity_tests" / "test_artifacts.py"), "--artifacts", str(folder)],
                               capture_output=True, text=True, cwd=ROOT)
 
-    ok = gate(artifacts_copy)
-    assert ok.returncode == 0 and "5 passed" in ok.stdout, ok.stdout[-2000:]
     empty = gate(tmp_path / "nothing-here")
     assert empty.returncode == 1 and "no artifacts to gate" in empty.stdout
     model = artifacts_copy / "realesrgan-x4plus" / "tflite-fp32" / "realesrgan-x4plus.tflite"
     model.write_bytes(b"\0" + model.read_bytes()[1:])
-    bad = gate(artifacts_copy)
-    assert bad.returncode == 1 and "1 failed, 4 passed" in bad.stdout
+    bad = gate(artifacts_copy)   # the four intact artifacts pass, the changed one fails
+    assert bad.returncode == 1 and "1 failed, 4 passed" in bad.stdout, bad.stdout[-2000:]
+    assert "tflite-fp32" in bad.stdout and "changed since export" in bad.stdout
 
 
 @pytest.mark.e2e

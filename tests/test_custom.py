@@ -50,6 +50,7 @@ def run_cli(*args):
                           cwd=ROOT)
 
 
+@pytest.mark.e2e
 def test_custom_file_exports_checks_and_rechecks(model_file, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("export", "--model", f"{model_file}:build", "--input", "1x3x24x24", "--to", "onnx,coreml",
@@ -64,6 +65,7 @@ def test_custom_file_exports_checks_and_rechecks(model_file, tmp_path):
     assert check.returncode == 0 and "2 passed, 0 failed" in check.stdout, check.stdout + check.stderr
 
 
+@pytest.mark.e2e
 def test_custom_two_input_model(model_file, tmp_path):
     spec = get_spec(f"{model_file}:two_inputs", [(1, 3, 16, 16), (1, 1, 16, 16)])
     assert [c.name for c in spec.inputs] == ["input_0", "input_1"] and spec.outputs[0].shape == (1, 3, 16, 16)
@@ -102,6 +104,7 @@ def test_export_target_errors(tmp_path, args, needle, model_file):
     assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
 
 
+@pytest.mark.e2e
 def test_python_api_takes_a_module_object(tmp_path):
     torch.manual_seed(0)
     module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh())

@@ -52,6 +52,7 @@ def test_every_builtin_format_is_one_registry_entry_with_its_recipes():
 
 
 def test_recipe_and_step_registries_refuse_duplicates():
+    import quantize.onnx_recipes  # noqa: F401  (registers ONNX's steps)
     from quantize.recipes import RECIPES, Recipe, register_recipe
     from quantize.steps import register_step
 

@@ -7,10 +7,14 @@ import numpy as np
 import torch.nn.functional as F
 from torch import nn
 
+import pytest
+
 from edgeport.pipeline import ExportPlan, run_export
 from runtimes.artifact import sha256_file
 from models.samples import photo_inputs
 from models.spec import ModelMetadata, ModelSpec, TensorContract
+
+pytestmark = pytest.mark.e2e
 
 
 def test_tiny_x4plus_passes_every_format_with_real_margins(tiny_export):
