@@ -17,7 +17,7 @@ def peaks_line(data: dict[str, Any]) -> str:
         return "Kernel peaks: not measured in this run."
     text = "; ".join(f"{p['format']} {p['arithmetic']} @{p['threads']}: {p['gops']:.0f} GOP/s" for p in peaks)
     problems = data.get("peak_problems") or []
-    return f"Kernel peaks (3x3 convolution probes, each runtime's own kernels): {text}." + (
+    return f"Kernel peaks (stacked 3x3 convolution probes, each runtime's own kernels): {text}." + (
         f" Not measured: {'; '.join(problems)}." if problems else "")
 
 
@@ -50,8 +50,8 @@ def to_markdown(data: dict[str, Any]) -> str:
     lines += [_row_line(r) for r in data["rows"]]
     lines += ["", "vs torch: p50 against PyTorch eager fp32 (contiguous) on the same model and threads, measured in "
               "this run. Efficiency: achieved ops (2 x MACs / p50) against the same runtime's own kernel peak for "
-              "that arithmetic (int8 for int8 recipes, fp32 otherwise), measured in this run on a large 3x3 "
-              "convolution; above 100% the probe missed the runtime's best kernels and no efficiency is given. "
+              "that arithmetic (int8 for int8 recipes, fp32 otherwise), measured in this run on a stack of 3x3 "
+              "convolutions; above 100% the probe missed the runtime's best kernels and no efficiency is given. "
               "Cold start: a fresh process's runtime import, load and first run. Peak RSS: the worker process "
               "(torch-free for ONNX and TFLite); in brackets, what loading and running the model added."]
     return "\n".join(lines) + "\n"

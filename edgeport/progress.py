@@ -14,10 +14,6 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = enabled
 
-    def note(self, text: str) -> None:
-        if self.enabled:
-            print(text, file=self.stream, flush=True)
-
     @contextmanager
     def step(self, label: str) -> Iterator[None]:
         self.done += 1

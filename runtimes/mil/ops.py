@@ -102,8 +102,7 @@ def _torch_pad(pairs: list[int]) -> list[int]:
     return out
 
 
-def _spatial_pads(a: OpArgs, x: torch.Tensor, kernel: list[int], strides: list[int], dilations: list[int],
-                  ceil_mode: bool = False) -> list[int]:
+def _spatial_pads(a: OpArgs, x: torch.Tensor, kernel: list[int], strides: list[int], dilations: list[int]) -> list[int]:
     pad_type = a.value("pad_type", "valid")
     nd = len(kernel)
     if pad_type == "custom":
