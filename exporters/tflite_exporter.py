@@ -30,17 +30,17 @@ ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> None:
     """The module as is; or, for a convert-stage recipe (w8a8), the quantized module the step returns."""
+    quantizing = step.stage == "convert" and step.apply is not None
     try:
         with captured_output():
             import litert_torch
 
             module, config = request.module, None
-            if step.stage == "convert" and step.apply is not None:
+            if quantizing:
                 module, config = step.apply(request.module, request.example_inputs, request.calibration_batches())
             litert_torch.convert(module, request.example_inputs, quant_config=config).export(str(path))
     except Exception as exc:
-        raise export_error(f"litert-torch{' ' + step.tool if step.stage == 'convert' and step.apply else ''}",
-                           exc) from exc
+        raise export_error(f"litert-torch PT2E {step.precision}" if quantizing else "litert-torch", exc) from exc
 
 
 def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
