@@ -47,18 +47,23 @@ def artifact_feed(bindings: tuple[TensorBinding, ...], inputs: Mapping[str, np.n
 
 @contextlib.contextmanager
 def captured_output() -> Iterator[list[str]]:
-    """Silence a converter's or runtime's progress bars and logs (fd level, so C++ output too); the text is
-    kept in the yielded list."""
+    """Silence a converter's or runtime's progress bars and logs, kept in the yielded list: at the fd level
+    (C++ output) and at Python's sys.stdout/sys.stderr, which are not fd 1 and 2 in a notebook, an app
+    embedding edgeport or a test capturing output (torch.onnx's progress lines once ended up in --json)."""
+    import io
+
     sink: list[str] = []
+    python_out, python_err = io.StringIO(), io.StringIO()
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         saved = [os.dup(1), os.dup(2)]
         try:
             for fd in (1, 2):
                 os.dup2(tmp.fileno(), fd)
-            yield sink
+            with contextlib.redirect_stdout(python_out), contextlib.redirect_stderr(python_err):
+                yield sink
         finally:
             for fd, keep in zip((1, 2), saved):
                 os.dup2(keep, fd)
                 os.close(keep)
             tmp.seek(0)
-            sink.append(tmp.read().decode("utf-8", "replace"))
+            sink.append(tmp.read().decode("utf-8", "replace") + python_out.getvalue() + python_err.getvalue())
