@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord
+from runtimes.artifact import ArtifactRecord, TensorBinding
 
 # A converter that runs in its own process gets this long unless --converter-timeout says otherwise:
 # onnx2tf's full-integer route ran past 15 minutes on realesrgan-x4plus (64x64) with nothing written.
@@ -60,10 +60,9 @@ class Exporter(ABC):
         """Write the artifact's files into request.work_dir and describe them."""
 
 
-def nchw_bindings(names: Sequence[str], shapes: Sequence[tuple[int, ...]], dynamic_hw: bool) -> tuple:
+def nchw_bindings(names: Sequence[str], shapes: Sequence[tuple[int, ...]],
+                  dynamic_hw: bool) -> tuple[TensorBinding, ...]:
     """Bindings for a format that keeps PyTorch's names and layout (ONNX, Core ML, ExecuTorch)."""
-    from runtimes.artifact import TensorBinding
-
     def shown(shape: tuple[int, ...]) -> tuple[int, ...]:
         return (shape[0], shape[1], -1, -1) if dynamic_hw and len(shape) == 4 else tuple(shape)
     return tuple(TensorBinding(n, n, shown(s), "NCHW") for n, s in zip(names, shapes))
@@ -100,8 +99,8 @@ def run_converter(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], timeout
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise ExportError(f"{what} timed out after {timeout:.0f} s (raise it with --converter-timeout SECONDS)",
-                          op=None) from None
+        raise ExportError(f"{what} timed out after {timeout:.0f} s (raise it with --converter-timeout SECONDS)") \
+            from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 

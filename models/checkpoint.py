@@ -9,7 +9,6 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from models.errors import CheckpointError
-from runtimes.artifact import sha256_file  # noqa: F401  (models.checkpoint.sha256_file is public)
 
 
 def read_checkpoint(path: Path) -> Any:

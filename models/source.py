@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from models.errors import CheckpointError, ModelError
 from models.spec import ModelSpec, TensorContract
+from runtimes.artifact import sha256_file
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,6 @@ class ModelSource:
 
 
 def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: Path | None, seed: int) -> ModelSource:
-    from models.checkpoint import sha256_file
-
     model = spec.reference or spec.name
     if weights is None:
         return ModelSource(model, dict(config), seed=seed)
@@ -54,8 +53,6 @@ def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorCon
     and input size always rebuild the same weights)."""
     import numpy as np
     import torch
-
-    from models.checkpoint import sha256_file
 
     torch.manual_seed(source.seed)
     module = spec.build(**source.config)

@@ -10,7 +10,6 @@ evaluator, LiteRT with preserve_all_tensors and no delegate); a format without a
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
