@@ -34,14 +34,6 @@ SMALL = {
 ALL_FORMATS = ("onnx", "tflite", "coreml", "executorch")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (--dist loadgroup), every test reading the shared tiny export runs in one worker, so
-    the export is made once rather than once per worker."""
-    for item in items:
-        if "tiny_export" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("tiny_export"))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Kernel-peak probes and other cached files go to a folder of this session, not the user's cache."""
