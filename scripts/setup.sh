@@ -9,12 +9,12 @@ want=$(cat pyproject.toml constraints.txt requirements-nodeps.txt scripts/setup.
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import edgeport" 2>/dev/null; then
   exit 0
 fi
-echo "edgeport setup: installing the toolchain into $VENV (about 4 GB; 1-2 min with a warm pip cache)" >&2
+echo "edgeport setup: installing the toolchain into $VENV (about 4 GB; 2-4 min with a warm pip cache)" >&2
 "$PYTHON" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 pip install "torch==2.13.0"                      # the local CPU wheel; installed first so nothing replaces it
 pip install -c constraints.txt -e ".[dev]"
 pip install --no-deps -r requirements-nodeps.txt
-"$VENV/bin/python" -c "import torch, onnxruntime, coremltools, litert_torch, ai_edge_litert, onnx2tf" >/dev/null 2>&1 \
+"$VENV/bin/python" -c "import torch, onnxruntime, coremltools, litert_torch, ai_edge_litert, onnx2tf, executorch.runtime" >/dev/null 2>&1 \
   || { echo "edgeport setup: the toolchain installed but does not import; see the pip output above" >&2; exit 1; }
 echo "$want" > "$STAMP"
