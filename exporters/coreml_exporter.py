@@ -12,16 +12,10 @@ from exporters.coreml_package import make_reproducible
 from exporters.formats import Format
 from runtimes.artifact import ArtifactRecord, file_records
 from runtimes.base import captured_output
-from runtimes.coreml import coreml_latency_unavailable, coreml_tensors, open_coreml
+from runtimes.coreml import coreml_latency_unavailable, coreml_tensors, import_coremltools, open_coreml
 
 DEPLOYMENT_TARGET = "iOS16"
 DYNAMIC_HW_RANGE = (16, 2048)
-
-
-def _coremltools() -> Any:
-    with captured_output():
-        import coremltools as ct
-    return ct
 
 
 def _exported_program(request: ExportRequest) -> Any:
@@ -76,7 +70,7 @@ class CoreMLExporter(Exporter):
 
         from quantize.steps import step_for
 
-        ct = _coremltools()
+        ct = import_coremltools()
         step = step_for("coreml", request.precision)
         compute = step.options.get("compute_precision", "fp32")
         mlmodel = _convert(ct, request, compute)

@@ -13,7 +13,8 @@ from runtimes.artifact import ArtifactRecord
 from runtimes.base import PARITY_THREADS, RuntimeUnavailable, Tensors, artifact_feed, captured_output
 
 
-def _coremltools():
+def import_coremltools():
+    """coremltools, imported without its import-time warnings on the terminal (shared by the exporter)."""
     with captured_output():
         import coremltools as ct
     return ct
@@ -23,7 +24,7 @@ class CoreMLPredictRunner:
     """The real Core ML runtime; only macOS has it."""
 
     def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
-        ct = _coremltools()
+        ct = import_coremltools()
         self.record = record
         self.model = ct.models.MLModel(str(artifact_dir / record.main_file))
         self.engine = f"Core ML MLModel.predict (macOS {platform.mac_ver()[0]}, coremltools {ct.__version__})"
@@ -38,7 +39,7 @@ class MilProgramRunner:
         from runtimes.mil.ops import MilEvalError
         from runtimes.mil.program import MilEvaluator, load_mil_program
 
-        ct = _coremltools()
+        ct = import_coremltools()
         try:
             self.evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
         except MilEvalError as exc:
