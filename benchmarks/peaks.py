@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from runtimes.paths import cache_root
 
 # (channels, height = width) of the probe: PROBE_DEPTH 3x3 convolutions + ReLU, channels -> channels, at 1xCxSxS
 PROBES = ((64, 64), (128, 32))
@@ -58,13 +59,6 @@ class Probe:
     @property
     def label(self) -> str:
         return f"{PROBE_DEPTH} x conv3x3 {self.channels}->{self.channels} at {self.size}x{self.size}"
-
-
-def cache_root() -> Path:
-    """$EDGEPORT_CACHE, else $XDG_CACHE_HOME/edgeport, else ~/.cache/edgeport."""
-    if os.environ.get("EDGEPORT_CACHE"):
-        return Path(os.environ["EDGEPORT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeport"
 
 
 def _cache_key(fmt: Any) -> str:

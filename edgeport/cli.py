@@ -7,13 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from edgeport.errors import USER_ERROR, UsageError
+from edgeport.report_commands import cmd_bench, cmd_size, require_manifests
+from edgeport.weights_command import add_weights_parser, cmd_weights
 from exporters.formats import DEFAULT_FORMATS
-
-USER_ERROR = 2
-
-
-class UsageError(Exception):
-    """A bad option value: one line, exit 2."""
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -58,7 +55,9 @@ def _add_export(sub: Any) -> None:
                         "`edgeport formats` lists them); a format without a recipe gets a 'not supported' row")
     p.add_argument("--calib", type=Path, metavar="DIR",
                    help="calibration photos for w8a8 (default: bundled sample photos, not the parity ones)")
-    p.add_argument("--weights", type=Path, help="checkpoint (.pth/.pt or .safetensors); default: random init")
+    p.add_argument("--weights", metavar="FILE|official",
+                   help="checkpoint (.pth/.pt/.safetensors), ncnn model (.param/.bin), or 'official' for the "
+                        "model's upstream release (`edgeport weights`); default: seeded random init")
     p.add_argument("--seed", type=int, default=0, help="seed for random init (default 0)")
     p.add_argument("--input-size", type=_hw, metavar="HxW", help="input height x width (default: the spec's)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
@@ -115,138 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_reports(sub)
+    add_weights_parser(sub)
     return parser
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text.strip().rstrip("%")) / 100
-    except ValueError:
-        raise UsageError(f"--max-regression takes a percentage such as 10%, not {text!r}") from None
-    if value < 0:
-        raise UsageError(f"--max-regression must not be negative, not {text!r}")
-    return value
-
-
-def _read_baseline(path: Path) -> dict:
-    from benchmarks.latency import READABLE_BENCH
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read the --compare baseline {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("schema") not in READABLE_BENCH:
-        raise UsageError(f"{path} is not an `edgeport bench` result ({', '.join(READABLE_BENCH)}); give a bench.json")
-    return data
-
-
-def _bench_plan(args: argparse.Namespace) -> Any:
-    from benchmarks.latency import BenchPlan
-
-    root = Path("artifacts") if args.all else args.path
-    if not root.exists():
-        raise FileNotFoundError(f"no such artifact folder: {root}")
-    threads = tuple(int(t) for t in args.threads if t.isdigit() and int(t) > 0)
-    if len(threads) != len(args.threads) or args.runs < 1 or args.warmup < 0:
-        raise UsageError("--threads takes positive integers (e.g. 1,2); --runs must be >= 1, --warmup >= 0")
-    return BenchPlan(root, threads, args.runs, args.warmup, not args.no_torch, not args.no_peaks)
-
-
-def _print_bench(data: dict, regressions: list, args: argparse.Namespace, out: Path) -> None:
-    from benchmarks.bench_report import machine_line, peaks_line
-    from edgeport.report import human_bytes, table
-
-    rows = [(r["model"], r["format"], r["recipe"], r["threads"],
-             f"{r['latency']['p50_ms']:.1f}" if r["latency"] else r["status"],
-             f"{r['p50_vs_torch']:.2f}x" if r["p50_vs_torch"] else "-",
-             f"{r['efficiency']:.1%}" if r["efficiency"] is not None else "-",
-             f"{r['cold_start_ms']:.0f}" if r["cold_start_ms"] else "-",
-             f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-",
-             human_bytes(r["bytes"]) if r["bytes"] else "-") for r in data["rows"]]
-    print(table(("model", "format", "recipe", "thr", "p50 ms", "vs torch", "of peak", "cold ms", "RSS MB", "size"),
-                rows))
-    print(f"machine: {machine_line(data)}")
-    print(peaks_line(data))
-    for r in data["rows"]:
-        if r["status"] != "ok" and r["message"]:
-            print(f"  {r['key']}: {r['status']}: {r['message']}")
-    if "comparison" in data:
-        print(f"compared {len(data['comparison']['compared'])} artifacts with {args.compare}: "
-              f"{len(regressions)} regressed past {data['comparison']['max_regression']:.0%}")
-        for c in regressions:
-            print(f"  {c.key}: p50/torch {c.before:.3f} -> {c.after:.3f} ({c.change:+.1%})")
-    print(f"wrote {out / 'bench.json'}, bench.md and bench.png")
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.bench_report import draw_latency_chart, to_markdown
-    from benchmarks.latency import compare, run_bench
-    from benchmarks.machine import check_load
-    from edgeport.atomic import ensure_writable, write_json, write_text
-
-    plan = _bench_plan(args)
-    limit = _percent(args.max_regression)
-    baseline = _read_baseline(args.compare) if args.compare else None
-    load = check_load()
-    if load.is_busy:
-        if args.strict:
-            print(f"edgeport: refusing to benchmark: {load.describe()}", file=sys.stderr)
-            return USER_ERROR
-        print(f"edgeport: warning: {load.describe()}", file=sys.stderr)
-    say = (lambda _: None) if args.quiet else (lambda text: print(f"  bench {text}", file=sys.stderr, flush=True))
-    data = run_bench(plan, load, say).to_dict()
-    regressions: list = []
-    if baseline is not None:
-        compared, regressions = compare(baseline, data, limit)
-        data["comparison"] = {"baseline": str(args.compare), "max_regression": limit,
-                              "compared": [c.to_dict() for c in compared],
-                              "regressions": [c.to_dict() for c in regressions]}
-    out = args.out or plan.root
-    ensure_writable(out)
-    write_json(out / "bench.json", data)
-    write_text(out / "bench.md", to_markdown(data))
-    draw_latency_chart(data, out / "bench.png")
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        _print_bench(data, regressions, args, out)
-    return 1 if regressions or any(r["status"] == "failed" for r in data["rows"]) else 0
-
-
-def _require_manifests(path: Path) -> list[Path]:
-    from parity_tests.manifest import find_manifests
-
-    if not path.exists():
-        raise FileNotFoundError(f"no such artifact folder: {path}")
-    manifests = find_manifests(path)
-    if not manifests:
-        raise FileNotFoundError(f"no manifest.json under {path}: export something first (`edgeport export`)")
-    return manifests
-
-
-def cmd_size(args: argparse.Namespace) -> int:
-    from benchmarks.size_chart import draw_size_chart
-    from benchmarks.size_report import collect, to_markdown
-    from edgeport.atomic import ensure_writable, write_json, write_text
-    from edgeport.report import human_bytes, table
-
-    _require_manifests(args.path)
-    models = collect(args.path)
-    out = args.out or args.path
-    ensure_writable(out)
-    data = {"schema": "edgeport.size-report/1", "models": [m.to_dict() for m in models]}
-    write_json(out / "size-report.json", data)
-    markdown = out / "size-report.md"
-    write_text(markdown, to_markdown(models))
-    draw_size_chart(models, out / "size-report.png")
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
-    print(table(("model", "params", "fp32 weights", "format", "recipe", "size", "vs fp32"),
-                [(m.model, f"{m.params / 1e6:.2f} M", human_bytes(m.fp32_bytes), a.format, a.recipe,
-                  human_bytes(a.bytes), f"{a.ratio_to_fp32:.1%}") for m in models for a in m.artifacts]))
-    print(f"wrote {markdown}, size-report.json and size-report.png under {out}")
-    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -324,6 +193,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _check_row(c: Any) -> dict[str, Any]:
     return {"model": c.model, "format": c.format, "recipe": c.recipe, "route": c.route, "bytes": c.bytes,
             "worst_psnr_db": c.report.worst_psnr_db if c.report.samples else None, "bit_exact": c.report.bit_exact,
+            "photo_psnr_db": c.report.photo_db, "noise_psnr_db": c.report.noise_db, "gated_on": c.report.gate.samples,
             "engine": c.report.engine, "status": c.report.status, "message": c.report.message, "op": None}
 
 
@@ -333,7 +203,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from parity_tests.gate import ReferenceCache, check_artifact
     from parity_tests.junit import write_junit
 
-    manifests = _require_manifests(args.path)
+    manifests = require_manifests(args.path)
     progress = Progress(total=len(manifests), enabled=not args.quiet)
     cache = ReferenceCache()
     checks = []
@@ -379,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from quantize.recipes import RecipeError
 
     handler = {"models": cmd_models, "formats": cmd_formats, "export": cmd_export, "check": cmd_check,
-               "size": cmd_size, "bench": cmd_bench}[args.command]
+               "size": cmd_size, "bench": cmd_bench, "weights": cmd_weights}[args.command]
     try:
         return handler(args)
     except (ModelError, ExportError, OutputError, RecipeError, UsageError, FileNotFoundError) as exc:

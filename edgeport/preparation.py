@@ -19,7 +19,7 @@ class ExportPlan:
     formats: tuple[str, ...]
     out_root: Path
     recipes: tuple[str, ...] | None = None      # names (quantize/recipes.py); None: each format's defaults
-    weights: Path | None = None
+    weights: Path | str | None = None           # a file, "official", or None (random init)
     seed: int = 0
     parity_seed: int = 0
     input_hw: tuple[int, int] | None = None

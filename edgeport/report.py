@@ -30,15 +30,30 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def export_table(rows: Sequence[dict]) -> str:
-    headers = ("model", "format", "recipe", "route", "size", "export s", "parity dB", "vs fp32 art.", "engine",
-               "status")
+    """Photo and noise PSNR side by side; a '*' marks a figure the recipe's gate does not judge."""
+    headers = ("model", "format", "recipe", "route", "size", "export s", "photo dB", "noise dB", "vs fp32 art.",
+               "engine", "status")
     body = [(r["model"], r["format"], r["recipe"], r["route"] or "-",
              human_bytes(r["bytes"]) if r["bytes"] else "-",
              f"{r['export_seconds']:.1f}" if r.get("export_seconds") else "-",
-             "exact" if r.get("bit_exact") else format_db(r.get("worst_psnr_db")),
+             *_parity_cells(r),
              format_db(r["vs_fp32_artifact_db"]) if r.get("vs_fp32_artifact_db") is not None else "-",
              short_engine(r["engine"]), r["status"]) for r in rows]
-    return table(headers, body)
+    text = table(headers, body)
+    if any(r.get("gated_on") == "photos" and r.get("noise_psnr_db") is not None for r in rows):
+        text += "\n* reported, not gated: calibrated and lossy recipes are judged on photos (README: Parity gates)"
+    return text
+
+
+def _parity_cells(r: dict) -> tuple[str, str]:
+    if r.get("bit_exact"):
+        return "exact", "exact"
+    if r.get("photo_psnr_db") is None and r.get("noise_psnr_db") is None:
+        return format_db(r.get("worst_psnr_db")), "-"
+    noise = format_db(r.get("noise_psnr_db")) if r.get("noise_psnr_db") is not None else "-"
+    if r.get("gated_on") == "photos" and noise != "-":
+        noise += "*"
+    return format_db(r.get("photo_psnr_db")), noise
 
 
 def problems(rows: Sequence[dict]) -> list[str]:

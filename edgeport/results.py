@@ -48,6 +48,9 @@ class ExportRow:
     op: str | None = None
     vs_fp32_artifact_db: float | None = None   # against the fp32 artifact of the same format, same runtime
     digest: str = ""
+    photo_db: float | None = None     # worst over the in-distribution samples
+    noise_db: float | None = None     # the uniform-noise sample
+    gated_on: str = "all"             # ParityGate.samples: "all", or "photos" for calibrated / lossy recipes
 
     @classmethod
     def of(cls, model: str, outcome: ArtifactOutcome) -> "ExportRow":
@@ -55,9 +58,11 @@ class ExportRow:
         if m is None:
             return cls(model, outcome.format, outcome.recipe, outcome.status, message=outcome.message, op=outcome.op,
                        export_seconds=outcome.export_seconds)
+        p = m.parity
         return cls(model, outcome.format, outcome.recipe, outcome.status, m.artifact.route, m.artifact.total_bytes,
-                   m.parity.worst_psnr_db, m.parity.engine, outcome.export_seconds, str(outcome.path),
-                   outcome.message, outcome.op, m.recipe.details.get("vs_fp32_artifact_db"), m.artifact.digest)
+                   p.worst_psnr_db, p.engine, outcome.export_seconds, str(outcome.path),
+                   outcome.message, outcome.op, m.recipe.details.get("vs_fp32_artifact_db"), m.artifact.digest,
+                   p.photo_db, p.noise_db, p.gate.samples)
 
     @property
     def failed(self) -> bool:
@@ -70,7 +75,8 @@ class ExportRow:
                 "bit_exact": psnr is not None and math.isinf(psnr) and psnr > 0,
                 "engine": self.engine, "export_seconds": round(self.export_seconds, 2), "path": self.path,
                 "message": self.message, "op": self.op, "vs_fp32_artifact_db": finite_or_none(self.vs_fp32_artifact_db),
-                "digest": self.digest}
+                "digest": self.digest, "photo_psnr_db": finite_or_none(self.photo_db),
+                "noise_psnr_db": finite_or_none(self.noise_db), "gated_on": self.gated_on}
 
 
 @dataclass(frozen=True)

@@ -20,31 +20,53 @@ class ModelSource:
     weights: str | None = None
     weights_sha256: str | None = None
     seed: int = 0
+    origin: str = ""                                     # e.g. "Real-ESRGAN v0.2.5.0 ..., downloaded from ..."
+    companions: Mapping[str, str] = field(default_factory=dict)   # files read beside `weights`: path -> sha256
 
     @property
     def description(self) -> str:
         if self.weights:
-            return f"weights {self.weights} (sha256 {self.weights_sha256[:12]}...)"
+            origin = f"; {self.origin}" if self.origin else ""
+            return f"weights {self.weights} (sha256 {self.weights_sha256[:12]}...{origin})"
         return f"random init, seed {self.seed} (no weights given: outputs are not meaningful images)"
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "config": dict(self.config), "weights": self.weights,
-                "weights_sha256": self.weights_sha256, "seed": self.seed, "description": self.description}
+                "weights_sha256": self.weights_sha256, "seed": self.seed, "origin": self.origin,
+                "companions": dict(self.companions), "description": self.description}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelSource":
         return cls(model=d["model"], config=dict(d.get("config") or {}), weights=d.get("weights"),
-                   weights_sha256=d.get("weights_sha256"), seed=int(d.get("seed", 0)))
+                   weights_sha256=d.get("weights_sha256"), seed=int(d.get("seed", 0)), origin=d.get("origin") or "",
+                   companions=dict(d.get("companions") or {}))
+
+    def files(self) -> dict[str, str]:
+        """Every weights file this source reads, with the sha256 it had at export."""
+        main = {self.weights: self.weights_sha256} if self.weights and self.weights_sha256 else {}
+        return {**main, **self.companions}
 
 
-def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: Path | None, seed: int) -> ModelSource:
+def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: "Path | str | None", seed: int) -> ModelSource:
+    """`weights` is a file, "official" (the spec's release, resolved and verified), or None (random init)."""
     model = spec.reference or spec.name
     if weights is None:
         return ModelSource(model, dict(config), seed=seed)
+    if str(weights) == "official":
+        from models.official import resolve_official
+
+        found = resolve_official(spec)
+        return ModelSource(model, dict(config), str(found.path.resolve()), found.sha256, seed, found.origin,
+                           dict(found.companions))
     weights = Path(weights)
     if not weights.is_file():
         raise CheckpointError(f"weights file not found: {weights}")
-    return ModelSource(model, dict(config), str(weights.resolve()), sha256_file(weights), seed)
+    companions = {}
+    if weights.suffix in (".param", ".bin"):
+        from models.ncnn_files import ncnn_pair
+
+        companions = {str(p.resolve()): sha256_file(p) for p in ncnn_pair(weights) if p.resolve() != weights.resolve()}
+    return ModelSource(model, dict(config), str(weights.resolve()), sha256_file(weights), seed, companions=companions)
 
 
 def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorContract, ...] | None = None) -> Any:
@@ -57,12 +79,12 @@ def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorCon
     torch.manual_seed(source.seed)
     module = spec.build(**source.config)
     if source.weights:
-        path = Path(source.weights)
-        if not path.is_file():
-            raise CheckpointError(f"weights file not found: {path}")
-        if source.weights_sha256 and sha256_file(path) != source.weights_sha256:
-            raise CheckpointError(f"weights file {path} changed since export (sha256 differs): re-export")
-        spec.load_weights(module, path)
+        for name, digest in source.files().items():
+            if not Path(name).is_file():
+                raise CheckpointError(f"weights file not found: {name}")
+            if sha256_file(Path(name)) != digest:
+                raise CheckpointError(f"weights file {name} changed since export (sha256 differs): re-export")
+        spec.load_weights(module, Path(source.weights))
     elif spec.random_init is not None:
         contracts = contracts or resolve_inputs(spec, None, source.config)
         photos = [p for p in spec.make_inputs(contracts, 0) if not p.label.startswith("random:")]

@@ -47,19 +47,42 @@ class TensorContract:
                    value_range=(-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi)), **known)
 
 
+NOISE_PREFIX = "random:"
+GATED_SAMPLES = ("all", "photos")
+
+
+def is_noise_sample(label: str) -> bool:
+    """The seeded uniform-noise input every input maker adds after the photos."""
+    return label.startswith(NOISE_PREFIX)
+
+
 @dataclass(frozen=True)
 class ParityGate:
-    """The worst sample must clear every bound that is set."""
+    """The worst gated sample must clear every bound that is set.
+
+    samples="all": every sample gates, the uniform noise included (conversion fidelity: fp32, fp16, module
+    rewrites). samples="photos": only in-distribution samples gate; a calibrated or lossy recipe is made for
+    photos, and a trained net's noise response is reported beside the verdict, never hidden.
+    """
 
     min_psnr_db: float
     min_cosine: float | None = None
+    samples: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.samples not in GATED_SAMPLES:
+            raise ValueError(f"ParityGate.samples must be one of {GATED_SAMPLES}, not {self.samples!r}")
+
+    def gates(self, label: str) -> bool:
+        return self.samples == "all" or not is_noise_sample(label)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"min_psnr_db": self.min_psnr_db, "min_cosine": self.min_cosine}
+        return {"min_psnr_db": self.min_psnr_db, "min_cosine": self.min_cosine, "samples": self.samples}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ParityGate":
-        return cls(min_psnr_db=float(d["min_psnr_db"]), min_cosine=d.get("min_cosine"))
+        return cls(min_psnr_db=float(d["min_psnr_db"]), min_cosine=d.get("min_cosine"),
+                   samples=d.get("samples", "all"))
 
 
 @dataclass(frozen=True)
@@ -124,6 +147,8 @@ class ModelSpec:
     task_metric: TaskMetric | None = None
     # how get_spec() finds this spec again (a custom model's "abs/path.py:factory"); None: its name
     reference: str | None = None
+    # the upstream release `--weights official` resolves to (models.weights.OfficialWeights); None: none known
+    official: Any = None
 
     def check_config(self, overrides: Mapping[str, Any]) -> None:
         unknown = sorted(set(overrides) - set(self.config))

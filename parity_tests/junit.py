@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Sequence
 
 from parity_tests.gate import ArtifactCheck
-from parity_tests.metrics import format_db
 
 
 def write_junit(path: Path, checks: Sequence[ArtifactCheck]) -> None:
@@ -20,7 +19,7 @@ def write_junit(path: Path, checks: Sequence[ArtifactCheck]) -> None:
         case = ET.SubElement(suite, "testcase", classname=f"edgeport.{c.model}", name=f"{c.format}-{c.recipe}")
         r = c.report
         ET.SubElement(case, "system-out").text = (
-            f"engine: {r.engine}\nworst PSNR: {format_db(r.worst_psnr_db)} dB (gate {r.gate.min_psnr_db:g} dB)")
+            f"engine: {r.engine}\n{r.figures()}")
         if r.status == "fail":
             ET.SubElement(case, "failure", message=r.message).text = r.message
         elif r.status == "error":

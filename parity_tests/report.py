@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from models.spec import ParityGate
+from models.spec import ParityGate, is_noise_sample
 from parity_tests.metrics import OutputMetrics, format_db
 
 SATURATION_WARNING = 0.25
@@ -51,6 +51,21 @@ class ParityReport:
         return min((s.metrics.psnr_db for s in self.samples), default=None)
 
     @property
+    def photo_db(self) -> float | None:
+        """Worst PSNR over the in-distribution samples (None when every sample is noise)."""
+        return min((s.metrics.psnr_db for s in self.samples if not is_noise_sample(s.sample)), default=None)
+
+    @property
+    def noise_db(self) -> float | None:
+        return min((s.metrics.psnr_db for s in self.samples if is_noise_sample(s.sample)), default=None)
+
+    def figures(self) -> str:
+        """One line for logs: photo and noise PSNR, and which of them the gate judged."""
+        on = "every sample" if self.gate.samples == "all" else "photos only"
+        return (f"photos {format_db(self.photo_db)} dB, noise {format_db(self.noise_db)} dB "
+                f"(gate {self.gate.min_psnr_db:g} dB on {on}; engine {self.engine})")
+
+    @property
     def bit_exact(self) -> bool:
         worst = self.worst_psnr_db
         return worst is not None and math.isinf(worst) and worst > 0
@@ -68,6 +83,7 @@ class ParityReport:
             "worst_bit_exact": self.bit_exact,
             "worst_max_abs": max((s.metrics.max_abs for s in self.samples), default=None),
             "min_cosine": min((s.metrics.cosine for s in self.samples), default=None),
+            "photo_psnr_db": _db_or_none(self.photo_db), "noise_psnr_db": _db_or_none(self.noise_db),
             "samples": [s.to_dict() for s in self.samples],
             "task": {label: scores for label, scores in self.task}, "task_worst": self.task_worst,
         }
@@ -79,12 +95,28 @@ class ParityReport:
                    int(d.get("seed", 0)), tuple((d.get("task") or {}).items()))
 
 
+def _db_or_none(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else round(value, 3)
+
+
+def gated(samples: Sequence[SampleResult], gate: ParityGate) -> list[SampleResult]:
+    """The samples the gate judges: all, or the in-distribution ones (all of them when there are no photos)."""
+    chosen = [s for s in samples if gate.gates(s.sample)]
+    return chosen or list(samples)
+
+
 def judge(samples: Sequence[SampleResult], gate: ParityGate) -> tuple[str, str]:
-    """Status and the reason; a pass may carry a warning that the evidence is weak."""
+    """Status and the reason; a pass may carry a warning that the evidence is weak. NaN fails on any sample,
+    gated or not; an ungated sample's PSNR stays in the report (photo_db / noise_db)."""
+    for s in samples:
+        if not s.metrics.finite:
+            return "fail", f"{s.sample}/{s.output}: runtime output has NaN or Inf"
+    return _judge_gated(gated(samples, gate), gate)
+
+
+def _judge_gated(samples: Sequence[SampleResult], gate: ParityGate) -> tuple[str, str]:
     for s in samples:
         m = s.metrics
-        if not m.finite:
-            return "fail", f"{s.sample}/{s.output}: runtime output has NaN or Inf"
         if m.psnr_db < gate.min_psnr_db:
             return "fail", f"{s.sample}/{s.output}: {format_db(m.psnr_db)} dB < {gate.min_psnr_db:g} dB"
         if gate.min_cosine is not None and m.cosine < gate.min_cosine:

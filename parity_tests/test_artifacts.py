@@ -8,7 +8,6 @@ import pytest
 
 from parity_tests.gate import ReferenceCache, check_artifact
 from parity_tests.manifest import find_manifests
-from parity_tests.metrics import format_db
 
 
 def pytest_generate_tests(metafunc):
@@ -31,4 +30,4 @@ def test_parity_gate(manifest_path, reference_cache):
     check = check_artifact(manifest_path, reference_cache)
     r = check.report
     assert r.passed, (f"{check.model} {check.format} {check.recipe}: {r.status}: {r.message} "
-                      f"(worst {format_db(r.worst_psnr_db)} dB, gate {r.gate.min_psnr_db:g} dB, engine {r.engine})")
+                      f"({r.figures()})")

@@ -30,6 +30,9 @@ class Recipe:
     int8: bool = False         # int8 arithmetic at run time (benchmarks compare it with the int8 peak)
     prune_percent: int = 0     # prune<N>: share of MACs to remove by dropping whole channels
     sparsity_percent: int = 0  # sparse<N>: share of each layer's weights set to zero
+    # which parity samples gate (models.spec.ParityGate.samples): "photos" for recipes whose error depends
+    # on the data (calibrated or lossy weights), "all" for conversion fidelity
+    gated_samples: str = "all"
 
     @property
     def module_part(self) -> str:
@@ -39,7 +42,10 @@ class Recipe:
     def gate(self, overrides: Mapping[str, ParityGate]) -> ParityGate:
         """A spec may override a recipe's gate by the precision's name (prune50+w8a8 uses w8a8's)."""
         key = self.name.partition("+")[2] or (self.name if self.kind == "precision" else "fp32")
-        return overrides.get(key) or ParityGate(self.gate_db)
+        override = overrides.get(key)
+        if override is None:
+            return ParityGate(self.gate_db, samples=self.gated_samples)
+        return replace(override, samples=self.gated_samples)
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -63,13 +69,13 @@ def register_family(stem: str, build: Callable[[int], Recipe]) -> None:
 register_recipe(Recipe("fp32", "precision", "float32 weights and compute", 60.0, "fp32"))
 register_recipe(Recipe("fp16", "precision", "float16 weights (and compute where the runtime does it)", 40.0, "fp16"))
 register_recipe(Recipe("w8", "precision", "int8 weights per output channel, float activations", 35.0, "w8",
-                       int8=True))
+                       int8=True, gated_samples="photos"))
 register_recipe(Recipe("w8a8", "precision", "int8 weights per channel and int8 activations, calibrated on photos",
-                       30.0, "w8a8", needs_calibration=True, int8=True))
+                       30.0, "w8a8", needs_calibration=True, int8=True, gated_samples="photos"))
 register_recipe(Recipe("palettize4", "precision", "4-bit k-means palette of weights (16 values per tensor)", 25.0,
-                       "palettize4"))
+                       "palettize4", gated_samples="photos"))
 register_recipe(Recipe("palettize6", "precision", "6-bit k-means palette of weights (64 values per tensor)", 30.0,
-                       "palettize6"))
+                       "palettize6", gated_samples="photos"))
 register_family("prune", lambda n: Recipe(
     f"prune{n}", "module", f"structured: whole conv channels with the lowest L2 norm removed until {n}% of the "
     "MACs are gone", 60.0, "fp32", prune_percent=n))

@@ -15,6 +15,7 @@ from torch import nn
 from models.checkpoint import load_state_dict_file
 from models.samples import fit_photo, parity_photos, random_input
 from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
+from models.weights import OfficialWeights, WeightsFile
 
 
 class DnCNN(nn.Module):
@@ -59,6 +60,16 @@ def _contract(name: str, channels: int, colour: str, what: str) -> TensorContrac
 _META = ModelMetadata(paper="Zhang et al. 2017, Beyond a Gaussian Denoiser: Residual Learning of Deep CNN "
                             "for Image Denoising", upstream="https://github.com/cszn/KAIR (models/network_dncnn.py)")
 
+_KAIR = "https://github.com/cszn/KAIR/releases/download/v1.0"
+# KAIR publishes no hashes. dncnn_25's is pinned by independent download scripts and equals the hash of the
+# copy KAIR once committed as model_zoo/dncnn_25.pth (commit f9888a0, 2,224,903 bytes).
+DNCNN_25 = OfficialWeights("KAIR v1.0", "MIT", "https://github.com/cszn/KAIR", WeightsFile(
+    "dncnn_25.pth", "0451a70de9b672ae037270498fbb1c17a1c1c4403785df586ff65df5b858e5b0",
+    "third-party pins, equal to KAIR's once-committed model_zoo/dncnn_25.pth", f"{_KAIR}/dncnn_25.pth", 2224903))
+DNCNN_COLOR_BLIND = OfficialWeights("KAIR v1.0", "MIT", "https://github.com/cszn/KAIR", WeightsFile(
+    "dncnn_color_blind.pth", None, "none published, and no copy reached a machine here to pin",
+    f"{_KAIR}/dncnn_color_blind.pth"))
+
 SPECS = (
     ModelSpec(
         name="denoise-dncnn-gray",
@@ -67,6 +78,7 @@ SPECS = (
         inputs=(_contract("noisy", 1, "GRAY", "noisy grayscale image (luma), float in [0, 1]"),),
         outputs=(_contract("denoised", 1, "GRAY", "denoised image; not clamped, as upstream"),),
         load_weights=load_kair_checkpoint, make_inputs=noisy_photo_inputs, metadata=_META, task="denoise",
+        official=DNCNN_25,
     ),
     ModelSpec(
         name="denoise-dncnn-color",
@@ -75,5 +87,6 @@ SPECS = (
         inputs=(_contract("noisy", 3, "RGB", "noisy RGB image, float in [0, 1]"),),
         outputs=(_contract("denoised", 3, "RGB", "denoised RGB; not clamped, as upstream"),),
         load_weights=load_kair_checkpoint, make_inputs=noisy_photo_inputs, metadata=_META, task="denoise",
+        official=DNCNN_COLOR_BLIND,
     ),
 )

@@ -6,7 +6,11 @@ from pathlib import Path
 from torch import nn
 
 from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
+from models.errors import CheckpointError
+from models.ncnn_files import is_ncnn_path, read_ncnn
 from models.random_init import OutputInit
+from models.realesrgan.ncnn_weights import realesrgan_from_ncnn
+from models.realesrgan import releases
 from models.realesrgan.rrdbnet import RRDBNet
 from models.realesrgan.srvgg import SRVGGNetCompact
 from models.samples import photo_inputs
@@ -14,9 +18,24 @@ from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
 
 
 def load_basicsr_checkpoint(module: nn.Module, path: Path) -> None:
-    """Real-ESRGAN releases wrap the state dict in 'params_ema' (preferred) or 'params'."""
+    """Real-ESRGAN releases wrap the state dict in 'params_ema' (preferred) or 'params'; the same release
+    also ships as ncnn .param/.bin files, read into the same names."""
+    if is_ncnn_path(path):
+        load_ncnn_release(module, path)
+        return
     state = unwrap_state_dict(read_checkpoint(path), prefer=("params_ema", "params"))
     load_strict(module, state, source=str(path))
+
+
+def load_ncnn_release(module: nn.Module, path: Path) -> None:
+    import torch
+
+    found = realesrgan_from_ncnn(read_ncnn(path))
+    state = {k: torch.from_numpy(v.copy()) for k, v in found.state.items()}
+    try:
+        load_strict(module, state, source=str(path))
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} (the ncnn graph is {found.describe()})") from None
 
 
 def _lr_image(size: int) -> TensorContract:
@@ -45,6 +64,7 @@ SPECS = (
         make_inputs=photo_inputs,
         metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
         random_init=centre_output_init,
+        official=releases.X4PLUS,
     ),
     ModelSpec(
         name="realesrgan-x2plus",
@@ -59,6 +79,7 @@ SPECS = (
                                notes="input height and width must be even"),
         random_init=centre_output_init,
         size_rule=multiple_of(2),
+        official=releases.X2PLUS,
     ),
     ModelSpec(
         name="realesr-general-x4v3",
@@ -70,5 +91,31 @@ SPECS = (
         load_weights=load_basicsr_checkpoint,
         make_inputs=photo_inputs,
         metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
+        official=releases.GENERAL_X4V3,
+    ),
+    ModelSpec(
+        name="realesr-animevideov3",
+        summary="SRVGGNetCompact x4 for anime video, 16 convs + PReLU (realesr-animevideov3.pth / ncnn -x4)",
+        factory=SRVGGNetCompact,
+        config={"num_conv": 16, "num_feat": 64, "upscale": 4},
+        inputs=(_lr_image(128),),
+        outputs=(_hr_image(512),),
+        load_weights=load_basicsr_checkpoint,
+        make_inputs=photo_inputs,
+        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
+        official=releases.ANIMEVIDEO_V3,
+    ),
+    ModelSpec(
+        name="realesrgan-x4plus-anime",
+        summary="RRDBNet x4 for anime illustrations, 6 RRDB blocks (RealESRGAN_x4plus_anime_6B.pth / ncnn)",
+        factory=RRDBNet,
+        config={"num_block": 6, "num_feat": 64, "num_grow_ch": 32, "scale": 4},
+        inputs=(_lr_image(64),),
+        outputs=(_hr_image(256),),
+        load_weights=load_basicsr_checkpoint,
+        make_inputs=photo_inputs,
+        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
+        random_init=centre_output_init,
+        official=releases.X4PLUS_ANIME,
     ),
 )

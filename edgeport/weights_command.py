@@ -1,0 +1,60 @@
+"""`edgeport weights`: the official release files edgeport knows, and which are cached or installed here."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_weights_parser(sub: Any) -> None:
+    p = sub.add_parser("weights", help="official weights per model: URL, sha256, license, and what is cached here; "
+                                       "`weights fetch MODEL` downloads and verifies one")
+    p.add_argument("action", nargs="?", choices=("list", "fetch"), default="list")
+    p.add_argument("model", nargs="?", help="the model whose official weights to fetch")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from edgeport.errors import UsageError
+    from models import all_specs, get_spec
+    from models.weights import weights_dir
+
+    if args.action == "fetch":
+        if not args.model:
+            raise UsageError("name the model: edgeport weights fetch MODEL")
+        return _fetch(get_spec(args.model), args.json)
+    if args.model:
+        raise UsageError("`edgeport weights` lists every model; to download one: edgeport weights fetch MODEL")
+    from models.official import weights_table
+
+    rows = weights_table(all_specs())
+    if args.json:
+        print(json.dumps({"schema": "edgeport.weights/1", "cache": str(weights_dir()), "files": rows}, indent=2))
+        return 0
+    from edgeport.report import human_bytes, table
+
+    print(table(("model", "file", "size", "sha256", "here", "license", "from"), [
+        (r["model"], r["file"] or "-", human_bytes(r["bytes"]) if r.get("bytes") else "-",
+         (r["sha256"] or "none published")[:16], "yes" if r["present"] else "-", r["license"] or "-", r["where"])
+        for r in rows]))
+    print(f"cache: {weights_dir()} ($EDGEPORT_WEIGHTS_DIR, $EDGEPORT_CACHE or $XDG_CACHE_HOME); "
+          "`edgeport export MODEL --weights official` uses these")
+    return 0
+
+
+def _fetch(spec: Any, as_json: bool) -> int:
+    from models.official import resolve_official
+
+    def progress(got: int, total: int | None) -> None:
+        if not as_json and sys.stderr.isatty():
+            of = f" of {total / 1e6:.1f}" if total else ""
+            print(f"\r  download {got / 1e6:.1f}{of} MB", end="", file=sys.stderr, flush=True)
+
+    found = resolve_official(spec, progress)
+    if as_json:
+        print(json.dumps({"model": spec.name, "path": str(found.path), "sha256": found.sha256,
+                          "origin": found.origin, "companions": dict(found.companions)}, indent=2))
+    else:
+        print(f"{spec.name}: {found.path}\n  sha256 {found.sha256}\n  {found.origin}")
+    return 0
