@@ -141,8 +141,11 @@ def _export_targets(args: argparse.Namespace) -> list[str]:
     from models import ModelError
 
     chosen = [bool(args.model), bool(args.custom), args.all]
+    if not any(chosen) and args.weights and args.weights != "official":
+        return [_detected_reference(args.weights)]
     if sum(chosen) != 1:
-        raise ModelError("name one model: a zoo MODEL, --model FILE.py:FACTORY, or --all")
+        raise ModelError("name one model: a zoo MODEL, --model FILE.py:FACTORY, --all, or only --weights FILE "
+                         "(a checkpoint whose architecture spandrel detects)")
     if args.all:
         if args.set or args.input_size or args.weights or args.inputs:
             raise ModelError("--all exports every model at its defaults: drop --set, --input-size, --weights, --input")
@@ -152,6 +155,20 @@ def _export_targets(args: argparse.Namespace) -> list[str]:
     if args.inputs and not args.custom:
         raise ModelError("--input is for custom models (--model FILE.py:FACTORY); zoo models take --input-size")
     return [args.custom or args.model]
+
+
+def _detected_reference(weights: str) -> str:
+    """A checkpoint without a model name: spandrel detects the architecture (ncnn files need a zoo model)."""
+    from models import CheckpointError
+    from models.spandrel_models import reference_for
+
+    path = Path(weights)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    if path.suffix in (".param", ".bin"):
+        raise CheckpointError(f"{path} is an ncnn model: name the zoo model it belongs to, e.g. "
+                              f"`edgeport export realesr-animevideov3 --weights {path}`")
+    return reference_for(path)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

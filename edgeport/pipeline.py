@@ -73,7 +73,7 @@ def _manifest(p: Prepared, job: Job, variant: Variant, record: Any, report: Any,
     return Manifest(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), source=p.source,
         model=ModelInfo(spec.name, spec.summary, spec.task, variant.profile.params, variant.profile.macs,
-                        meta.paper, meta.upstream, meta.notes),
+                        meta.paper, meta.upstream, meta.notes, spec.architecture_record(p.plan.config)),
         inputs=p.contracts, outputs=outputs, recipe=RecipeInfo(job.recipe.name, job.recipe.kind, job.recipe.summary,
                                                                details),
         artifact=record, parity=report, export_seconds=seconds, environment=_environment())

@@ -26,6 +26,10 @@ def get_spec(name: str, input_shapes: "list[tuple[int, ...]] | None" = None) -> 
     """A zoo model by name, or a custom `path/to/file.py:factory` (which needs its input shapes)."""
     from models.custom import IN_MEMORY, is_custom_reference, spec_from_reference
 
+    from models.spandrel_models import is_spandrel_reference, spandrel_spec
+
+    if is_spandrel_reference(name):
+        return spandrel_spec(name)
     if is_custom_reference(name):
         return spec_from_reference(name, input_shapes or [])
     if name.startswith(IN_MEMORY):

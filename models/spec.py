@@ -149,6 +149,14 @@ class ModelSpec:
     reference: str | None = None
     # the upstream release `--weights official` resolves to (models.weights.OfficialWeights); None: none known
     official: Any = None
+    # what the architecture is, for the manifest: {"id", "hyperparameters", ...}; None: the factory and config
+    architecture: Mapping[str, Any] | None = None
+
+    def architecture_record(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        if self.architecture is not None:
+            return dict(self.architecture)
+        name = getattr(self.factory, "__name__", type(self.factory).__name__)
+        return {"id": name, "hyperparameters": {**self.config, **config}}
 
     def check_config(self, overrides: Mapping[str, Any]) -> None:
         unknown = sorted(set(overrides) - set(self.config))

@@ -35,15 +35,19 @@ class ModelInfo:
     paper: str = ""
     upstream: str = ""
     notes: str = ""
+    # the architecture and its hyper-parameters (for a spandrel-detected checkpoint: what it detected,
+    # scale, tags and licence tag)
+    architecture: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "summary": self.summary, "task": self.task, "params": self.params,
-                "macs": self.macs, "paper": self.paper, "upstream": self.upstream, "notes": self.notes}
+                "macs": self.macs, "paper": self.paper, "upstream": self.upstream, "notes": self.notes,
+                "architecture": dict(self.architecture)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelInfo":
         return cls(d["name"], d.get("summary", ""), d.get("task", ""), int(d["params"]), int(d["macs"]),
-                   d.get("paper", ""), d.get("upstream", ""), d.get("notes", ""))
+                   d.get("paper", ""), d.get("upstream", ""), d.get("notes", ""), dict(d.get("architecture") or {}))
 
 
 @dataclass(frozen=True)
