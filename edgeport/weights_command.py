@@ -10,8 +10,11 @@ from typing import Any
 def add_weights_parser(sub: Any) -> None:
     p = sub.add_parser("weights", help="official weights per model: URL, sha256, license, and what is cached here; "
                                        "`weights fetch MODEL` downloads and verifies one")
-    p.add_argument("action", nargs="?", choices=("list", "fetch"), default="list")
-    p.add_argument("model", nargs="?", help="the model whose official weights to fetch")
+    p.add_argument("action", nargs="?", choices=("list", "fetch", "verify"), default="list",
+                   help="list (default); fetch MODEL: download and verify; verify MODEL: run the model read from "
+                        "its ncnn release files and the ncnn runtime on the same photos, and compare")
+    p.add_argument("model", nargs="?", help="the model whose official weights to fetch or verify")
+    p.add_argument("--size", type=int, default=64, help="verify: photo side in pixels (default 64)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -20,9 +23,11 @@ def cmd_weights(args: argparse.Namespace) -> int:
     from models import all_specs, get_spec
     from models.weights import weights_dir
 
-    if args.action == "fetch":
+    if args.action in ("fetch", "verify"):
         if not args.model:
-            raise UsageError("name the model: edgeport weights fetch MODEL")
+            raise UsageError(f"name the model: edgeport weights {args.action} MODEL")
+        if args.action == "verify":
+            return _verify(get_spec(args.model), args.size, args.json)
         return _fetch(get_spec(args.model), args.json)
     if args.model:
         raise UsageError("`edgeport weights` lists every model; to download one: edgeport weights fetch MODEL")
@@ -58,3 +63,53 @@ def _fetch(spec: Any, as_json: bool) -> int:
     else:
         print(f"{spec.name}: {found.path}\n  sha256 {found.sha256}\n  {found.origin}")
     return 0
+
+
+NCNN_GATE_DB = 60.0   # the fp32 conversion gate: the same fp16-stored weights, both sides computing in fp32
+
+
+def ncnn_agreement(spec: Any, size: int) -> list[dict[str, Any]]:
+    """PyTorch with weights read from the release's ncnn files vs the ncnn runtime on those files, per photo.
+    ncnn's graph has no output clamp (the upstream app clamps), so its output is clipped to [0, 1] too."""
+    import numpy as np
+    import torch
+
+    from models.official import packaged_files
+    from models.source import instantiate, resolve_inputs, source_for
+    from models.spec import is_noise_sample
+    from parity_tests.metrics import compare
+    from runtimes.ncnn_runner import run_ncnn
+
+    found = packaged_files(spec)
+    module = instantiate(spec, source_for(spec, {}, found.path, seed=0))
+    contracts = resolve_inputs(spec, (size, size))
+    rows = []
+    for sample in spec.make_inputs(contracts, 0):
+        if is_noise_sample(sample.label):
+            continue
+        x = sample.arrays[contracts[0].name]
+        with torch.no_grad():
+            ours = module(torch.from_numpy(x)).numpy()[0]
+        theirs = np.clip(run_ncnn(found.path, found.path.with_suffix(".bin"), x[0]), 0.0, 1.0)
+        m = compare(ours, theirs)
+        rows.append({"photo": sample.label, "psnr_db": round(m.psnr_db, 2), "max_abs": m.max_abs})
+    return rows
+
+
+def _verify(spec: Any, size: int, as_json: bool) -> int:
+    from runtimes.ncnn_runner import ncnn_version
+
+    rows = ncnn_agreement(spec, size)
+    ok = all(r["psnr_db"] >= NCNN_GATE_DB for r in rows)
+    engine = f"ncnn {ncnn_version()} (CPU, fp32 arithmetic)"
+    if as_json:
+        print(json.dumps({"model": spec.name, "engine": engine, "gate_db": NCNN_GATE_DB, "ok": ok, "photos": rows},
+                         indent=2))
+    else:
+        from edgeport.report import table
+
+        print(table(("photo", "PSNR dB", "max abs"), [(r["photo"], f"{r['psnr_db']:.1f}", f"{r['max_abs']:.2e}")
+                                                       for r in rows]))
+        print(f"{spec.name}: weights read from the ncnn files vs {engine} at {size}x{size}: "
+              f"{'agree' if ok else 'DISAGREE'} (gate {NCNN_GATE_DB:g} dB)")
+    return 0 if ok else 1

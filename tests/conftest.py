@@ -18,6 +18,8 @@ SMALL = {
     "realesrgan-x4plus": (TINY_X4PLUS, (16, 16)),
     "realesrgan-x2plus": (TINY_X4PLUS, (16, 16)),
     "realesr-general-x4v3": ({"num_conv": 2, "num_feat": 16}, (16, 16)),
+    "realesr-animevideov3": ({"num_conv": 2, "num_feat": 16}, (16, 16)),
+    "realesrgan-x4plus-anime": (TINY_X4PLUS, (16, 16)),
     "denoise-dncnn-gray": ({"nb": 3, "nc": 8}, (32, 32)),
     "denoise-dncnn-color": ({"nb": 3, "nc": 8}, (32, 32)),
     "inpaint-gmcnn": ({"cnum": 4, "dilations": (1, 2, 2, 4)}, (64, 64)),
