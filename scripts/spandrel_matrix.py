@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -125,10 +126,18 @@ def export_row(arch: str, ckpt: Path, out: Path, timeout: float) -> dict[str, An
 
 
 def cell_text(cell: dict[str, Any]) -> str:
+    """The verdict, and for a failure the op or the reason in a few words."""
     if cell["status"] == "pass":
         return "exact" if cell.get("bit_exact") else f"pass {cell['photo_db']:.0f} dB"
-    op = f" ({cell['op']})" if cell.get("op") else ""
-    return f"{cell['status']}{op}"
+    message = cell.get("message") or ""
+    missing = re.search(r"MIL op '(\w+)'.* not implemented", message)
+    if missing:
+        return f"converted; MIL evaluator lacks `{missing.group(1)}`"
+    if "Flex delegate" in message:
+        return "needs TF Select ops (Flex delegate)"
+    if cell.get("op"):
+        return f"{cell['status']}: `{cell['op']}`"
+    return f"{cell['status']}: {message.split(';')[0][:70]}"
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -147,11 +156,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", default="", help="comma-separated architecture ids")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per architecture")
+    parser.add_argument("--resume", action="store_true", help="keep the rows of an earlier matrix.json in --out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     chosen = [a for a in BUILDS if not args.only or a in args.only.split(",")]
-    rows = []
-    for arch in chosen:
+    previous = args.out / "matrix.json"
+    rows = json.loads(previous.read_text())["rows"] if args.resume and previous.is_file() else []
+    done = {r["arch"] for r in rows}
+    for arch in [a for a in chosen if a not in done]:
         ckpt, problem = build_checkpoint(arch, args.out)
         row = {"arch": arch, "error": problem} if ckpt is None else export_row(arch, ckpt, args.out / "artifacts",
                                                                                args.timeout)

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# No test reaches the internet: `--weights official` takes the cache or the installed package; the download
+# tests lift this for a server they start on 127.0.0.1.
+os.environ["EDGEPORT_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 

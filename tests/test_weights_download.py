@@ -100,6 +100,7 @@ def official_dncnn(monkeypatch, tmp_path):
     monkeypatch.setattr(dncnn, "SPECS", (spec, *dncnn.SPECS[1:]))
     cache = tmp_path / "cache"
     monkeypatch.setenv("EDGEPORT_WEIGHTS_DIR", str(cache))
+    monkeypatch.delenv("EDGEPORT_OFFLINE", raising=False)     # downloads go to the loopback server only
     return data, cache
 
 
@@ -159,3 +160,11 @@ def test_weights_lists_known_and_cached_files(official_dncnn, capsys):
     assert rows["realesr-animevideov3", "realesr-animevideov3.pth"]["sha256"].startswith("b8a83768")
     assert rows["inpaint-gmcnn", None]["where"].startswith("none known")
     assert listing["cache"] == str(official_dncnn[1])
+
+
+def test_official_for_a_model_without_a_release_is_one_line(capsys, tmp_path):
+    assert main(["export", "inpaint-gmcnn", "--weights", "official", "--to", "onnx", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["edgeport: error: inpaint-gmcnn has no official release edgeport knows of (`edgeport weights` lists "
+                   "the models that have one); give --weights FILE, or leave it out for random init"]
+    assert list(tmp_path.iterdir()) == []
