@@ -163,7 +163,7 @@ def test_weights_lists_known_and_cached_files(official_dncnn, capsys):
 
 
 def test_official_for_a_model_without_a_release_is_one_line(capsys, tmp_path):
-    assert main(["export", "inpaint-gmcnn", "--weights", "official", "--to", "onnx", "--out", str(tmp_path)]) == 2
+    assert main(["export", "inpaint-gmcnn", "--weights", "official", "--to", "onnx", "--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["edgeport: error: inpaint-gmcnn has no official release edgeport knows of (`edgeport weights` lists "
                    "the models that have one); give --weights FILE, or leave it out for random init"]
