@@ -105,12 +105,15 @@ def official_dncnn(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("route,needle", [
-    (None, "HTTP 404"), (("ok", b"not the weights"), "gave 15 bytes"), (("gone", b"x" * 4096), "broke off|ended after"),
+    (None, "HTTP 404"),
+    (lambda data: ("ok", bytes(len(data))), "has sha256 .*, expected"),          # right size, wrong bytes
+    (lambda data: ("ok", data[:1000]), "gave 1000 bytes, the release file has"),  # short file
+    (lambda data: ("gone", data), "broke off|ended after"),                       # connection reset mid-body
 ])
 def test_cli_download_failures_exit_2_with_one_line(server, official_dncnn, monkeypatch, capsys, route, needle):
     _, base, routes = server
     if route:
-        routes["dncnn_25.pth"] = route
+        routes["dncnn_25.pth"] = route(official_dncnn[0])
     monkeypatch.setenv("EDGEPORT_WEIGHTS_MIRROR", base)
     assert main(["weights", "fetch", "denoise-dncnn-gray"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
