@@ -18,6 +18,7 @@ def export(model: Any, *, inputs: Sequence[Sequence[int]] = (), to: Iterable[str
     last two) to each format and recipe (fp32, fp16, w8, w8a8, palettize4, prune50, ...), check parity in each
     runtime, and write artifacts and manifests under `out`."""
     from exporters.formats import DEFAULT_FORMATS
+    from models.weights import OFFICIAL
 
     spec = None
     if not isinstance(model, str):
@@ -26,7 +27,7 @@ def export(model: Any, *, inputs: Sequence[Sequence[int]] = (), to: Iterable[str
         spec = spec_from_module(model, [tuple(s) for s in inputs], name)
     plan = ExportPlan(model=model if isinstance(model, str) else spec.name, formats=tuple(to or DEFAULT_FORMATS), out_root=Path(out),
                       recipes=tuple(recipes) if recipes else None, calib_dir=Path(calib) if calib else None,
-                      weights=(weights if str(weights) == "official" else Path(weights)) if weights else None, seed=seed, input_hw=input_size,
+                      weights=(weights if str(weights) == OFFICIAL else Path(weights)) if weights else None, seed=seed, input_hw=input_size,
                       config=dict(config or {}), dynamic_hw=dynamic_hw, options={"tflite_route": tflite_route, "converter_timeout": converter_timeout},
                       input_shapes=tuple(tuple(s) for s in inputs), spec=spec)
     return run_export(plan, Progress(enabled=progress))

@@ -141,7 +141,9 @@ def _export_targets(args: argparse.Namespace) -> list[str]:
     from models import ModelError
 
     chosen = [bool(args.model), bool(args.custom), args.all]
-    if not any(chosen) and args.weights and args.weights != "official":
+    from models.weights import OFFICIAL
+
+    if not any(chosen) and args.weights and args.weights != OFFICIAL:
         return [_detected_reference(args.weights)]
     if sum(chosen) != 1:
         raise ModelError("name one model: a zoo MODEL, --model FILE.py:FACTORY, --all, or only --weights FILE "

@@ -43,6 +43,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
         (r["model"], r["file"] or "-", human_bytes(r["bytes"]) if r.get("bytes") else "-",
          (r["sha256"] or "none published")[:16], "yes" if r["present"] else "-", r["license"] or "-", r["where"])
         for r in rows]))
+    for note in sorted({(r["model"], r["note"]) for r in rows if r.get("note")}):
+        print(f"{note[0]}: {note[1]}")
     print(f"cache: {weights_dir()} ($EDGEPORT_WEIGHTS_DIR, $EDGEPORT_CACHE or $XDG_CACHE_HOME); "
           "`edgeport export MODEL --weights official` uses these")
     return 0

@@ -12,8 +12,6 @@ from models.spec import ModelSpec
 from models.weights import OfficialWeights, PackagedWeights, WeightsFile, download_url, offline, weights_dir
 from runtimes.artifact import sha256_file
 
-OFFICIAL = "official"
-
 
 @dataclass(frozen=True)
 class ResolvedWeights:
@@ -117,12 +115,12 @@ def weights_table(specs: dict[str, ModelSpec]) -> list[dict[str, Any]]:
             cached = weights_dir() / f.name
             rows.append({"model": name, "file": f.name, "where": f.url, "license": official.license,
                          "sha256": f.sha256, "hash_source": f.hash_source, "bytes": f.bytes,
-                         "present": cached.is_file(), "path": str(cached)})
+                         "present": cached.is_file(), "path": str(cached), "note": official.note})
         if official.packaged is not None:
             p = official.packaged
             folder = p.folder_path()
             rows += [{"model": name, "file": f.name, "where": f"PyPI {p.dist}", "license": official.license,
                       "sha256": f.sha256, "hash_source": f.hash_source, "bytes": f.bytes,
                       "present": folder is not None and (folder / f.name).is_file(),
-                      "path": str(folder / f.name) if folder else None} for f in p.files]
+                      "path": str(folder / f.name) if folder else None, "note": official.note} for f in p.files]
     return rows

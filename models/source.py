@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from models.errors import CheckpointError, ModelError
-from models.spec import ModelSpec, TensorContract
+from models.spec import ModelSpec, TensorContract, is_noise_sample
 from runtimes.artifact import sha256_file
 
 
@@ -52,7 +52,9 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: "Path | str 
     model = spec.reference or spec.name
     if weights is None:
         return ModelSource(model, dict(config), seed=seed)
-    if str(weights) == "official":
+    from models.weights import OFFICIAL
+
+    if str(weights) == OFFICIAL:
         from models.official import resolve_official
 
         found = resolve_official(spec)
@@ -87,7 +89,7 @@ def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorCon
         spec.load_weights(module, Path(source.weights))
     elif spec.random_init is not None:
         contracts = contracts or resolve_inputs(spec, None, source.config)
-        photos = [p for p in spec.make_inputs(contracts, 0) if not p.label.startswith("random:")]
+        photos = [p for p in spec.make_inputs(contracts, 0) if not is_noise_sample(p.label)]
         batch = [torch.from_numpy(np.concatenate([p.arrays[c.name] for p in photos])) for c in contracts]
         spec.random_init(module, batch)
     return module.eval()

@@ -10,7 +10,6 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from runtimes.paths import cache_root
 
@@ -23,9 +22,6 @@ class WeightsFile:
     url: str | None = None
     bytes: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "hash_source": self.hash_source, "url": self.url,
-                "bytes": self.bytes}
 
 
 @dataclass(frozen=True)
@@ -61,11 +57,6 @@ class OfficialWeights:
     packaged: PackagedWeights | None = None
     note: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"release": self.release, "license": self.license, "page": self.page, "note": self.note,
-                "download": self.download.to_dict() if self.download else None,
-                "packaged": None if self.packaged is None else {
-                    "dist": self.packaged.dist, "files": [f.to_dict() for f in self.packaged.files]}}
 
 
 def weights_dir() -> Path:
@@ -86,4 +77,5 @@ def offline() -> bool:
     return os.environ.get("EDGEPORT_OFFLINE", "") not in ("", "0")
 
 
+OFFICIAL = "official"     # the --weights value that asks for the spec's release
 OPENMODELDB = "OpenModelDB (OpenModelDB/open-model-database, data/models/{}.json)"

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from models.errors import ModelError
-from models.spec import ModelSpec, ParityInput, Photo, TensorContract
+from models.spec import ModelSpec, ParityInput, Photo, TensorContract, is_noise_sample
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_IMAGES = 64
@@ -61,6 +61,6 @@ def calibration_set(spec: ModelSpec, contracts: tuple[TensorContract, ...], fold
     from models.samples import bundled_calibration_photos
 
     photos = read_photo_dir(folder) if folder is not None else bundled_calibration_photos()
-    inputs = [s for s in spec.make_inputs(contracts, seed + 1000, photos) if not s.label.startswith("random:")]
+    inputs = [s for s in spec.make_inputs(contracts, seed + 1000, photos) if not is_noise_sample(s.label)]
     return CalibrationSet("bundled" if folder is None else str(Path(folder).resolve()),
                           tuple(name for name, _ in photos), tuple(inputs))
