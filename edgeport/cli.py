@@ -162,12 +162,13 @@ def _export_targets(args: argparse.Namespace) -> list[str]:
 def _detected_reference(weights: str) -> str:
     """A checkpoint without a model name: spandrel detects the architecture (ncnn files need a zoo model)."""
     from models import CheckpointError
+    from models.ncnn_files import is_ncnn_path
     from models.spandrel_models import reference_for
 
     path = Path(weights)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
-    if path.suffix in (".param", ".bin"):
+    if is_ncnn_path(path):
         raise CheckpointError(f"{path} is an ncnn model: name the zoo model it belongs to, e.g. "
                               f"`edgeport export realesr-animevideov3 --weights {path}`")
     return reference_for(path)

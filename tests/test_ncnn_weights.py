@@ -122,7 +122,7 @@ def test_x2_variant_is_refused_with_the_reason(tmp_path):
 @needs_package
 @pytest.mark.skipif(importlib.util.find_spec("ncnn") is None, reason="the ncnn runtime is installed by setup")
 def test_conversion_matches_the_ncnn_runtime_on_a_photo():
-    from edgeport.weights_command import ncnn_agreement
+    from parity_tests.ncnn_agreement import ncnn_agreement
 
     rows = ncnn_agreement(get_spec("realesr-animevideov3"), size=48)
     assert len(rows) == 3 and all(r["psnr_db"] > 100 for r in rows), rows
