@@ -48,7 +48,7 @@ class ExportRequest:
         """The calibration inputs as torch tensors in input order, for PT2E observers."""
         import torch
 
-        return [tuple(torch.from_numpy(np.asarray(c[n])) for n in self.input_names) for c in self.calibration]
+        return [tuple(torch.tensor(np.asarray(c[n])) for n in self.input_names) for c in self.calibration]  # copies
 
 
 class Exporter(ABC):

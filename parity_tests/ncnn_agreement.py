@@ -31,7 +31,7 @@ def ncnn_agreement(spec: Any, size: int) -> list[dict[str, Any]]:
             continue
         x = sample.arrays[contracts[0].name]
         with torch.no_grad():
-            ours = module(torch.from_numpy(x)).numpy()[0]
+            ours = module(torch.tensor(x)).numpy()[0]
         theirs = np.clip(run_ncnn(*ncnn_pair(found.path), x[0]), 0.0, 1.0)
         m = compare(ours, theirs)
         rows.append({"photo": sample.label, "psnr_db": round(m.psnr_db, 2), "max_abs": m.max_abs})

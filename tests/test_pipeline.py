@@ -204,3 +204,20 @@ def test_gate_fails_when_the_artifact_really_differs(tmp_path, monkeypatch):
                       config={"num_conv": 1, "num_feat": 8})
     (row,) = run_export(plan).rows
     assert row.status == "parity-fail" and row.worst_psnr_db < 60 and not math.isinf(row.worst_psnr_db)
+
+
+class _WritesIntoItsInput(nn.Module):
+    """Like spandrel's RCAN (`x *= rgb_range`): a forward that mutates its input in place."""
+
+    def forward(self, x):
+        x *= 2.0
+        return x + 1.0
+
+
+def test_a_forward_that_writes_into_its_input_does_not_change_the_parity_samples():
+    from models.spec import ParityInput
+    from parity_tests.reference import torch_outputs
+
+    sample = ParityInput("photo:x", {"x": np.full((1, 1, 2, 2), 0.25, dtype=np.float32)})
+    (ref,) = torch_outputs(_WritesIntoItsInput(), [sample], ["x"], ["y"])
+    assert np.all(sample.arrays["x"] == 0.25) and np.all(ref["y"] == 1.5)
