@@ -68,11 +68,11 @@ def test_detected_checkpoint_exports_without_a_model_name(tmp_path, capsys):
 
     path = _esrgan_checkpoint(tmp_path / "4x-Tiny.pth")
     out = tmp_path / "out"
-    code = main(["export", "--weights", str(path), "--to", "onnx,tflite,coreml", "--recipe", "fp32",
+    code = main(["export", "--weights", str(path), "--to", "onnx,coreml", "--recipe", "fp32",
                  "--input-size", "24x24", "--out", str(out), "--json", "--quiet"])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0, summary
-    assert [r["status"] for r in summary["rows"]] == ["pass"] * 3
+    assert [r["status"] for r in summary["rows"]] == ["pass"] * 2
     assert all(r["photo_psnr_db"] is None or r["photo_psnr_db"] > 60 for r in summary["rows"])
     manifest = json.loads((out / "4x-tiny" / "onnx-fp32" / "manifest.json").read_text())
     assert manifest["model"]["architecture"]["id"] == "ESRGAN" and manifest["source"]["model"].startswith("spandrel:")
