@@ -63,6 +63,9 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="architecture setting, e.g. num_block=2 (repeatable)")
     p.add_argument("--dynamic-hw", action="store_true", help="dynamic height/width (ONNX, Core ML)")
+    p.add_argument("--io", choices=("image", "tensor"), default="image",
+                   help="image (default): pictures go in and out as 8-bit pixels, the conversion compiled into the "
+                        "artifact (uint8 NHWC; Core ML images); tensor: float32 NCHW in the contract's values")
     p.add_argument("--tflite-route", choices=("auto", "litert-torch", "onnx2tf"), default="auto")
     p.add_argument("--converter-timeout", type=float, default=None, metavar="SECONDS",
                    help="bound on a converter that runs in its own process, such as onnx2tf (default 900)")
@@ -185,7 +188,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for model in _export_targets(args):
         plan = ExportPlan(model=model, formats=args.to, out_root=args.out, recipes=args.recipes, calib_dir=args.calib,
                           weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
-                          dynamic_hw=args.dynamic_hw,
+                          dynamic_hw=args.dynamic_hw, io=args.io,
                           options={"tflite_route": args.tflite_route, "converter_timeout": args.converter_timeout},
                           input_shapes=shapes)
         summaries.append(run_export(plan, Progress(enabled=not args.quiet)))

@@ -29,6 +29,7 @@ class ExportPlan:
     input_shapes: tuple[tuple[int, ...], ...] = ()   # a custom model's inputs (--input)
     spec: Any = None                                  # a ready ModelSpec (Python API); overrides `model`
     calib_dir: Path | None = None                     # calibration photos; None: the bundled ones
+    io: str = "image"                                 # "image": pixels compiled in where the contract is a picture
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,21 @@ class ExportRequest:
     sample_inputs: Sequence[Mapping[str, np.ndarray]] = ()  # real inputs, for converters that want data
     calibration: Sequence[Mapping[str, np.ndarray]] = ()    # photos fitted to the inputs, for int8 ranges
     options: Mapping[str, Any] = field(default_factory=dict)
+    # per input / output: a runtimes.pixels.PixelEncoding where image I/O is compiled in, else None ((): none)
+    input_pixels: tuple = ()
+    output_pixels: tuple = ()
+    # what the artifact says about itself (exporters/metadata.py): name, summary, author, license, version,
+    # one line per input and output, and the contract as JSON
+    about: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_io(self) -> bool:
+        return any(p is not None for p in (*self.input_pixels, *self.output_pixels))
+
+    def pixels(self) -> tuple[tuple, tuple]:
+        """(input encodings, output encodings), one entry per tensor."""
+        return (tuple(self.input_pixels) or (None,) * len(self.input_names),
+                tuple(self.output_pixels) or (None,) * len(self.output_names))
 
     @property
     def converter_timeout(self) -> float:
@@ -62,7 +77,7 @@ class Exporter(ABC):
 
 def nchw_bindings(names: Sequence[str], shapes: Sequence[tuple[int, ...]],
                   dynamic_hw: bool) -> tuple[TensorBinding, ...]:
-    """Bindings for a format that keeps PyTorch's names and layout (ONNX, Core ML, ExecuTorch)."""
+    """Bindings for a format that keeps PyTorch's names and layout (Core ML, ExecuTorch)."""
     def shown(shape: tuple[int, ...]) -> tuple[int, ...]:
         return (shape[0], shape[1], -1, -1) if dynamic_hw and len(shape) == 4 else tuple(shape)
     return tuple(TensorBinding(n, n, shown(s), "NCHW") for n, s in zip(names, shapes))

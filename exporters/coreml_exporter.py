@@ -1,7 +1,8 @@
 """Core ML: torch.export -> run_decompositions -> coremltools, as an mlprogram .mlpackage.
 
-jit.trace is not used: it fails on any forward doing arithmetic on x.shape. I/O stay float32 in every
-recipe (an FP16 program casts inside), so an app's interface does not change with the recipe.
+jit.trace is not used: it fails on any forward doing arithmetic on x.shape. Image I/O (exporters/image_io.py)
+gives ImageType inputs and outputs; tensor I/O stays float32 in every recipe (an FP16 program casts inside),
+so an app's interface does not change with the recipe.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 from exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
 from exporters.coreml_package import make_reproducible
 from exporters.formats import Format
+from exporters.image_io import image_bindings, pixel_request
+from exporters.metadata import apply_coreml_metadata
 from runtimes.artifact import ArtifactRecord, file_records
 from runtimes.base import captured_output
 from runtimes.coreml import coreml_latency_unavailable, coreml_tensors, import_coremltools, open_coreml
@@ -35,28 +38,48 @@ def _exported_program(request: ExportRequest) -> Any:
         raise export_error("torch.export", exc) from exc
 
 
+def _color_layout(ct: Any, color: str) -> Any:
+    return {"RGB": ct.colorlayout.RGB, "BGR": ct.colorlayout.BGR, "GRAY": ct.colorlayout.GRAYSCALE}[color]
+
+
+def _image_type(ct: Any, name: str, shape: Any, enc: Any) -> Any:
+    """ImageType's one scale and per-channel bias carry the normalisation when the std is uniform; otherwise
+    they pass the levels through and the program's first op normalises (exporters/image_io.py)."""
+    scale, bias = 1.0, [0.0] * enc.channels
+    if enc.uniform_std:
+        scale = 1.0 / (255.0 * enc.std[0])
+        bias = [-m / s for m, s in zip(enc.mean, enc.std)]
+    return ct.ImageType(name=name, shape=shape, scale=scale, bias=bias[0] if enc.channels == 1 else bias,
+                        color_layout=_color_layout(ct, enc.color))
+
+
 def _input_types(ct: Any, request: ExportRequest) -> list[Any]:
     import numpy as np
 
     types = []
-    for name, tensor in zip(request.input_names, request.example_inputs):
+    for name, tensor, enc in zip(request.input_names, request.example_inputs, request.pixels()[0]):
         shape = list(tensor.shape)
         if request.dynamic_hw and tensor.dim() == 4:
             lo, hi = DYNAMIC_HW_RANGE
             shape[2], shape[3] = ct.RangeDim(lo, hi, default=shape[2]), ct.RangeDim(lo, hi, default=shape[3])
-        types.append(ct.TensorType(name=name, shape=ct.Shape(shape), dtype=np.float32))
+        types.append(_image_type(ct, name, ct.Shape(shape), enc) if enc is not None
+                     else ct.TensorType(name=name, shape=ct.Shape(shape), dtype=np.float32))
     return types
 
 
-def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
+def _output_types(ct: Any, request: ExportRequest) -> list[Any]:
     import numpy as np
 
+    return [ct.ImageType(name=n, color_layout=_color_layout(ct, enc.color)) if enc is not None
+            else ct.TensorType(name=n, dtype=np.float32) for n, enc in zip(request.output_names, request.pixels()[1])]
+
+
+def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
     program = _exported_program(request)
     try:
         with captured_output():
             return ct.convert(
-                program, convert_to="mlprogram", inputs=_input_types(ct, request),
-                outputs=[ct.TensorType(name=n, dtype=np.float32) for n in request.output_names],
+                program, convert_to="mlprogram", inputs=_input_types(ct, request), outputs=_output_types(ct, request),
                 compute_precision=ct.precision.FLOAT16 if compute == "fp16" else ct.precision.FLOAT32,
                 minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
             )
@@ -71,6 +94,10 @@ class CoreMLExporter(Exporter):
         from quantize.steps import step_for
 
         ct = import_coremltools()
+        if request.image_io:
+            ins, outs = request.pixels()
+            request = pixel_request(request, ins, outs, nhwc_uint8=False,
+                                    scaled_in=tuple(e is not None and e.uniform_std for e in ins))
         step = step_for("coreml", request.precision)
         compute = step.options.get("compute_precision", "fp32")
         mlmodel = _convert(ct, request, compute)
@@ -82,7 +109,8 @@ class CoreMLExporter(Exporter):
             except Exception as exc:
                 raise export_error(f"coremltools.optimize {request.precision}", exc) from exc
             recipe = {"tool": step.tool, **done}
-        mlmodel.short_description = f"{request.stem} ({request.precision}) exported by edgeport"
+        apply_coreml_metadata(mlmodel, {"summary": f"{request.stem} ({request.precision}) exported by edgeport",
+                                        **request.about})
         path = request.work_dir / f"{request.stem}.mlpackage"
         with captured_output():
             mlmodel.save(str(path))
@@ -91,8 +119,10 @@ class CoreMLExporter(Exporter):
         return ArtifactRecord(
             format="coreml", export_precision=request.precision, route="torch.export+coremltools",
             main_file=path.name, files=file_records(request.work_dir),
-            inputs=nchw_bindings(request.input_names, in_shapes, request.dynamic_hw),
-            outputs=nchw_bindings(request.output_names, request.output_shapes, request.dynamic_hw),
+            inputs=image_bindings(nchw_bindings(request.input_names, in_shapes, request.dynamic_hw),
+                                  request.pixels()[0]),
+            outputs=image_bindings(nchw_bindings(request.output_names, request.output_shapes, request.dynamic_hw),
+                                   request.pixels()[1]),
             details={"pipeline": "torch.export -> run_decompositions -> coremltools.convert (mlprogram)",
                      "compute_precision": "FLOAT16" if compute == "fp16" else "FLOAT32",
                      "minimum_deployment_target": step.options.get("minimum_deployment_target", DEPLOYMENT_TARGET),

@@ -9,8 +9,9 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
-from exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
+from exporters.base import Exporter, ExportRequest, export_error
 from exporters.formats import Format
+from exporters.image_io import pixel_request, uint8_bindings
 from runtimes.artifact import ArtifactRecord, file_records
 from runtimes.base import captured_output
 from runtimes.executorch_runner import ExecuTorchRunner
@@ -53,6 +54,10 @@ class ExecuTorchExporter(Exporter):
         from quantize.steps import step_for
 
         step = step_for("executorch", request.precision)
+        ins, outs = request.pixels()
+        in_shapes = [tuple(t.shape) for t in request.example_inputs]   # NCHW, before any image wrapping
+        if request.image_io:
+            request = pixel_request(request, ins, outs, nhwc_uint8=True)
         module, recipe = request.module, {}
         if step.apply is not None:
             try:
@@ -61,7 +66,7 @@ class ExecuTorchExporter(Exporter):
             except Exception as exc:
                 raise export_error(f"ExecuTorch {step.tool}", exc) from exc
             recipe = {"tool": step.tool, "weights": "int8 per channel", "activations": "int8 per tensor, calibrated",
-                      "io": "float32", "calibration_samples": len(request.calibration)}
+                      "io": "uint8 images" if request.image_io else "float32", "calibration_samples": len(request.calibration)}
         edge = _lowered(request, module)
         delegation = delegation_summary(edge)
         path = request.work_dir / f"{request.stem}.pte"
@@ -70,14 +75,13 @@ class ExecuTorchExporter(Exporter):
                 path.write_bytes(edge.to_executorch().buffer)
         except Exception as exc:
             raise export_error("ExecuTorch to_executorch", exc) from exc
-        in_shapes = [tuple(t.shape) for t in request.example_inputs]
         notes = ((describe_delegation(delegation),) if delegation["undelegated_ops"] else ()) + (
             ("ExecuTorch artifacts are fixed-shape here: dynamic H/W was not exported",) if request.dynamic_hw else ())
         return ArtifactRecord(
             format="executorch", export_precision=request.precision, route="torch.export+executorch-xnnpack",
             main_file=path.name, files=file_records(request.work_dir),
-            inputs=nchw_bindings(request.input_names, in_shapes, False),
-            outputs=nchw_bindings(request.output_names, request.output_shapes, False),
+            inputs=uint8_bindings(request.input_names, in_shapes, ins),
+            outputs=uint8_bindings(request.output_names, request.output_shapes, outs),
             details={"backend": "XnnpackBackend", "delegates": ["XnnpackBackend"], "delegation": delegation,
                      "delegation_summary": describe_delegation(delegation), "fixed_shape": True,
                      **({"recipe": recipe} if recipe else {})},

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from exporters.base import ExportError, Exporter, ExportRequest, export_error, nchw_bindings
+from exporters.base import ExportError, Exporter, ExportRequest, export_error
 from exporters.formats import Format
-from runtimes.artifact import ArtifactRecord, file_records
+from exporters.image_io import pixel_request
+from exporters.metadata import with_onnx_metadata
+from runtimes.artifact import ArtifactRecord, TensorBinding, file_records
 from runtimes.base import captured_output
 from runtimes.onnxruntime_runner import OnnxRuntimeRunner, onnx_tensors
 
@@ -16,14 +18,16 @@ OPSET = 18
 
 
 def write_onnx(module, example_inputs: tuple, path: Path, input_names: Sequence[str],
-               output_names: Sequence[str], dynamic_hw: bool) -> None:
-    """Shared by the ONNX format and the onnx2tf route to TFLite."""
+               output_names: Sequence[str], dynamic_hw: bool, nhwc: Sequence[bool] = ()) -> None:
+    """Shared by the ONNX format and the onnx2tf route to TFLite. nhwc: which inputs are NHWC images."""
     import torch
 
     dynamic_shapes = None
     if dynamic_hw:
         dim = torch.export.Dim
-        dynamic_shapes = tuple({2: dim.DYNAMIC, 3: dim.DYNAMIC} if t.dim() == 4 else {} for t in example_inputs)
+        axes = [(1, 2) if i < len(nhwc) and nhwc[i] else (2, 3) for i in range(len(example_inputs))]
+        dynamic_shapes = tuple({a: dim.DYNAMIC for a in hw} if t.dim() == 4 else {}
+                               for t, hw in zip(example_inputs, axes))
     try:
         with captured_output():
             torch.onnx.export(
@@ -40,7 +44,8 @@ def _write(request: ExportRequest, path: Path) -> dict:
 
     step = step_for("onnx", request.precision)
     args = (request.module, request.example_inputs)
-    names = (request.input_names, request.output_names, request.dynamic_hw)
+    names = (request.input_names, request.output_names, request.dynamic_hw,
+             [p is not None for p in request.pixels()[0]])
     if step.apply is None:
         write_onnx(*args, path, *names)
         return {}
@@ -54,20 +59,43 @@ def _write(request: ExportRequest, path: Path) -> dict:
             raise export_error(f"onnxruntime {request.precision}", exc) from exc
 
 
+def _bindings(request: ExportRequest, proto: Any) -> tuple[tuple, tuple]:
+    """Read from the file: shapes (dynamic dims as -1), layouts and element types, with the pixel encodings."""
+    import onnx
+
+    def read(values: Any, names: Sequence[str], encs: tuple, expected: Sequence[tuple]) -> tuple:
+        by_name = {v.name: v for v in values}
+        bindings = []
+        for name, enc, want in zip(names, encs, expected):
+            t = by_name[name].type.tensor_type
+            shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim) or tuple(want)
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+            bindings.append(TensorBinding(name, name, shape, "NHWC" if enc is not None else "NCHW", dtype, enc))
+        return tuple(bindings)
+    ins, outs = request.pixels()
+    out_shapes = [(s[0], s[2], s[3], s[1]) if e is not None else s for s, e in zip(request.output_shapes, outs)]
+    return (read(proto.graph.input, request.input_names, ins, [tuple(t.shape) for t in request.example_inputs]),
+            read(proto.graph.output, request.output_names, outs, out_shapes))
+
+
 class OnnxExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
         import onnx
         import torch
 
+        if request.image_io:
+            request = pixel_request(request, *request.pixels(), nhwc_uint8=True)
         path = request.work_dir / f"{request.stem}.onnx"
         recipe = _write(request, path)
         proto = onnx.load(str(path), load_external_data=False)
+        if request.about:
+            onnx.save(with_onnx_metadata(proto, request.about), str(path))
         try:
             onnx.checker.check_model(proto)
         except Exception as exc:
             raise ExportError(f"the written ONNX file does not pass onnx.checker: {exc}") from exc
         opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-        in_shapes = [tuple(t.shape) for t in request.example_inputs]
+        inputs, outputs = _bindings(request, proto)
         versions = {"torch": torch.__version__, "onnx": onnx.__version__}
         if recipe:
             import onnxruntime
@@ -76,8 +104,7 @@ class OnnxExporter(Exporter):
         return ArtifactRecord(
             format="onnx", export_precision=request.precision, route="torch.onnx-dynamo",
             main_file=path.name, files=file_records(request.work_dir),
-            inputs=nchw_bindings(request.input_names, in_shapes, request.dynamic_hw),
-            outputs=nchw_bindings(request.output_names, request.output_shapes, request.dynamic_hw),
+            inputs=inputs, outputs=outputs,
             details={"opset": opset, "ir_version": proto.ir_version, "dynamic_hw": request.dynamic_hw,
                      "nodes": len(proto.graph.node), **({"recipe": recipe} if recipe else {})},
             versions=versions,

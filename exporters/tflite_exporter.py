@@ -18,7 +18,9 @@ import numpy as np
 from exporters.base import (ExportError, Exporter, ExportRequest, detect_layout, export_error, failing_op,
                             run_converter)
 from exporters.formats import Format
+from exporters.image_io import image_bindings, pixel_request
 from exporters.onnx_exporter import write_onnx
+from exporters.tflite_metadata import write_tflite_metadata
 from runtimes.artifact import ArtifactRecord, TensorBinding, file_records
 from runtimes.base import captured_output
 from runtimes.litert import LiteRTRunner, open_interpreter, tflite_tensors
@@ -60,6 +62,8 @@ def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
 
 
 def _convert_onnx2tf(request: ExportRequest, path: Path, step: Any) -> None:
+    if request.image_io:   # it reads every 4-D input as NCHW and would transpose the uint8 NHWC image again
+        raise ExportError("onnx2tf cannot keep uint8 NHWC image I/O; export this model with --io tensor")
     with tempfile.TemporaryDirectory(prefix="edgeport-onnx2tf-") as tmp:
         work = Path(tmp)
         onnx_path = work / "model.onnx"
@@ -82,14 +86,15 @@ def _convert_onnx2tf(request: ExportRequest, path: Path, step: Any) -> None:
         produced.replace(path)
 
 
-def _require_float_io(path: Path) -> None:
-    """The contract is float32 in and out for every recipe; PT2E sometimes folds the first quantize into the
-    model input (int8 image), which would change what an app must feed."""
+def _require_contract_io(path: Path, request: ExportRequest) -> None:
+    """I/O are float32, or uint8 for compiled-in images, in every recipe; PT2E sometimes folds the first
+    quantize into the model input (an int8 tensor), which would change what an app must feed."""
     interp = open_interpreter(path, delegate=False)
-    for d in interp.get_input_details() + interp.get_output_details():
-        if np.dtype(d["dtype"]) != np.float32:
-            raise ExportError(f"converter made tensor {d['name']} {np.dtype(d['dtype']).name}; the I/O contract is "
-                              "float32")
+    for details, encs in zip((interp.get_input_details(), interp.get_output_details()), request.pixels()):
+        got = sorted(np.dtype(d["dtype"]).name for d in details)
+        want = sorted("uint8" if e is not None else "float32" for e in encs)
+        if got != want:
+            raise ExportError(f"converter made I/O types {got}; the contract is {want}")
 
 
 def _convert(request: ExportRequest, path: Path, step: Any) -> tuple[str, list[str]]:
@@ -102,7 +107,7 @@ def _convert(request: ExportRequest, path: Path, step: Any) -> tuple[str, list[s
     for route in ROUTES if wanted == "auto" else (wanted,):
         try:
             (_convert_litert_torch if route == "litert-torch" else _convert_onnx2tf)(request, path, step)
-            _require_float_io(path)
+            _require_contract_io(path, request)
             return route, failures
         except ExportError as exc:
             failures.append(str(exc))
@@ -178,6 +183,10 @@ class TFLiteExporter(Exporter):
         from runtimes.xnnpack_delegation import xnnpack_delegation
 
         step = step_for("tflite", request.precision)
+        ins, outs = request.pixels()
+        in_shapes = [tuple(t.shape) for t in request.example_inputs]   # NCHW, before any image wrapping
+        if request.image_io:
+            request = pixel_request(request, ins, outs, nhwc_uint8=True)
         final = request.work_dir / f"{request.stem}.tflite"
         rewrite = step.stage == "artifact"
         path = request.work_dir / ".fp32.tflite" if rewrite else final
@@ -185,16 +194,22 @@ class TFLiteExporter(Exporter):
         recipe: dict[str, Any] = _rewrite(step, path, final, request.calibration) if rewrite else {}
         if step.stage == "convert" and step.apply is not None:
             recipe = {"tool": step.tool if route == "litert-torch" else step.options["onnx2tf_tool"],
-                      "weights": "int8 per channel", "activations": "int8 per tensor, calibrated", "io": "float32",
+                      "weights": "int8 per channel", "activations": "int8 per tensor, calibrated",
+                      "io": "uint8 images" if request.image_io else "float32",
                       "calibration_samples": len(request.calibration)}
+        if request.about:
+            try:
+                write_tflite_metadata(final, request.about, (request.input_names, request.output_names), (ins, outs))
+            except Exception as exc:
+                raise export_error("TFLite metadata", exc) from exc
         delegation = xnnpack_delegation(final)
         interp = open_interpreter(final, delegate=False)
         return ArtifactRecord(
             format="tflite", export_precision=request.precision, route=route, main_file=final.name,
             files=file_records(request.work_dir),
-            inputs=_bindings(request.input_names, interp.get_input_details(),
-                             [tuple(t.shape) for t in request.example_inputs]),
-            outputs=_bindings(request.output_names, interp.get_output_details(), list(request.output_shapes)),
+            inputs=image_bindings(_bindings(request.input_names, interp.get_input_details(), in_shapes), ins),
+            outputs=image_bindings(_bindings(request.output_names, interp.get_output_details(),
+                                             list(request.output_shapes)), outs),
             details={"fallback_from": failures, "fixed_shape": True, "delegation": delegation.to_dict(),
                      "delegation_summary": delegation.describe(), **({"recipe": recipe} if recipe else {})},
             versions=_versions(route), warnings=tuple(_notes(recipe, delegation, request.dynamic_hw, route, failures)),

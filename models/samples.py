@@ -60,14 +60,22 @@ def fit_photo(rgb: np.ndarray, contract: TensorContract) -> np.ndarray:
     if img.shape[-1] != channels:
         raise ValueError(f"{contract.name}: a {contract.color_order} photo has {img.shape[-1]} channels, "
                          f"the contract wants {channels}")
+    nchw = np.ascontiguousarray(img.transpose(2, 0, 1)[None])
+    if contract.pixels is not None:   # a picture holds whole 8-bit levels (the grey mix is not one)
+        nchw = np.clip(np.rint(nchw), 0, 255)
+        return contract.pixels.from_pixels(nchw).astype(contract.dtype)
     lo, hi = contract.value_range
-    img = lo + (img / 255.0) * (hi - lo)
-    return np.ascontiguousarray(img.transpose(2, 0, 1)[None]).astype(contract.dtype)
+    return (lo + (nchw / 255.0) * (hi - lo)).astype(contract.dtype)
 
 
 def random_input(contract: TensorContract, seed: int) -> np.ndarray:
-    lo, hi = contract.value_range
+    """Uniform noise over the value range; for a picture, uniform random 8-bit pixels, so an artifact that
+    takes pixels sees exactly what PyTorch sees."""
     rng = np.random.default_rng(seed)
+    if contract.pixels is not None:
+        pixels = rng.integers(0, 256, size=contract.shape, dtype=np.uint8)
+        return contract.pixels.from_pixels(pixels).astype(contract.dtype)
+    lo, hi = contract.value_range
     return rng.uniform(lo, hi, size=contract.shape).astype(contract.dtype)
 
 

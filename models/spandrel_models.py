@@ -158,6 +158,7 @@ def _plain(value: Any) -> Any:
 def _spec_from(descriptor: Any, path: Path) -> Any:
     from models.samples import photo_inputs
     from models.spec import ModelMetadata, ModelSpec, TensorContract
+    from runtimes.pixels import PixelEncoding
 
     req, scale = descriptor.size_requirements, descriptor.scale
     side = _default_side(req.minimum, req.multiple_of)
@@ -166,10 +167,11 @@ def _spec_from(descriptor: Any, path: Path) -> Any:
         raise CheckpointError(f"{path}: {descriptor.input_channels} input / {descriptor.output_channels} output "
                               "channels; only grayscale and RGB image models export through spandrel so far")
     image = TensorContract("image", (1, descriptor.input_channels, side, side), color_order=colour,
-                           description=f"{colour} image, float in [0, 1]")
+                           description=f"{colour} image, float in [0, 1]", pixels=PixelEncoding.unit(colour))
     out = TensorContract("output", (1, descriptor.output_channels, side * scale, side * scale),
                          color_order={1: "GRAY", 3: "RGB"}[descriptor.output_channels],
-                         description=f"x{scale} {descriptor.purpose} output, clamped to [0, 1] as spandrel does")
+                         description=f"x{scale} {descriptor.purpose} output, clamped to [0, 1] as spandrel does",
+                         pixels=PixelEncoding.unit({1: "GRAY", 3: "RGB"}[descriptor.output_channels]))
     record = architecture_record(descriptor)
     settings = ", ".join(f"{k}={v}" for k, v in record["hyperparameters"].items())
     arch = descriptor.architecture.id

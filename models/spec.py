@@ -8,6 +8,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from runtimes.pixels import PixelEncoding
+
 
 @dataclass(frozen=True)
 class TensorContract:
@@ -21,6 +23,9 @@ class TensorContract:
     layout: str = "NCHW"
     normalization: str = "pixel / 255"
     description: str = ""
+    # set: this tensor is a picture, value = (pixel / 255 - mean) / std, and image I/O compiles that into the
+    # artifact; None: a tensor (a mask probability, click maps, depth), fed and read as float32
+    pixels: PixelEncoding | None = None
 
     def with_hw(self, height: int, width: int) -> "TensorContract":
         if self.layout != "NCHW" or len(self.shape) != 4:
@@ -37,6 +42,7 @@ class TensorContract:
             "value_range": [v if math.isfinite(v) else None for v in self.value_range],
             "color_order": self.color_order,
             "layout": self.layout, "normalization": self.normalization, "description": self.description,
+            "pixels": self.pixels.to_dict() if self.pixels else None,
         }
 
     @classmethod
@@ -44,7 +50,8 @@ class TensorContract:
         lo, hi = d.get("value_range") or (0.0, 1.0)
         known = {k: d[k] for k in ("dtype", "color_order", "layout", "normalization", "description") if k in d}
         return cls(d["name"], tuple(int(s) for s in d["shape"]),
-                   value_range=(-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi)), **known)
+                   value_range=(-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi)),
+                   pixels=PixelEncoding.from_dict(d.get("pixels")), **known)
 
 
 NOISE_PREFIX = "random:"

@@ -13,7 +13,7 @@ import numpy as np
 
 from models.spec import ParityGate, ParityInput, TaskMetric
 from parity_tests.manifest import Manifest, ManifestError, read_manifest
-from parity_tests.metrics import compare
+from parity_tests.metrics import OutputMetrics, compare, compare_pixels
 from parity_tests.report import ParityReport, SampleResult, judge
 from runtimes.artifact import ArtifactRecord, sha256_file
 from runtimes.base import RuntimeUnavailable
@@ -53,7 +53,7 @@ def evaluate(record: ArtifactRecord, artifact_dir: Path, inputs: Sequence[Parity
         for sample, ref in zip(inputs, references):
             got = runtime.run(sample.arrays)
             outputs.append(got)
-            results += [SampleResult(sample.label, name, compare(ref[name], got[name])) for name in ref]
+            results += [SampleResult(sample.label, name, compared(record, name, ref[name], got[name])) for name in ref]
             if task_metric is not None:
                 task.append((sample.label, task_metric(ref, got)))
     except Exception as exc:  # a runtime crash is reported as this artifact's error, not raised past it
@@ -62,6 +62,14 @@ def evaluate(record: ArtifactRecord, artifact_dir: Path, inputs: Sequence[Parity
                                        f"{type(exc).__name__}: {first}"[:300], seed), outputs)
     status, message = judge(results, gate)
     return Evaluation(ParityReport(status, runtime.engine, gate, tuple(results), message, seed, tuple(task)), outputs)
+
+
+def compared(record: ArtifactRecord, name: str, reference: np.ndarray, actual: np.ndarray) -> OutputMetrics:
+    """An image output is judged as the 8-bit picture the app gets; a tensor output on its float values."""
+    binding = next((b for b in record.outputs if b.name == name), None)
+    if binding is not None and binding.pixels is not None:
+        return compare_pixels(reference, actual, binding.pixels)
+    return compare(reference, actual)
 
 
 def versus_outputs(references: Sequence[Mapping[str, np.ndarray]], actual: Sequence[Mapping[str, np.ndarray]]) -> float:

@@ -17,19 +17,32 @@ class OutputMetrics:
     finite: bool = True     # False when the runtime produced NaN or Inf
     # share of the reference at its own min or max: high means a clamp hides most of the signal
     reference_saturation: float = 0.0
+    # True: an image output compared as 8-bit pixels (PyTorch's output rounded the way the artifact rounds),
+    # so max_abs is the largest 8-bit difference
+    eight_bit: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         exact = math.isinf(self.psnr_db) and self.psnr_db > 0
         return {"max_abs": self.max_abs, "mean_abs": self.mean_abs,
                 "psnr_db": None if exact or not self.finite else round(self.psnr_db, 3),
                 "bit_exact": exact, "cosine": self.cosine, "finite": self.finite,
-                "reference_saturation": round(self.reference_saturation, 4)}
+                "reference_saturation": round(self.reference_saturation, 4),
+                "compared_as": "8-bit pixels" if self.eight_bit else "float values"}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "OutputMetrics":
         psnr = math.inf if d.get("bit_exact") else (d["psnr_db"] if d.get("psnr_db") is not None else -math.inf)
         return cls(d["max_abs"], d["mean_abs"], psnr, d["cosine"], d.get("finite", True),
-                   d.get("reference_saturation", 0.0))
+                   d.get("reference_saturation", 0.0), d.get("compared_as") == "8-bit pixels")
+
+
+def compare_pixels(reference: np.ndarray, actual: np.ndarray, encoding: Any) -> OutputMetrics:
+    """An image output as the app sees it: both sides rounded to 8-bit pixels by one encoding (NaN kept)."""
+    from dataclasses import replace
+
+    if not np.all(np.isfinite(actual)):
+        return replace(compare(reference, actual), eight_bit=True)
+    return replace(compare(encoding.to_pixels(reference), encoding.to_pixels(actual)), eight_bit=True)
 
 
 def compare(reference: np.ndarray, actual: np.ndarray) -> OutputMetrics:

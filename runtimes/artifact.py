@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from runtimes.pixels import PixelEncoding
+
 
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as fh:
@@ -17,21 +19,29 @@ def sha256_file(path: Path) -> str:
 
 @dataclass(frozen=True)
 class TensorBinding:
-    """How a contract tensor appears inside the artifact: its own name, shape and layout."""
+    """How a contract tensor appears inside the artifact: its own name, shape, layout and type. `pixels` set:
+    the artifact takes or gives 8-bit pixels (uint8, or a Core ML image) and converts to the contract inside."""
 
     name: str
     artifact_name: str
     shape: tuple[int, ...]
     layout: str  # "NCHW" or "NHWC"
     dtype: str = "float32"
+    pixels: PixelEncoding | None = None
+
+    @property
+    def io(self) -> str:
+        return "image" if self.pixels is not None else "tensor"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "artifact_name": self.artifact_name, "shape": list(self.shape),
-                "layout": self.layout, "dtype": self.dtype}
+                "layout": self.layout, "dtype": self.dtype, "io": self.io,
+                "pixels": self.pixels.to_dict() if self.pixels else None}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TensorBinding":
-        return cls(d["name"], d["artifact_name"], tuple(d["shape"]), d["layout"], d.get("dtype", "float32"))
+        return cls(d["name"], d["artifact_name"], tuple(d["shape"]), d["layout"], d.get("dtype", "float32"),
+                   PixelEncoding.from_dict(d.get("pixels")))
 
 
 @dataclass(frozen=True)

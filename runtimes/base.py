@@ -29,14 +29,19 @@ Tensors = dict[str, tuple[str, np.ndarray]]
 
 
 def to_artifact_layout(array: np.ndarray, binding: TensorBinding, dtype: Any = None) -> np.ndarray:
-    """Contract arrays are NCHW; an NHWC artifact gets them transposed, as an app would feed it."""
+    """Contract arrays are NCHW; an NHWC artifact gets them transposed, as an app would feed it. An image
+    binding gets 8-bit pixels whatever dtype is asked for: its artifact converts them itself."""
+    if binding.pixels is not None:
+        array, dtype = binding.pixels.to_pixels(array), np.uint8
     array = array.transpose(0, 2, 3, 1) if binding.layout == "NHWC" else array
     return np.ascontiguousarray(array.astype(dtype or binding.dtype, copy=False))
 
 
 def from_artifact_layout(array: np.ndarray, binding: TensorBinding) -> np.ndarray:
+    """Back to the contract: NCHW, and contract values for an image binding's pixels."""
     array = np.asarray(array)
-    return array.transpose(0, 3, 1, 2) if binding.layout == "NHWC" else array
+    array = array.transpose(0, 3, 1, 2) if binding.layout == "NHWC" else array
+    return binding.pixels.from_pixels(array) if binding.pixels is not None else array
 
 
 def artifact_feed(bindings: tuple[TensorBinding, ...], inputs: Mapping[str, np.ndarray],

@@ -10,7 +10,8 @@ from typing import Mapping
 import numpy as np
 
 from runtimes.artifact import ArtifactRecord
-from runtimes.base import PARITY_THREADS, RuntimeUnavailable, Tensors, artifact_feed, captured_output
+from runtimes.base import (PARITY_THREADS, RuntimeUnavailable, Tensors, artifact_feed, captured_output,
+                           from_artifact_layout)
 
 
 def import_coremltools():
@@ -30,8 +31,28 @@ class CoreMLPredictRunner:
         self.engine = f"Core ML MLModel.predict (macOS {platform.mac_ver()[0]}, coremltools {ct.__version__})"
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = self.model.predict(artifact_feed(self.record.inputs, inputs, np.float32))
-        return {b.name: np.asarray(out[b.artifact_name], dtype=np.float32) for b in self.record.outputs}
+        feed = artifact_feed(self.record.inputs, inputs, np.float32)
+        feed = {b.artifact_name: _pil_image(feed[b.artifact_name]) if b.pixels is not None else feed[b.artifact_name]
+                for b in self.record.inputs}
+        out = self.model.predict(feed)
+        return {b.name: from_artifact_layout(_image_levels(out[b.artifact_name]) if b.pixels is not None
+                                             else np.asarray(out[b.artifact_name], dtype=np.float32), b)
+                for b in self.record.outputs}
+
+
+def _pil_image(pixels: np.ndarray) -> object:
+    """1xCxHxW uint8 -> the PIL image Core ML's ImageType takes (RGB, or L for grayscale)."""
+    from PIL import Image
+
+    hwc = pixels[0].transpose(1, 2, 0)
+    return Image.fromarray(hwc[..., 0] if hwc.shape[-1] == 1 else hwc)
+
+
+def _image_levels(image: object) -> np.ndarray:
+    """A PIL image Core ML returned -> 1xCxHxW float levels."""
+    arr = np.asarray(image, dtype=np.float32)
+    arr = arr[..., None] if arr.ndim == 2 else arr[..., :3]
+    return arr.transpose(2, 0, 1)[None]
 
 
 class MilProgramRunner:
@@ -50,7 +71,7 @@ class MilProgramRunner:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self.evaluator.run(artifact_feed(self.record.inputs, inputs, np.float32))
-        return {b.name: out[b.artifact_name] for b in self.record.outputs}
+        return {b.name: from_artifact_layout(out[b.artifact_name], b) for b in self.record.outputs}
 
 
 def open_coreml(record: ArtifactRecord, artifact_dir: Path, threads: int = PARITY_THREADS):

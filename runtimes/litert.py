@@ -60,7 +60,7 @@ def quantize_for(detail: Mapping, array: np.ndarray) -> np.ndarray:
     """A float input for an integer tensor goes through the tensor's own scale and zero point, as an app must
     feed it; casting the float would be garbage."""
     dtype = np.dtype(detail["dtype"])
-    if dtype.kind not in "iu":
+    if dtype.kind not in "iu" or array.dtype == dtype:   # floats, and 8-bit pixels for a uint8 image input
         return np.ascontiguousarray(array.astype(dtype, copy=False))
     scale, zero = detail.get("quantization", (0.0, 0))
     if not scale:

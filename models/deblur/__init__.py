@@ -14,6 +14,7 @@ from models.checkpoint import load_state_dict_file
 from models.random_init import OutputInit
 from models.samples import photo_inputs
 from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
+from runtimes.pixels import PixelEncoding
 
 
 def _conv_bn_relu(ch_in: int, ch_out: int, k: int = 3) -> list[nn.Module]:
@@ -97,9 +98,11 @@ SPECS = (
         summary="Attention R2U-Net (t=2) for text deblurring, RGB in and out in [-1, 1]",
         factory=R2AttU_Net, config={"img_ch": 3, "output_ch": 3, "t": 2, "width": 64},
         inputs=(TensorContract("blurred", (1, 3, 256, 256), value_range=(-1.0, 1.0),
-                               normalization="pixel / 127.5 - 1", description="blurred RGB document photo"),),
+                               normalization="pixel / 127.5 - 1", description="blurred RGB document photo",
+                               pixels=PixelEncoding.symmetric()),),
         outputs=(TensorContract("deblurred", (1, 3, 256, 256), value_range=(-1.0, 1.0),
-                                description="deblurred RGB, nominally [-1, 1] (not clamped, as upstream)"),),
+                                description="deblurred RGB, nominally [-1, 1] (not clamped, as upstream)",
+                                pixels=PixelEncoding.symmetric()),),
         load_weights=partial(load_state_dict_file, prefer=("state_dict", "model")), make_inputs=photo_inputs, task="deblur",
         # default BatchNorm statistics erase the input: calibrate them, as training would
         random_init=OutputInit("Conv_1x1", mean=0.0, std=0.4),

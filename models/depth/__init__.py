@@ -13,12 +13,13 @@ from models.random_init import OutputInit
 from models.samples import fit_photo, parity_photos, random_input
 from models.segmenter import normalise_rgb
 from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
+from runtimes.pixels import PixelEncoding, imagenet
 
 
 def depth_inputs(contracts: tuple[TensorContract, ...], seed: int,
                  photos: Sequence[Photo] | None = None) -> list[ParityInput]:
     (contract,) = contracts
-    rgb = TensorContract("rgb", contract.shape)
+    rgb = TensorContract("rgb", contract.shape, pixels=PixelEncoding.unit())
     samples = [ParityInput(f"photo:{name}", {contract.name: normalise_rgb(fit_photo(photo, rgb))})
                for name, photo in photos or parity_photos()]
     samples.append(ParityInput(f"random:seed={seed}", {contract.name: normalise_rgb(random_input(rgb, seed))}))
@@ -55,7 +56,7 @@ def _spec(name: str, config: dict, summary: str) -> ModelSpec:
         name=name, summary=summary, factory=FCRN, config=config,
         inputs=(TensorContract("image", (1, 3, 228, 304), value_range=(-2.2, 2.7),
                                normalization="(pixel / 255 - ImageNet mean) / ImageNet std",
-                               description="RGB photo, ImageNet-normalised"),),
+                               description="RGB photo, ImageNet-normalised", pixels=imagenet()),),
         outputs=(TensorContract("depth", (1, 1, 128, 160), value_range=(0.0, float("inf")), color_order="depth",
                                 description="depth (metres once trained) at about half the input size; "
                                             "upsample in the app"),),

@@ -16,6 +16,7 @@ from models.checkpoint import load_state_dict_file
 from models.samples import fit_photo, parity_photos, random_input
 from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
 from models.weights import OfficialWeights, WeightsFile
+from runtimes.pixels import PixelEncoding
 
 
 class DnCNN(nn.Module):
@@ -48,13 +49,15 @@ def noisy_photo_inputs(contracts: tuple[TensorContract, ...], seed: int,
     for name, photo in photos or parity_photos():
         clean = fit_photo(photo, contract)
         noisy = clean + rng.normal(0.0, NOISE_SIGMA, clean.shape).astype(np.float32)
+        noisy = contract.pixels.from_pixels(contract.pixels.to_pixels(noisy))   # a noisy photo is 8-bit too
         samples.append(ParityInput(f"noisy-photo:{name}", {contract.name: noisy.astype(np.float32)}))
     samples.append(ParityInput(f"random:seed={seed}", {contract.name: random_input(contract, seed)}))
     return samples
 
 
 def _contract(name: str, channels: int, colour: str, what: str) -> TensorContract:
-    return TensorContract(name, (1, channels, 256, 256), color_order=colour, description=what)
+    return TensorContract(name, (1, channels, 256, 256), color_order=colour, description=what,
+                          pixels=PixelEncoding.unit(colour))
 
 
 _META = ModelMetadata(paper="Zhang et al. 2017, Beyond a Gaussian Denoiser: Residual Learning of Deep CNN "

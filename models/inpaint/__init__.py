@@ -13,6 +13,7 @@ from models.inpaint.pconv import PConvUNet
 from models.random_init import OutputInit
 from models.samples import fit_photo, parity_photos
 from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract, multiple_of
+from runtimes.pixels import PixelEncoding
 
 
 def hole_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -39,10 +40,10 @@ def _photos_and_holes(height: int, width: int, seed: int,
                       photos: Sequence[Photo] | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(label, RGB in [0,1] as 1x3xHxW, hole mask HxW) for each sample photo and one random image."""
     rng = np.random.default_rng(seed)
-    rgb_contract = TensorContract("rgb", (1, 3, height, width))
+    rgb_contract = TensorContract("rgb", (1, 3, height, width), pixels=PixelEncoding.unit())
     items = [(f"photo-with-hole:{name}", fit_photo(photo, rgb_contract), hole_mask(height, width, rng))
              for name, photo in photos or parity_photos()]
-    items.append((f"random:seed={seed}", rng.uniform(0, 1, (1, 3, height, width)).astype(np.float32),
+    items.append((f"random:seed={seed}", rng.integers(0, 256, (1, 3, height, width)).astype(np.float32) / 255,
                   hole_mask(height, width, rng)))
     return items
 
@@ -90,7 +91,8 @@ SPECS = (
                                color_order="RGB+mask",
                                description="channels 0-2: image with hole in [-1, 1]; channel 3: mask, 1 in the hole"),),
         outputs=(TensorContract("inpainted", (1, 3, 256, 256), value_range=(-1.0, 1.0),
-                                description="generated RGB in [-1, 1]; composite pred*mask + image*(1-mask) in the app"),),
+                                description="generated RGB in [-1, 1]; composite pred*mask + image*(1-mask) in the app",
+                                pixels=PixelEncoding.symmetric()),),
         load_weights=load_bare_state_dict, make_inputs=gmcnn_inputs, task="inpaint", random_init=gmcnn_signal_init,
         metadata=ModelMetadata(paper="Wang et al. 2018, Image Inpainting via Generative Multi-column CNNs",
                                upstream="https://github.com/shepnerd/inpainting_gmcnn (pytorch/model/net.py)"),
@@ -100,10 +102,12 @@ SPECS = (
         name="inpaint-pconv",
         summary="Partial-convolution U-Net, 7 levels; fp16-safe mask update",
         factory=PConvUNet, config={"layer_size": 7, "width": 64},
-        inputs=(TensorContract("image", (1, 3, 256, 256), description="RGB in [0, 1], holes set to 0"),
+        inputs=(TensorContract("image", (1, 3, 256, 256), description="RGB in [0, 1], holes set to 0",
+                               pixels=PixelEncoding.unit()),
                 TensorContract("mask", (1, 3, 256, 256), color_order="mask", normalization="1 = valid, 0 = hole",
                                description="validity mask, same on all 3 channels")),
-        outputs=(TensorContract("inpainted", (1, 3, 256, 256), description="RGB; composite with the valid pixels"),),
+        outputs=(TensorContract("inpainted", (1, 3, 256, 256), description="RGB; composite with the valid pixels",
+                                pixels=PixelEncoding.unit()),),
         load_weights=load_bare_state_dict, make_inputs=pconv_inputs, task="inpaint",
         metadata=ModelMetadata(paper="Liu et al. 2018, Image Inpainting for Irregular Holes Using Partial Convolutions",
                                upstream="https://github.com/NVIDIA/partialconv (layer); U-Net as in the paper"),

@@ -15,6 +15,7 @@ from models.realesrgan.rrdbnet import RRDBNet
 from models.realesrgan.srvgg import SRVGGNetCompact
 from models.samples import photo_inputs
 from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
+from runtimes.pixels import PixelEncoding
 
 
 def load_basicsr_checkpoint(module: nn.Module, path: Path) -> None:
@@ -39,11 +40,12 @@ def load_ncnn_release(module: nn.Module, path: Path) -> None:
 
 
 def _lr_image(size: int) -> TensorContract:
-    return TensorContract("image", (1, 3, size, size), description="low-resolution RGB tile")
+    return TensorContract("image", (1, 3, size, size), description="low-resolution RGB tile", pixels=PixelEncoding.unit())
 
 
 def _hr_image(size: int) -> TensorContract:
-    return TensorContract("upscaled", (1, 3, size, size), description="upscaled RGB, clamped to [0, 1]")
+    return TensorContract("upscaled", (1, 3, size, size), description="upscaled RGB, clamped to [0, 1]",
+                          pixels=PixelEncoding.unit())
 
 
 # Default init clamps ~94% of RRDBNet's output to 0, so parity would compare zeros: centre it.

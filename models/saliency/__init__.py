@@ -10,6 +10,7 @@ from models.random_init import OutputInit
 from models.samples import photo_inputs
 from models.saliency.sam import SAMSaliency
 from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
+from runtimes.pixels import PixelEncoding
 
 
 def smart_crop(saliency: np.ndarray, aspect: float) -> tuple[int, int, int, int]:
@@ -62,7 +63,8 @@ def _spec(name: str, stride: int, summary: str) -> ModelSpec:
     return ModelSpec(
         name=name, summary=summary, factory=SAMSaliency,
         config={"output_stride": stride, "width": 1.0, "lstm_channels": 512, "steps": 4, "priors": 16},
-        inputs=(TensorContract("image", (1, 3, 240, 320), description="RGB photo in [0, 1]"),),
+        inputs=(TensorContract("image", (1, 3, 240, 320), description="RGB photo in [0, 1]",
+                                pixels=PixelEncoding.unit()),),
         outputs=(TensorContract("saliency", (1, 1, 240, 320), value_range=(0.0, float("inf")), color_order="map",
                                 description="saliency map (>= 0, unnormalised); feed it to smart_crop()"),),
         load_weights=load_state_dict_file, make_inputs=photo_inputs, task="saliency",

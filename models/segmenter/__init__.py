@@ -14,6 +14,7 @@ from models.random_init import OutputInit
 from models.samples import fit_photo, parity_photos
 from models.segmenter.sharpmask import ClickSegmenter
 from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
+from runtimes.pixels import PixelEncoding, imagenet
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -51,13 +52,13 @@ def segmenter_inputs(contracts: tuple[TensorContract, ...], seed: int,
     image_c, clicks_c = contracts
     _, _, h, w = image_c.shape
     rng = np.random.default_rng(seed)
-    rgb_contract = TensorContract("rgb", (1, 3, h, w))
+    rgb_contract = TensorContract("rgb", (1, 3, h, w), pixels=PixelEncoding.unit())
     samples = []
     for name, photo in photos or parity_photos():
         clicks = click_maps(h, w, *simulated_clicks(h, w, rng))
         samples.append(ParityInput(f"photo+clicks:{name}", {
             image_c.name: normalise_rgb(fit_photo(photo, rgb_contract)), clicks_c.name: clicks}))
-    rgb = rng.uniform(0, 1, (1, 3, h, w)).astype(np.float32)
+    rgb = rng.integers(0, 256, (1, 3, h, w)).astype(np.float32) / 255   # random 8-bit pixels
     samples.append(ParityInput(f"random:seed={seed}", {
         image_c.name: normalise_rgb(rgb), clicks_c.name: click_maps(h, w, *simulated_clicks(h, w, rng))}))
     return samples
@@ -98,7 +99,7 @@ SPECS = (
         factory=ClickSegmenter, config={"head_channels": (32, 16, 8, 8)},
         inputs=(TensorContract("image", (1, 3, 512, 512), value_range=(-2.2, 2.7),
                                normalization="(pixel / 255 - ImageNet mean) / ImageNet std",
-                               description="RGB photo, ImageNet-normalised"),
+                               description="RGB photo, ImageNet-normalised", pixels=imagenet()),
                 TensorContract("clicks", (1, 2, 512, 512), value_range=(0.0, 255.0), color_order="click-maps",
                                normalization="models.segmenter.click_maps(): distance in pixels to the nearest "
                                              "positive (ch 0) / negative (ch 1) click, truncated at 255; "

@@ -1,0 +1,121 @@
+"""Image I/O compiled into an artifact: the contract's pixel conversion becomes graph ops, so an app feeds the
+photo's 8-bit pixels and gets 8-bit pixels back, with nothing to hand-write.
+
+Two shapes of it. ONNX, TFLite and ExecuTorch take uint8 NHWC (the layout every image decoder gives) and
+return uint8 NHWC: cast, transpose and scale go in, scale, clamp, round, cast and transpose come out. Core ML
+takes an image (ImageType: its scale and per-channel bias do the normalisation, a per-channel std that one
+scale cannot express is a first op) and returns an image: the program ends at float levels 0-255, already
+rounded, which Core ML turns into the pixel buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from runtimes.artifact import TensorBinding
+from runtimes.base import to_artifact_layout
+from runtimes.pixels import PixelEncoding
+
+IO_MODES = ("image", "tensor")
+Encodings = tuple[PixelEncoding | None, ...]
+
+
+def _column(values: Sequence[float]) -> Any:
+    import torch
+
+    return torch.tensor(values, dtype=torch.float32).reshape(1, -1, 1, 1)
+
+
+def _pixel_module_class() -> type:
+    import torch
+    from torch import nn
+
+    class PixelIO(nn.Module):
+        """`inner` between pixel conversions. nhwc_uint8: uint8 NHWC at both ends; else float NCHW levels in
+        (already scaled by Core ML when `scaled_in`) and rounded float levels out."""
+
+        def __init__(self, inner: nn.Module, inputs: Encodings, outputs: Encodings, nhwc_uint8: bool,
+                     scaled_in: tuple[bool, ...]) -> None:
+            super().__init__()
+            self.inner, self.inputs, self.outputs = inner, inputs, outputs
+            self.nhwc_uint8, self.scaled_in = nhwc_uint8, scaled_in
+            for i, enc in enumerate(inputs):
+                if enc is not None:
+                    self.register_buffer(f"in_scale_{i}", _column([1 / (255 * s) for s in enc.std]))
+                    self.register_buffer(f"in_shift_{i}", _column([-m / s for m, s in zip(enc.mean, enc.std)]))
+            for i, enc in enumerate(outputs):
+                if enc is not None:
+                    self.register_buffer(f"out_scale_{i}", _column([255 * s for s in enc.std]))
+                    self.register_buffer(f"out_shift_{i}", _column([255 * m for m in enc.mean]))
+
+        def _decode(self, i: int, x: torch.Tensor) -> torch.Tensor:
+            if self.inputs[i] is None or self.scaled_in[i]:
+                return x
+            if self.nhwc_uint8:   # cast first: XNNPACK takes float transposes, not uint8 ones
+                x = x.to(torch.float32).permute(0, 3, 1, 2)
+            return x * getattr(self, f"in_scale_{i}") + getattr(self, f"in_shift_{i}")
+
+        def _encode(self, i: int, y: torch.Tensor) -> torch.Tensor:
+            if self.outputs[i] is None:
+                return y
+            levels = torch.round(torch.clamp(y * getattr(self, f"out_scale_{i}") + getattr(self, f"out_shift_{i}"),
+                                             0.0, 255.0))
+            return levels.permute(0, 2, 3, 1).to(torch.uint8) if self.nhwc_uint8 else levels
+
+        def forward(self, *xs: torch.Tensor) -> Any:
+            out = self.inner(*[self._decode(i, x) for i, x in enumerate(xs)])
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            encoded = tuple(self._encode(i, y) for i, y in enumerate(outs))
+            return encoded if isinstance(out, (tuple, list)) else encoded[0]
+
+    return PixelIO
+
+
+def encodings(contracts: Sequence[Any], io: str) -> Encodings:
+    """Each contract's pixel encoding when image I/O is asked for and the contract is an image, else None."""
+    if io not in IO_MODES:
+        raise ValueError(f"--io must be one of {', '.join(IO_MODES)}, not {io!r}")
+    return tuple(getattr(c, "pixels", None) if io == "image" else None for c in contracts)
+
+
+def image_bindings(bindings: tuple[TensorBinding, ...], encs: Encodings) -> tuple[TensorBinding, ...]:
+    """Bindings told which are 8-bit images (uint8 arrays, or Core ML images) and how they map to the contract."""
+    return tuple(replace(b, pixels=e, dtype="uint8") if e is not None else b for b, e in zip(bindings, encs))
+
+
+def uint8_bindings(names: Sequence[str], nchw_shapes: Sequence[tuple[int, ...]],
+                   encs: Encodings) -> tuple[TensorBinding, ...]:
+    """Bindings of a uint8-NHWC-image artifact whose tensors keep PyTorch's names (ExecuTorch)."""
+    return tuple(TensorBinding(n, n, (s[0], s[2], s[3], s[1]), "NHWC", "uint8", e) if e is not None
+                 else TensorBinding(n, n, tuple(s), "NCHW") for n, s, e in zip(names, nchw_shapes, encs))
+
+
+def _artifact_arrays(arrays: Mapping[str, np.ndarray], names: Sequence[str], encs: Encodings,
+                     layout: str) -> dict[str, np.ndarray]:
+    out = dict(arrays)
+    for name, enc in zip(names, encs):
+        if enc is not None and name in arrays:
+            out[name] = to_artifact_layout(np.asarray(arrays[name]), TensorBinding(name, name, (), layout, "uint8", enc))
+    return out
+
+
+def pixel_request(request: Any, in_encs: Encodings, out_encs: Encodings, nhwc_uint8: bool,
+                  scaled_in: tuple[bool, ...] = ()) -> Any:
+    """The request with its module wrapped and its example, sample and calibration inputs given as pixels
+    (uint8 NHWC, or uint8 NCHW levels for Core ML's image inputs)."""
+    import torch
+
+    scaled_in = scaled_in or (False,) * len(in_encs)
+    module = _pixel_module_class()(request.module, in_encs, out_encs, nhwc_uint8, scaled_in).eval()
+    layout = "NHWC" if nhwc_uint8 else "NCHW"
+    names = request.input_names
+    example_arrays = {n: t.detach().numpy() for n, t in zip(names, request.example_inputs)}
+    feed = _artifact_arrays(example_arrays, names, in_encs, layout)
+    example = tuple(torch.from_numpy(np.ascontiguousarray(feed[n])) if e is not None and nhwc_uint8
+                    else torch.from_numpy(np.ascontiguousarray(feed[n])).to(torch.float32) if e is not None
+                    else t for n, t, e in zip(names, request.example_inputs, in_encs))
+    convert = lambda rows: [_artifact_arrays(r, names, in_encs, layout) for r in rows]   # noqa: E731
+    return replace(request, module=module, example_inputs=example, sample_inputs=convert(request.sample_inputs),
+                   calibration=convert(request.calibration))
