@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from edgeport.errors import USER_ERROR, UsageError
 from edgeport.report_commands import cmd_bench, cmd_size, require_manifests
+from edgeport.run_command import add_run_parser, cmd_run
 from edgeport.weights_command import add_weights_parser, cmd_weights
 from exporters.formats import DEFAULT_FORMATS
 
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_reports(sub)
     add_weights_parser(sub)
+    add_run_parser(sub)
     return parser
 
 
@@ -272,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from quantize.recipes import RecipeError
 
     handler = {"models": cmd_models, "formats": cmd_formats, "export": cmd_export, "check": cmd_check,
-               "size": cmd_size, "bench": cmd_bench, "weights": cmd_weights}[args.command]
+               "size": cmd_size, "bench": cmd_bench, "weights": cmd_weights, "run": cmd_run}[args.command]
     try:
         return handler(args)
     except (ModelError, ExportError, OutputError, RecipeError, UsageError, FileNotFoundError) as exc:

@@ -101,6 +101,22 @@ class ParityInput:
 
 
 @dataclass(frozen=True)
+class PhotoPolicy:
+    """How `edgeport run` fits a photo of any size to a fixed-size model. "tile": pixel-local restoration,
+    tiled with `overlap` input pixels shared by neighbours, the `margin` nearest a tile's inner edge unweighted
+    (edgeport/tiling.py); "resize": a global task (saliency, depth, a click mask) sees the whole photo resized
+    to its input, and its outputs are resized back."""
+
+    mode: str = "tile"
+    overlap: int = 32
+    margin: int = 8
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("tile", "resize"):
+            raise ValueError(f"PhotoPolicy.mode must be tile or resize, not {self.mode!r}")
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     paper: str
     upstream: str
@@ -158,6 +174,7 @@ class ModelSpec:
     official: Any = None
     # what the architecture is, for the manifest: {"id", "hyperparameters", ...}; None: the factory and config
     architecture: Mapping[str, Any] | None = None
+    photo: PhotoPolicy = PhotoPolicy()
 
     def architecture_record(self, config: Mapping[str, Any]) -> dict[str, Any]:
         if self.architecture is not None:

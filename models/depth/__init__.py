@@ -12,7 +12,7 @@ from models.depth.fcrn import FCRN
 from models.random_init import OutputInit
 from models.samples import fit_photo, parity_photos, random_input
 from models.segmenter import normalise_rgb
-from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
+from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract
 from runtimes.pixels import PixelEncoding, imagenet
 
 
@@ -61,6 +61,7 @@ def _spec(name: str, config: dict, summary: str) -> ModelSpec:
                                 description="depth (metres once trained) at about half the input size; "
                                             "upsample in the app"),),
         load_weights=load_fcrn_weights, make_inputs=depth_inputs, task="depth", task_metric=depth_accuracy,
+        photo=PhotoPolicy(mode="resize"),
         random_init=metric_depth_init,
         metadata=ModelMetadata(paper="Laina et al. 2016, Deeper Depth Prediction with Fully Convolutional "
                                      "Residual Networks", upstream="https://github.com/iro-cp/FCRN-DepthPrediction "

@@ -9,7 +9,7 @@ from models.checkpoint import load_state_dict_file
 from models.random_init import OutputInit
 from models.samples import photo_inputs
 from models.saliency.sam import SAMSaliency
-from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
+from models.spec import ModelMetadata, ModelSpec, PhotoPolicy, TensorContract, multiple_of
 from runtimes.pixels import PixelEncoding
 
 
@@ -67,7 +67,7 @@ def _spec(name: str, stride: int, summary: str) -> ModelSpec:
                                 pixels=PixelEncoding.unit()),),
         outputs=(TensorContract("saliency", (1, 1, 240, 320), value_range=(0.0, float("inf")), color_order="map",
                                 description="saliency map (>= 0, unnormalised); feed it to smart_crop()"),),
-        load_weights=load_state_dict_file, make_inputs=photo_inputs, task="saliency",
+        load_weights=load_state_dict_file, make_inputs=photo_inputs, task="saliency", photo=PhotoPolicy(mode="resize"),
         task_metric=saliency_agreement, random_init=varied_saliency_init,
         size_rule=multiple_of(lambda cfg: cfg["output_stride"]),
         metadata=ModelMetadata(

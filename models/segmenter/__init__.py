@@ -13,7 +13,7 @@ from models.errors import CheckpointError
 from models.random_init import OutputInit
 from models.samples import fit_photo, parity_photos
 from models.segmenter.sharpmask import ClickSegmenter
-from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
+from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract
 from runtimes.pixels import PixelEncoding, imagenet
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -108,6 +108,7 @@ SPECS = (
         outputs=(TensorContract("mask", (1, 1, 512, 512), color_order="mask",
                                 description="foreground probability; threshold at 0.5"),),
         load_weights=load_segmenter_weights, make_inputs=segmenter_inputs, task="segment",
+        photo=PhotoPolicy(mode="resize"),
         task_metric=mask_iou, random_init=confident_mask_init,
         metadata=ModelMetadata(
             paper="Xu et al. 2016 (Deep Interactive Object Selection); Pinheiro et al. 2016 (SharpMask); "

@@ -1,0 +1,195 @@
+"""`edgeport run`: an exported artifact on photos of any size, in the artifact's own runtime.
+
+A fixed-size restoration model is tiled (edgeport/tiling.py) and its image streamed to a PNG; a flexible-size
+artifact runs whole while the photo fits --max-pixels; a global task (saliency, depth) sees the photo resized
+to its input and its outputs resized back (edgeport/task_outputs.py writes what each task leaves).
+"""
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeport.errors import UsageError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path
+    overlap: int | None = None          # tiling overrides; None: the model's PhotoPolicy
+    margin: int | None = None
+    max_pixels: int = 2_000_000         # a flexible-size artifact runs whole up to this many input pixels
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class PhotoRun:
+    photo: str
+    photo_sha256: str
+    input_hw: tuple[int, int]
+    mode: str                           # "tiled", "whole" or "resized"
+    tiles: int
+    outputs: tuple[str, ...]
+    seconds: float
+    peak_rss_mib: float                 # the process's peak resident memory so far
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"photo": self.photo, "photo_sha256": self.photo_sha256, "input_hw": list(self.input_hw),
+                "mode": self.mode, "tiles": self.tiles, "outputs": list(self.outputs),
+                "seconds": round(self.seconds, 3), "peak_rss_mib": round(self.peak_rss_mib, 1), **self.details}
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    path: Path
+    manifest: Any
+    runtime: Any
+    spec: Any
+    image: Any                          # the input contract the photo feeds
+
+    @property
+    def label(self) -> str:
+        m = self.manifest
+        return f"{m.model.name} {m.artifact.format} {m.recipe.name}"
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """The artifact's input size, or None when it takes any height and width."""
+        binding = next(b for b in self.manifest.artifact.inputs if b.name == self.image.name)
+        return None if -1 in binding.shape else tuple(self.image.shape[2:])
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_artifact(path: Path, threads: int) -> LoadedArtifact:
+    """Raises UsageError when the folder is no artifact or its model takes more than a photo."""
+    from exporters.formats import open_runtime
+    from models import get_spec
+    from parity_tests.manifest import MANIFEST, ManifestError, read_manifest
+
+    folder = path if path.is_dir() and not path.suffix == ".mlpackage" else path.parent
+    try:
+        manifest = read_manifest(folder / MANIFEST)
+    except ManifestError as exc:
+        raise UsageError(f"{path} is not an exported artifact ({exc}); give a folder `edgeport export` wrote") from None
+    pictures = [c for c in manifest.inputs if c.pixels is not None]
+    others = [c.name for c in manifest.inputs if c.pixels is None]
+    if len(pictures) != 1 or others:
+        raise UsageError(f"{manifest.model.name} takes {', '.join(c.name for c in manifest.inputs)}; `edgeport run` "
+                         "feeds one photo, so it runs models whose only input is a picture")
+    spec = get_spec(manifest.source.model, [c.shape for c in manifest.inputs])
+    return LoadedArtifact(folder, manifest, open_runtime(manifest.artifact, folder, threads), spec, pictures[0])
+
+
+def read_photo(path: Path, color: str) -> np.ndarray:
+    """HxWxC uint8 in the contract's colour order, upright per its EXIF orientation."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img).convert("L" if color == "GRAY" else "RGB")
+            arr = np.asarray(img)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"cannot read {path} as an image ({exc}); give a PNG, JPEG or other file Pillow reads") from None
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    return np.ascontiguousarray(arr[..., ::-1] if color == "BGR" else arr)
+
+
+def tile_function(art: LoadedArtifact, output: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """1xCxhxw pixels -> the output's 1xCxHxW float pixel levels, through the artifact's runtime."""
+    enc_in, enc_out = art.image.pixels, output.pixels
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        got = art.runtime.run({art.image.name: enc_in.from_pixels(pixels)})
+        return enc_out.pixel_values(got[output.name])
+    return run
+
+
+def tile_plan(art: LoadedArtifact, options: RunOptions, hw: tuple[int, int]) -> Any:
+    from edgeport.tiling import TilePlan
+
+    policy = art.spec.photo
+    overlap = policy.overlap if options.overlap is None else options.overlap
+    margin = policy.margin if options.margin is None else options.margin
+    try:
+        return TilePlan(hw[0], hw[1], overlap, margin)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; set --overlap and --margin so that 2 x margin < overlap < tile") from None
+
+
+def picture_output(art: LoadedArtifact) -> Any:
+    found = [c for c in art.manifest.outputs if c.pixels is not None]
+    if not found:
+        raise UsageError(f"{art.manifest.model.name} returns no picture ({', '.join(c.name for c in art.manifest.outputs)}); "
+                         "a tiled run blends pictures")
+    return found[0]
+
+
+def _output_path(options: RunOptions, photo: Path, art: LoadedArtifact, suffix: str) -> Path:
+    m = art.manifest
+    return options.out_dir / f"{photo.stem}.{m.model.name}.{m.artifact.format}-{m.recipe.name}{suffix}.png"
+
+
+def _whole_plan(art: LoadedArtifact, hw: tuple[int, int]) -> Any:
+    """One tile covering the photo, padded up to a multiple of 16 (every zoo size rule divides it)."""
+    from edgeport.tiling import TilePlan
+
+    h, w = (-(-s // 16) * 16 for s in hw)
+    return TilePlan(h, w, min(h, w) // 2, 0)
+
+
+def run_tiled(art: LoadedArtifact, photo: np.ndarray, plan: Any, on_tile: Callable[[], None] = lambda: None,
+              sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray | None, tuple[float, float]]:
+    """The picture output over the photo; streamed to `sink` row block by row block, or returned whole."""
+    from edgeport.tiling import tiled_rows
+
+    output = picture_output(art)
+    scale = (output.shape[2] / art.image.shape[2], output.shape[3] / art.image.shape[3])
+    blocks = []
+    for rows in tiled_rows(photo, plan, scale, tile_function(art, output), on_tile):
+        rows = rows[..., ::-1] if output.pixels.color == "BGR" else rows
+        if sink is None:
+            blocks.append(rows)
+        else:
+            sink(rows)
+    return (np.concatenate(blocks) if blocks else None), scale
+
+
+def run_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions,
+              on_tile: Callable[[int, int], None] = lambda done, total: None) -> PhotoRun:
+    from edgeport.png_stream import PngStream
+    from edgeport.task_outputs import resized_run
+    from runtimes.artifact import sha256_file
+
+    start = time.perf_counter()
+    photo = read_photo(photo_path, art.image.pixels.color)
+    h, w = photo.shape[:2]
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    if art.spec.photo.mode == "resize":
+        written, details = resized_run(art, photo, lambda suffix: _output_path(options, photo_path, art, suffix))
+        return PhotoRun(photo_path.name, sha256_file(photo_path), (h, w), "resized", 1, written,
+                        time.perf_counter() - start, peak_rss_mib(), details)
+    fixed = art.fixed_hw
+    whole = fixed is None and h * w <= options.max_pixels
+    plan = _whole_plan(art, (h, w)) if whole else tile_plan(art, options, fixed or (512, 512))
+    total, done = plan.count(max(h, plan.tile_h), max(w, plan.tile_w)), [0]
+
+    def tick() -> None:
+        done[0] += 1
+        on_tile(done[0], total)
+    output = picture_output(art)
+    sy, sx = output.shape[2] / art.image.shape[2], output.shape[3] / art.image.shape[3]
+    target = _output_path(options, photo_path, art, "")
+    with PngStream(target, round(h * sy), round(w * sx), output.shape[1]) as png:
+        run_tiled(art, photo, plan, tick, png.write)
+    details = {"tile": [plan.tile_h, plan.tile_w], "overlap": plan.overlap, "margin": plan.margin,
+               "output_hw": [round(h * sy), round(w * sx)]}
+    return PhotoRun(photo_path.name, sha256_file(photo_path), (h, w), "whole" if whole else "tiled", total,
+                    (str(target),), time.perf_counter() - start, peak_rss_mib(), details)

@@ -1,0 +1,78 @@
+"""`edgeport run ARTIFACT IMAGE... [-o DIR]`: photos through an exported artifact, in its own runtime."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="run an exported artifact on photos of any size (tiled when the model is "
+                                   "fixed-size) and write the results")
+    p.add_argument("artifact", type=Path, help="an artifact folder `edgeport export` wrote (holding manifest.json)")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="photos (PNG, JPEG, ...)")
+    p.add_argument("-o", "--out", type=Path, default=Path("edgeport-run"), help="output folder (default ./edgeport-run)")
+    p.add_argument("--overlap", type=int, help="input pixels neighbouring tiles share (default: the model's)")
+    p.add_argument("--margin", type=int, help="input pixels at a tile's inner edge given no weight (default: the model's)")
+    p.add_argument("--max-pixels", type=int, default=2_000_000,
+                   help="a flexible-size artifact runs whole up to this many input pixels, tiled above (default 2e6)")
+    p.add_argument("--threads", type=int, default=2, help="runtime threads (default 2)")
+    p.add_argument("--seam-check", action="store_true",
+                   help="also compare a tiled run with untiled PyTorch on a crop of the first photo (8-bit PSNR)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _progress(enabled: bool, name: str):
+    """A bar redrawn in place on a terminal; a line per tenth of the tiles in a log."""
+    live = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        if not enabled or total < 2 or (not live and done * 10 // total == (done - 1) * 10 // total):
+            return
+        bar = "#" * (24 * done // total)
+        print(f"{'\r' if live else ''}  {name}: [{bar:<24}] {done}/{total} tiles",
+              end="\n" if done == total or not live else "", file=sys.stderr, flush=True)
+    return show
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edgeport.errors import UsageError
+    from edgeport.photo_run import RunOptions, load_artifact, read_photo, run_photo, tile_plan
+    from edgeport.report import table
+
+    missing = [str(p) for p in args.images if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such image: {', '.join(missing)}")
+    options = RunOptions(args.out, args.overlap, args.margin, args.max_pixels, args.threads)
+    art = load_artifact(args.artifact, args.threads)
+    runs = [run_photo(art, path, options, _progress(not args.quiet and not args.json, path.name))
+            for path in args.images]
+    seam = None
+    if args.seam_check:
+        from edgeport.seam_check import seam_check
+
+        if art.spec.photo.mode != "tile":
+            raise UsageError(f"{art.manifest.model.name} is not tiled (it sees the photo resized); no seam to check")
+        photo = read_photo(args.images[0], art.image.pixels.color)
+        seam = seam_check(art, photo, tile_plan(art, options, art.fixed_hw or (256, 256)))
+    payload = {"schema": "edgeport.run/1", "artifact": str(art.path), "model": art.manifest.model.name,
+               "format": art.manifest.artifact.format, "recipe": art.manifest.recipe.name, "engine": art.runtime.engine,
+               "runs": [r.to_dict() for r in runs], "seam_check": seam.to_dict() if seam else None}
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    else:
+        print(table(("photo", "size", "mode", "tiles", "seconds", "peak MiB", "written"),
+                    [(r.photo, "x".join(map(str, r.input_hw)), r.mode, r.tiles, f"{r.seconds:.2f}",
+                      f"{r.peak_rss_mib:.0f}", ", ".join(Path(o).name for o in r.outputs)) for r in runs]))
+        print(f"{len(runs)} photo{'s' if len(runs) > 1 else ''} through {art.label} ({art.runtime.engine}) "
+              f"in {sum(r.seconds for r in runs):.1f} s -> {args.out}")
+        if seam:
+            verdict = "pass" if seam.passed else "FAIL"
+            db = "exact" if seam.to_dict()["bit_exact"] else f"{seam.psnr_db:.1f} dB"
+            print(f"seam check: {seam.tiles} tiles of {seam.tile[0]}x{seam.tile[1]} (overlap {seam.overlap}, margin "
+                  f"{seam.margin}) vs untiled PyTorch on a {seam.crop_hw[0]}x{seam.crop_hw[1]} crop: {db}, max 8-bit "
+                  f"diff {seam.max_8bit_diff}; gate {seam.gate_db:.0f} dB: {verdict}")
+    return 1 if seam is not None and not seam.passed else 0

@@ -1,0 +1,86 @@
+"""The seam check: a tiled run of the artifact against one untiled PyTorch run on the same crop of a photo,
+compared as 8-bit pictures. What it measures is everything tiling adds (truncated context at tile borders,
+blending) on top of the artifact's own error, so it is judged by the artifact's own gate."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeport.errors import UsageError
+
+
+@dataclass(frozen=True)
+class SeamCheck:
+    crop_hw: tuple[int, int]
+    tiles: int
+    tile: tuple[int, int]
+    overlap: int
+    margin: int
+    psnr_db: float
+    max_8bit_diff: int
+    gate_db: float
+    engine: str
+
+    @property
+    def passed(self) -> bool:
+        return self.psnr_db >= self.gate_db
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"crop_hw": list(self.crop_hw), "tiles": self.tiles, "tile": list(self.tile), "overlap": self.overlap,
+                "margin": self.margin, "psnr_db": None if np.isinf(self.psnr_db) else round(self.psnr_db, 2),
+                "bit_exact": bool(np.isinf(self.psnr_db)), "max_8bit_diff": self.max_8bit_diff,
+                "gate_db": self.gate_db, "passed": self.passed, "engine": self.engine}
+
+
+def _crop(photo: np.ndarray, side_h: int, side_w: int) -> np.ndarray:
+    """A centre crop of that size; a photo too small for it is resized up first."""
+    from PIL import Image
+
+    h, w = photo.shape[:2]
+    if h < side_h or w < side_w:
+        factor = max(side_h / h, side_w / w)
+        rgb = photo[..., 0] if photo.shape[-1] == 1 else photo
+        rgb = np.asarray(Image.fromarray(rgb).resize((int(np.ceil(w * factor)), int(np.ceil(h * factor))),
+                                                     Image.Resampling.BICUBIC))
+        photo = rgb[..., None] if rgb.ndim == 2 else rgb
+        h, w = photo.shape[:2]
+    y, x = (h - side_h) // 2, (w - side_w) // 2
+    return np.ascontiguousarray(photo[y:y + side_h, x:x + side_w])
+
+
+def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
+    import torch
+
+    from edgeport.photo_run import picture_output
+    from parity_tests.reference import rebuild_reference
+
+    output = picture_output(art)
+    module = rebuild_reference(art.manifest).module
+    values = art.image.pixels.from_pixels(crop.transpose(2, 0, 1)[None])
+    with torch.no_grad():
+        out = module(torch.from_numpy(values))
+    out = out[[c.name for c in art.manifest.outputs].index(output.name)] if isinstance(out, (tuple, list)) else out
+    pixels = output.pixels.to_pixels(out.float().numpy())[0].transpose(1, 2, 0)
+    return pixels[..., ::-1] if output.pixels.color == "BGR" else pixels
+
+
+def seam_check(art: Any, photo: np.ndarray, plan: Any) -> SeamCheck:
+    """Two by two tiles sharing one seam each way: the crop is 2 x tile - overlap on each side."""
+    from edgeport.photo_run import run_tiled
+    from parity_tests.metrics import compare
+
+    side_h, side_w = 2 * plan.tile_h - plan.overlap, 2 * plan.tile_w - plan.overlap
+    rule = art.spec.size_rule
+    problem = rule(art.manifest.source.config, side_h, side_w) if rule else None
+    if problem:
+        raise UsageError(f"the seam check's {side_h}x{side_w} crop does not fit {art.manifest.model.name}: {problem}; "
+                         "pick an --overlap the model's size rule allows")
+    crop = _crop(photo, side_h, side_w)
+    tiled, _ = run_tiled(art, crop, plan)
+    reference = _pytorch_picture(art, crop)
+    metrics = compare(reference.astype(np.float64), tiled.astype(np.float64))
+    return SeamCheck((side_h, side_w), plan.count(side_h, side_w), (plan.tile_h, plan.tile_w), plan.overlap,
+                     plan.margin, metrics.psnr_db, int(metrics.max_abs), art.manifest.parity.gate.min_psnr_db,
+                     f"{art.runtime.engine} tiled vs PyTorch untiled")

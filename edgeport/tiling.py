@@ -1,0 +1,106 @@
+"""A fixed-size model over a photo of any size: overlapping tiles, feathered blending, one strip of output
+rows in memory at a time.
+
+Along an edge it shares with a neighbour a tile's output is weighted 0 over the first `margin` pixels (where
+the tile's border zero-padding reaches the receptive field), then ramps linearly to 1 across the rest of the
+overlap; the weighted sum is divided by the summed weights. Rows are blended and handed to `emit` as soon as
+no later tile row can touch them, so memory grows with the photo's width, never with its height.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+# (tile pixels, 1xCxhxw uint8) -> (1xCxHxW float pixel levels, unrounded)
+TileFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    tile_h: int
+    tile_w: int
+    overlap: int    # input pixels two neighbouring tiles share
+    margin: int     # of those, input pixels at a tile's inner edge that get no weight
+
+    def __post_init__(self) -> None:
+        if not 0 <= 2 * self.margin < self.overlap < min(self.tile_h, self.tile_w):
+            raise ValueError(f"tiling needs 0 <= 2 x margin < overlap < tile: margin {self.margin}, overlap "
+                             f"{self.overlap}, tile {self.tile_h}x{self.tile_w}")
+
+    def starts(self, length: int, tile: int) -> list[int]:
+        """Tile origins along one axis: stride tile - overlap, the last one flush with the end."""
+        if length <= tile:
+            return [0]
+        found = list(range(0, length - tile, tile - self.overlap))
+        return found + [length - tile]
+
+    def count(self, height: int, width: int) -> int:
+        return len(self.starts(height, self.tile_h)) * len(self.starts(width, self.tile_w))
+
+
+def _ramp(size: int, overlap: int, margin: int, lead: bool, trail: bool) -> np.ndarray:
+    """Weights along one axis of a tile (output pixels); `lead`/`trail`: a neighbour shares that edge."""
+    x = np.arange(size, dtype=np.float64) + 0.5
+    w = np.ones(size)
+    span = max(overlap - 2 * margin, 1e-9)
+    if lead:
+        w = np.minimum(w, np.clip((x - margin) / span, 0.0, 1.0))
+    if trail:
+        w = np.minimum(w, np.clip((size - x - margin) / span, 0.0, 1.0))
+    return w
+
+
+def _padded(photo: np.ndarray, tile_h: int, tile_w: int) -> np.ndarray:
+    """A photo smaller than a tile is reflected (edge-repeated when tiny) up to the tile size."""
+    h, w = photo.shape[:2]
+    ph, pw = max(tile_h - h, 0), max(tile_w - w, 0)
+    if not ph and not pw:
+        return photo
+    mode = "reflect" if ph < h and pw < w else "edge"
+    return np.pad(photo, ((0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def tiled_rows(photo: np.ndarray, plan: TilePlan, scale: tuple[float, float], run_tile: TileFn,
+               on_tile: Callable[[], None] = lambda: None) -> Iterator[np.ndarray]:
+    """Blended output rows (each HxWxC uint8 block, top to bottom) of the model over an HxWxC uint8 photo."""
+    h0, w0 = photo.shape[:2]
+    padded = _padded(photo, plan.tile_h, plan.tile_w)
+    height, width = padded.shape[:2]
+    sy, sx = scale
+    ys, xs = plan.starts(height, plan.tile_h), plan.starts(width, plan.tile_w)
+    out_w, out_h_final = round(width * sx), round(h0 * sy)
+    acc: np.ndarray | None = None
+    weight = np.zeros((0, out_w), np.float32)
+    base = 0   # output row of acc[0]
+    for r, y in enumerate(ys):
+        oy0, oy1 = round(y * sy), round((y + plan.tile_h) * sy)
+        for c, x in enumerate(xs):
+            tile = padded[y:y + plan.tile_h, x:x + plan.tile_w].transpose(2, 0, 1)[None]
+            levels = run_tile(np.ascontiguousarray(tile))[0].transpose(1, 2, 0)
+            if acc is None:
+                acc = np.zeros((0, out_w, levels.shape[-1]), np.float32)
+            th, tw = levels.shape[:2]
+            wy = _ramp(th, round(plan.overlap * sy), round(plan.margin * sy), r > 0, r < len(ys) - 1)
+            wx = _ramp(tw, round(plan.overlap * sx), round(plan.margin * sx), c > 0, c < len(xs) - 1)
+            need = oy1 - base
+            if need > acc.shape[0]:
+                acc = np.concatenate([acc, np.zeros((need - acc.shape[0],) + acc.shape[1:], np.float32)])
+                weight = np.concatenate([weight, np.zeros((need - weight.shape[0], out_w), np.float32)])
+            ox0 = round(x * sx)
+            w2 = wy[:, None] * wx[None, :]
+            acc[oy0 - base:oy1 - base, ox0:ox0 + tw] += levels * w2[..., None]
+            weight[oy0 - base:oy1 - base, ox0:ox0 + tw] += w2
+            on_tile()
+        done = (round(ys[r + 1] * sy) if r + 1 < len(ys) else oy1) - base
+        yield from _flush(acc[:done], weight[:done], base, out_h_final, round(w0 * sx))
+        acc, weight, base = acc[done:], weight[done:], base + done
+
+
+def _flush(acc: np.ndarray, weight: np.ndarray, base: int, out_h: int, out_w: int) -> Iterator[np.ndarray]:
+    """Finished rows as uint8, cropped to the photo's own output size (padding dropped)."""
+    keep = max(min(acc.shape[0], out_h - base), 0)
+    if keep:
+        rows = acc[:keep, :out_w] / np.maximum(weight[:keep, :out_w], 1e-12)[..., None]
+        yield np.clip(np.rint(rows), 0, 255).astype(np.uint8)
