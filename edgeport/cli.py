@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="re-run parity on existing artifacts; non-zero exit when a gate fails")
     p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"), help="artifact folder or root")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report for CI")
+    p.add_argument("--no-figures", action="store_true",
+                   help="skip the worst-sample pictures (check-parity.png per artifact, check-report.md)")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_reports(sub)
@@ -234,11 +236,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     checks = []
     for path in manifests:
         with progress.step(f"check {path.parent}"):
-            checks.append(check_artifact(path, cache))
+            checks.append(check_artifact(path, cache, figure=not args.no_figures))
     if args.junit:
         write_junit(args.junit, checks)
     rows = [_check_row(c) for c in checks]
     failed = sum(not c.report.passed for c in checks)
+    if not args.no_figures:
+        from edgeport.atomic import write_text
+        from edgeport.report import check_markdown
+        from parity_tests.gate import CHECK_FIGURE
+
+        root = args.path if args.path.is_dir() else args.path.parent
+        write_text(root / "check-report.md", check_markdown(rows, root, [c.path for c in checks], CHECK_FIGURE))
     if args.json:
         print(json.dumps({"schema": "edgeport.check/2", "ok": failed == 0,
                           "artifacts": [c.to_dict() for c in checks]}, indent=2))

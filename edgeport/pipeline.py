@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeport import __version__
-from edgeport.atomic import commit_dir, staging_dir, write_json
+from edgeport.atomic import commit_dir, staging_dir, write_json, write_text
 from edgeport.preparation import ExportPlan, Job, Prepared, Variant, VariantCache, prepare
 from edgeport.progress import Progress
+from edgeport.report import export_markdown
 from edgeport.results import ArtifactOutcome, ExportRow, ExportSummary, finite_or_none
 
 __all__ = ["ExportPlan", "ExportRow", "ExportSummary", "run_export"]
@@ -112,6 +113,7 @@ def _notes(*parts: str) -> str:
 def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutcome | None,
                progress: Progress) -> ArtifactOutcome:
     """One format and recipe: staged, exported, judged in its runtime, and put in place with its manifest."""
+    from parity_tests.figures import PARITY_FIGURE, grid_for
     from parity_tests.gate import evaluate
     from parity_tests.manifest import MANIFEST
     from quantize.recipes import RecipeError
@@ -135,6 +137,8 @@ def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutc
                               p.plan.parity_seed, p.spec.task_metric)
         details = _recipe_details(p, job, variant, evaluation, fp32, record, work)
         manifest = _manifest(p, job, variant, record, evaluation.report, details, seconds)
+        grid_for(work / PARITY_FIGURE, f"{p.spec.name} {fmt.name} {recipe.name}", evaluation.report, p.samples,
+                 variant.references, evaluation.outputs, p.contracts, manifest.outputs)
         write_json(work / MANIFEST, manifest.to_dict())
         commit_dir(work, final)
     report = evaluation.report
@@ -162,4 +166,5 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
                             tuple(c.shape for c in prepared.contracts),
                             tuple(ExportRow.of(prepared.spec.name, o) for o in outcomes), time.perf_counter() - started)
     write_json(prepared.model_dir / "export.json", summary.to_dict())
+    write_text(prepared.model_dir / "report.md", export_markdown(summary, prepared.model_dir))
     return summary

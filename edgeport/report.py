@@ -1,7 +1,8 @@
 """Summary tables for the terminal (fixed width) and for PR comments (markdown)."""
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from parity_tests.metrics import format_db
 
@@ -66,3 +67,40 @@ def problems(rows: Sequence[dict]) -> list[str]:
         elif r.get("message"):
             out.append(f"{r['model']} {r['format']} {r['recipe']}: note: {r['message']}")
     return out
+
+
+def _figure_section(rows: Sequence[dict], root: Path, folder_of: Any, figure: str) -> list[str]:
+    lines = []
+    for r in rows:
+        folder = folder_of(r)
+        if folder is not None and (root / folder / figure).is_file():
+            lines += [f"### {r['model']} · {r['format']} · {r['recipe']} · {r['status']}", "",
+                      f"![{r['model']} {r['format']} {r['recipe']}: input, PyTorch, artifact, difference]"
+                      f"({folder}/{figure})", ""]
+    return lines
+
+
+def export_markdown(summary: Any, model_dir: Path) -> str:
+    """report.md beside an export: the summary table, then each artifact's parity picture (worst sample)."""
+    from parity_tests.figures import PARITY_FIGURE
+
+    rows = summary.to_dict()["rows"]
+    lines = [f"# {summary.model}", "", f"Source: {summary.source}", "",
+             "Each picture: the worst parity sample's input, PyTorch's output, the artifact's output in its "
+             "runtime, and their difference amplified so the largest reads white.", "",
+             "```", export_table(rows), *problems(rows), "```", ""]
+    return "\n".join(lines + _figure_section(rows, model_dir, lambda r: f"{r['format']}-{r['recipe']}", PARITY_FIGURE))
+
+
+def check_markdown(rows: Sequence[dict], root: Path, folders: Sequence[Path], figure: str) -> str:
+    """check-report.md: the check table, then each re-checked artifact's picture."""
+    by_row = {id(r): f for r, f in zip(rows, folders)}
+    lines = ["# edgeport check", "", "```", export_table(rows), *problems(rows), "```", ""]
+    return "\n".join(lines + _figure_section(rows, root, lambda r: _relative(by_row[id(r)], root), figure))
+
+
+def _relative(folder: Path, root: Path) -> str | None:
+    try:
+        return folder.relative_to(root).as_posix() or "."
+    except ValueError:
+        return None

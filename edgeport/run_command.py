@@ -33,7 +33,8 @@ def _progress(enabled: bool, name: str):
         if not enabled or total < 2 or (not live and done * 10 // total == (done - 1) * 10 // total):
             return
         bar = "#" * (24 * done // total)
-        print(f"{'\r' if live else ''}  {name}: [{bar:<24}] {done}/{total} tiles",
+        start = "\r" if live else ""
+        print(f"{start}  {name}: [{bar:<24}] {done}/{total} tiles",
               end="\n" if done == total or not live else "", file=sys.stderr, flush=True)
     return show
 

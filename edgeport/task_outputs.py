@@ -19,13 +19,6 @@ def _resized_values(values: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
                                                                                   Image.Resampling.BILINEAR))
 
 
-def heat_colours(unit: np.ndarray) -> np.ndarray:
-    """[0, 1] -> HxWx3 uint8 on a black-red-yellow-white ramp (reads in greyscale print too)."""
-    u = np.clip(unit, 0.0, 1.0)[..., None]
-    rgb = np.concatenate([np.clip(3 * u, 0, 1), np.clip(3 * u - 1, 0, 1), np.clip(3 * u - 2, 0, 1)], axis=-1)
-    return (rgb * 255).astype(np.uint8)
-
-
 def _draw_box(image: np.ndarray, box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> None:
     x, y, w, h = box
     t = max(2, min(image.shape[:2]) // 200)
@@ -36,6 +29,7 @@ def _draw_box(image: np.ndarray, box: tuple[int, int, int, int], colour: tuple[i
 
 def saliency_view(photo: np.ndarray, saliency: np.ndarray) -> tuple[np.ndarray, dict[str, list[int]]]:
     from models.saliency import smart_crop
+    from parity_tests.figures import heat_colours
 
     peak = float(saliency.max())
     unit = saliency / peak if peak > 0 else np.zeros_like(saliency)

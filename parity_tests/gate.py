@@ -145,8 +145,12 @@ def verify_files(record: ArtifactRecord, artifact_dir: Path) -> str:
     return ""
 
 
-def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> ArtifactCheck:
-    """Rebuild the PyTorch reference from the manifest's source and re-run parity in the artifact's runtime."""
+CHECK_FIGURE = "check-parity.png"
+
+
+def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None, figure: bool = False) -> ArtifactCheck:
+    """Rebuild the PyTorch reference from the manifest's source and re-run parity in the artifact's runtime;
+    figure=True also draws the worst sample (CHECK_FIGURE in the artifact folder)."""
     artifact_dir = Path(manifest_path).parent
     try:
         manifest = read_manifest(manifest_path)
@@ -164,5 +168,11 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None) -> 
     reference = (cache or ReferenceCache()).get(manifest)
     if isinstance(reference, str):
         return checked(ParityReport("error", "PyTorch reference", gate, message=reference, seed=seed))
-    return checked(evaluate(record, artifact_dir, reference.inputs, reference.outputs, gate, seed,
-                            reference.task_metric).report)
+    evaluation = evaluate(record, artifact_dir, reference.inputs, reference.outputs, gate, seed, reference.task_metric)
+    if figure:
+        from parity_tests.figures import grid_for
+
+        grid_for(artifact_dir / CHECK_FIGURE, f"check {manifest.model.name} {record.format} {manifest.recipe.name}",
+                 evaluation.report, reference.inputs, reference.outputs, evaluation.outputs, manifest.inputs,
+                 manifest.outputs)
+    return checked(evaluation.report)

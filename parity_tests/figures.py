@@ -1,0 +1,108 @@
+"""The picture a person looks at before the numbers: for the worst parity sample, input | PyTorch | artifact |
+difference heatmap, side by side, drawn with Pillow and written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+PARITY_FIGURE = "parity.png"   # written into each artifact folder by export (check writes check-parity.png)
+PANEL = 224          # panel height in pixels
+CAPTION = 34
+
+
+def _picture(values: np.ndarray, contract: Any, lo_hi: tuple[float, float] | None = None) -> np.ndarray:
+    """1xCxHxW contract values -> HxWx3 uint8: through the contract's pixels, else stretched to lo_hi."""
+    if contract.pixels is not None:
+        img = contract.pixels.to_pixels(values)[0].transpose(1, 2, 0)
+        img = img[..., ::-1] if contract.pixels.color == "BGR" else img
+    else:
+        arr = np.asarray(values, np.float64)[0][:3].transpose(1, 2, 0)
+        lo, hi = lo_hi or (float(arr.min()), float(arr.max()))
+        img = np.clip(np.rint((arr - lo) / ((hi - lo) or 1.0) * 255), 0, 255).astype(np.uint8)
+    return np.repeat(img, 3, axis=-1) if img.shape[-1] in (1, 2) else img[..., :3]
+
+
+def heat_colours(unit: np.ndarray) -> np.ndarray:
+    """[0, 1] -> HxWx3 uint8 on a black-red-yellow-white ramp (reads in greyscale print too)."""
+    u = np.clip(unit, 0.0, 1.0)[..., None]
+    return (np.concatenate([np.clip(3 * u, 0, 1), np.clip(3 * u - 1, 0, 1), np.clip(3 * u - 2, 0, 1)], -1) * 255
+            ).astype(np.uint8)
+
+
+def difference_panel(reference: np.ndarray, actual: np.ndarray, contract: Any) -> tuple[np.ndarray, str]:
+    if contract.pixels is not None:
+        ref = contract.pixels.to_pixels(reference).astype(np.float64)
+        got = contract.pixels.to_pixels(actual).astype(np.float64)
+        unit = "8-bit levels"
+    else:
+        ref, got, unit = np.asarray(reference, np.float64), np.asarray(actual, np.float64), "values"
+    diff = np.abs(ref - got)[0].mean(axis=0)
+    peak = float(diff.max())
+    if not np.isfinite(peak):
+        return heat_colours(np.ones_like(diff)), "NaN/Inf in the artifact's output"
+    if peak == 0:
+        return heat_colours(diff), "identical"
+    return heat_colours(diff / peak), f"|diff| up to {peak:.3g} {unit} = white"
+
+
+def _fit(img: np.ndarray, height: int) -> Any:
+    from PIL import Image
+
+    pil = Image.fromarray(img)
+    width = max(1, round(img.shape[1] * height / img.shape[0]))
+    return pil.resize((width, height), Image.Resampling.NEAREST if img.shape[0] < height else Image.Resampling.BICUBIC)
+
+
+def parity_grid(path: Path, title: str, inputs: Mapping[str, np.ndarray], in_contracts: Sequence[Any],
+                reference: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray],
+                out_contracts: Sequence[Any]) -> None:
+    """One row per output: the picture input, PyTorch's output, the artifact's, and their difference."""
+    from PIL import Image, ImageDraw
+
+    shown_in = next((c for c in in_contracts if c.pixels is not None), in_contracts[0])
+    source = _fit(_picture(inputs[shown_in.name], shown_in), PANEL)
+    rows = []
+    for contract in out_contracts:
+        ref, got = reference[contract.name], actual[contract.name]
+        lo_hi = (float(np.min(ref)), float(np.max(ref)))
+        heat, note = difference_panel(ref, got, contract)
+        panels = [(source, f"input {shown_in.name}"), (_fit(_picture(ref, contract, lo_hi), PANEL), "PyTorch"),
+                  (_fit(_picture(np.nan_to_num(got), contract, lo_hi), PANEL), "artifact"), (_fit(heat, PANEL), note)]
+        rows.append((contract.name, panels))
+    width = max(sum(p.width + 8 for p, _ in panels) for _, panels in rows) + 8
+    canvas = Image.new("RGB", (width, 24 + len(rows) * (PANEL + CAPTION)), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((8, 6), title, fill="black")
+    for r, (name, panels) in enumerate(rows):
+        x, y = 8, 24 + r * (PANEL + CAPTION)
+        for panel, caption in panels:
+            canvas.paste(panel, (x, y))
+            label = f"{caption}: {name}" if caption in ("PyTorch", "artifact") else caption
+            draw.text((x, y + PANEL + 4), label, fill="black")
+            x += panel.width + 8
+    tmp = path.with_name(f".{path.name}.tmp")
+    canvas.save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+def worst_sample(report: Any, labels: Sequence[str]) -> int | None:
+    """Index of the gated sample with the lowest PSNR on any output (NaN counts as the worst): the picture
+    shows what the verdict stands on, so a calibrated recipe shows its worst photo, not the noise."""
+    gated = [s for s in report.samples if report.gate.gates(s.sample)] or list(report.samples)
+    if not gated:
+        return None
+    worst = min(gated, key=lambda s: s.metrics.psnr_db if s.metrics.finite else -np.inf)
+    return labels.index(worst.sample) if worst.sample in labels else None
+
+
+def grid_for(path: Path, title: str, report: Any, inputs: Sequence[Any], references: Sequence[Mapping],
+             outputs: Sequence[Mapping], in_contracts: Sequence[Any], out_contracts: Sequence[Any]) -> bool:
+    """The worst sample's grid; False (nothing written) when the runtime produced no outputs."""
+    index = worst_sample(report, [s.label for s in inputs])
+    if index is None or index >= len(outputs):
+        return False
+    parity_grid(path, f"{title}: worst sample {inputs[index].label} ({report.engine})", inputs[index].arrays,
+                in_contracts, references[index], outputs[index], out_contracts)
+    return True
