@@ -54,6 +54,9 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--recipe", "--precision", dest="recipes", type=_csv, default=None, metavar="LIST",
                    help="comma-separated recipes, e.g. fp32,fp16,w8,w8a8,prune50+w8a8 (default: each format's own; "
                         "`edgeport formats` lists them); a format without a recipe gets a 'not supported' row")
+    p.add_argument("--photos", type=Path, metavar="DIR",
+                   help="your validation photos (any size), added to the parity samples and task metrics; fitted "
+                        "as `edgeport run` feeds them; the manifest records each name and sha256")
     p.add_argument("--calib", type=Path, metavar="DIR",
                    help="calibration photos for w8a8 (default: bundled sample photos, not the parity ones)")
     p.add_argument("--weights", metavar="FILE|official",
@@ -192,7 +195,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for model in _export_targets(args):
         plan = ExportPlan(model=model, formats=args.to, out_root=args.out, recipes=args.recipes, calib_dir=args.calib,
                           weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
-                          dynamic_hw=args.dynamic_hw, io=args.io,
+                          dynamic_hw=args.dynamic_hw, io=args.io, photos_dir=args.photos,
                           options={"tflite_route": args.tflite_route, "converter_timeout": args.converter_timeout},
                           input_shapes=shapes)
         summaries.append(run_export(plan, Progress(enabled=not args.quiet)))

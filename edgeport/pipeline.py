@@ -103,7 +103,7 @@ def _manifest(p: Prepared, job: Job, variant: Variant, record: Any, report: Any,
                         meta.paper, meta.upstream, meta.notes, spec.architecture_record(p.plan.config)),
         inputs=p.contracts, outputs=outputs, recipe=RecipeInfo(job.recipe.name, job.recipe.kind, job.recipe.summary,
                                                                details),
-        artifact=record, parity=report, export_seconds=seconds, environment=_environment())
+        artifact=record, parity=report, export_seconds=seconds, environment=_environment(), photos=p.photo_set)
 
 
 def _notes(*parts: str) -> str:

@@ -30,6 +30,7 @@ class ExportPlan:
     spec: Any = None                                  # a ready ModelSpec (Python API); overrides `model`
     calib_dir: Path | None = None                     # calibration photos; None: the bundled ones
     io: str = "image"                                 # "image": pixels compiled in where the contract is a picture
+    photos_dir: Path | None = None                    # the team's validation photos, added to the parity samples
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Prepared:
     jobs: tuple[Job, ...]
     model_dir: Path
     plan: ExportPlan
+    photo_set: Any = None   # models.team_photos.PhotoSet
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -126,19 +128,22 @@ def prepare(plan: ExportPlan, progress: Any) -> Prepared:
     from models import get_spec
     from models.profile import profile_model
     from models.source import instantiate, resolve_inputs, source_for
+    from models.team_photos import parity_samples, read_photo_set
     from quantize.calibration import calibration_set
 
     jobs = plan_jobs(plan.formats, plan.recipes)
     spec = plan.spec or get_spec(plan.model, list(plan.input_shapes))
     spec.check_config(plan.config)
     contracts = resolve_inputs(spec, plan.input_hw, plan.config)
+    photo_set = (read_photo_set(plan.photos_dir, "resize" if spec.photo.mode == "resize" else "crop")
+                 if plan.photos_dir else None)   # a bad --photos folder fails here
     check_writable(plan.out_root)
     progress.total = 2 + len(jobs)
     with progress.step(f"{spec.name}: build model"):
         source = source_for(spec, plan.config, plan.weights, plan.seed)
         module = instantiate(spec, source, contracts)
     with progress.step(f"{spec.name}: PyTorch reference"):
-        samples = spec.make_inputs(contracts, plan.parity_seed)
+        samples = parity_samples(spec, contracts, plan.parity_seed, photo_set)
         references = _references(spec, module, samples, contracts)
         profile = profile_model(lambda: spec.build(**plan.config), [c.shape for c in contracts])
     output_shapes = tuple(tuple(references[0][c.name].shape) for c in spec.outputs)
@@ -147,7 +152,7 @@ def prepare(plan: ExportPlan, progress: Any) -> Prepared:
                    if any(j.recipe.needs_calibration for j in jobs) else None)   # a bad --calib fails here
     ensure_writable(plan.out_root)          # only now: bad input above leaves nothing behind
     return Prepared(spec, contracts, source, samples, Variant(module, references, profile, {}), output_shapes,
-                    calibration, jobs, plan.out_root / spec.name, plan)
+                    calibration, jobs, plan.out_root / spec.name, plan, photo_set)
 
 
 class VariantCache:

@@ -121,7 +121,7 @@ class ReferenceCache:
 
         rewrite = manifest.recipe.name if manifest.recipe.rewrites_module else None
         key = json.dumps([manifest.source.to_dict(), [c.shape for c in manifest.inputs], manifest.parity.seed,
-                          rewrite], sort_keys=True)
+                          rewrite, manifest.photos.to_dict() if manifest.photos else None], sort_keys=True)
         if key not in self.entries:
             try:
                 rebuilt = rebuild_reference(manifest)

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from models.source import ModelSource
 from models.spec import TensorContract
+from models.team_photos import PhotoSet
 from parity_tests.report import ParityReport
 from runtimes.artifact import ArtifactRecord
 
@@ -88,6 +89,7 @@ class Manifest:
     export_seconds: float = 0.0
     environment: Mapping[str, str] = field(default_factory=dict)
     schema: str = MANIFEST_SCHEMA
+    photos: PhotoSet | None = None      # the team's validation photos among the parity samples (--photos)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,7 +98,7 @@ class Manifest:
             "contract": {"inputs": [c.to_dict() for c in self.inputs], "outputs": [c.to_dict() for c in self.outputs]},
             "recipe": self.recipe.to_dict(), "artifact": self.artifact.to_dict(),
             "export_seconds": round(self.export_seconds, 2), "parity": self.parity.to_dict(),
-            "environment": dict(self.environment),
+            "environment": dict(self.environment), "photos": self.photos.to_dict() if self.photos else None,
         }
 
     @classmethod
@@ -112,7 +114,7 @@ class Manifest:
             outputs=tuple(TensorContract.from_dict(c) for c in d["contract"]["outputs"]),
             recipe=RecipeInfo.from_dict(d.get("recipe"), artifact.export_precision), artifact=artifact,
             parity=ParityReport.from_dict(d["parity"]), export_seconds=float(d.get("export_seconds", 0.0)),
-            environment=dict(d.get("environment") or {}), schema=schema,
+            environment=dict(d.get("environment") or {}), schema=schema, photos=PhotoSet.from_dict(d.get("photos")),
         )
 
     @property

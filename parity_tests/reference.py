@@ -29,13 +29,14 @@ def rebuild_reference(manifest: Manifest, materialize: bool = True) -> RebuiltRe
 
     from models import get_spec
     from models.source import instantiate
+    from models.team_photos import parity_samples
 
     spec = get_spec(manifest.source.model, [c.shape for c in manifest.inputs])
     if not materialize:
         with torch.device("meta"):
             return RebuiltReference(spec, spec.build(**manifest.source.config).eval(), ())
     module = instantiate(spec, manifest.source, manifest.inputs)
-    inputs = tuple(spec.make_inputs(manifest.inputs, manifest.parity.seed))
+    inputs = tuple(parity_samples(spec, manifest.inputs, manifest.parity.seed, manifest.photos))
     if manifest.recipe.rewrites_module:   # the reference is the rewritten model, rebuilt as the export built it
         from quantize.recipes import parse_recipe
         from quantize.variants import module_for_recipe
