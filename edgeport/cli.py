@@ -224,6 +224,7 @@ def _check_row(c: Any) -> dict[str, Any]:
     return {"model": c.model, "format": c.format, "recipe": c.recipe, "route": c.route, "bytes": c.bytes,
             "worst_psnr_db": c.report.worst_psnr_db if c.report.samples else None, "bit_exact": c.report.bit_exact,
             "photo_psnr_db": c.report.photo_db, "noise_psnr_db": c.report.noise_db, "gated_on": c.report.gate.samples,
+            "photo_max_8bit_diff": c.report.photo_max_8bit,
             "engine": c.report.engine, "status": c.report.status, "message": c.report.message, "op": None}
 
 

@@ -32,8 +32,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def export_table(rows: Sequence[dict]) -> str:
     """Photo and noise PSNR side by side; a '*' marks a figure the recipe's gate does not judge."""
-    headers = ("model", "format", "recipe", "route", "size", "export s", "photo dB", "noise dB", "vs fp32 art.",
-               "engine", "status")
+    headers = ("model", "format", "recipe", "route", "size", "export s", "photo dB", "max Δ8", "noise dB",
+               "vs fp32 art.", "engine", "status")
     body = [(r["model"], r["format"], r["recipe"], r["route"] or "-",
              human_bytes(r["bytes"]) if r["bytes"] else "-",
              f"{r['export_seconds']:.1f}" if r.get("export_seconds") else "-",
@@ -46,15 +46,17 @@ def export_table(rows: Sequence[dict]) -> str:
     return text
 
 
-def _parity_cells(r: dict) -> tuple[str, str]:
+def _parity_cells(r: dict) -> tuple[str, str, str]:
+    """photo dB, the largest 8-bit difference on the photos (picture outputs only), noise dB."""
+    eight = str(r["photo_max_8bit_diff"]) if r.get("photo_max_8bit_diff") is not None else "-"
     if r.get("bit_exact"):
-        return "exact", "exact"
+        return "exact", eight, "exact"
     if r.get("photo_psnr_db") is None and r.get("noise_psnr_db") is None:
-        return format_db(r.get("worst_psnr_db")), "-"
+        return format_db(r.get("worst_psnr_db")), eight, "-"
     noise = format_db(r.get("noise_psnr_db")) if r.get("noise_psnr_db") is not None else "-"
     if r.get("gated_on") == "photos" and noise != "-":
         noise += "*"
-    return format_db(r.get("photo_psnr_db")), noise
+    return format_db(r.get("photo_psnr_db")), eight, noise
 
 
 def problems(rows: Sequence[dict]) -> list[str]:

@@ -51,6 +51,7 @@ class ExportRow:
     photo_db: float | None = None     # worst over the in-distribution samples
     noise_db: float | None = None     # the uniform-noise sample
     gated_on: str = "all"             # ParityGate.samples: "all", or "photos" for calibrated / lossy recipes
+    photo_max_8bit: int | None = None  # largest 8-bit difference of a picture output over the photos
 
     @classmethod
     def of(cls, model: str, outcome: ArtifactOutcome) -> "ExportRow":
@@ -62,7 +63,7 @@ class ExportRow:
         return cls(model, outcome.format, outcome.recipe, outcome.status, m.artifact.route, m.artifact.total_bytes,
                    p.worst_psnr_db, p.engine, outcome.export_seconds, str(outcome.path),
                    outcome.message, outcome.op, m.recipe.details.get("vs_fp32_artifact_db"), m.artifact.digest,
-                   p.photo_db, p.noise_db, p.gate.samples)
+                   p.photo_db, p.noise_db, p.gate.samples, p.photo_max_8bit)
 
     @property
     def failed(self) -> bool:
@@ -76,7 +77,8 @@ class ExportRow:
                 "engine": self.engine, "export_seconds": round(self.export_seconds, 2), "path": self.path,
                 "message": self.message, "op": self.op, "vs_fp32_artifact_db": finite_or_none(self.vs_fp32_artifact_db),
                 "digest": self.digest, "photo_psnr_db": finite_or_none(self.photo_db),
-                "noise_psnr_db": finite_or_none(self.noise_db), "gated_on": self.gated_on}
+                "noise_psnr_db": finite_or_none(self.noise_db), "gated_on": self.gated_on,
+                "photo_max_8bit_diff": self.photo_max_8bit}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 from exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
 from exporters.coreml_package import make_reproducible
 from exporters.formats import Format
-from exporters.image_io import image_bindings, pixel_request
+from exporters.image_io import dynamic_shapes_for, image_bindings, pixel_request
 from exporters.metadata import apply_coreml_metadata
 from runtimes.artifact import ArtifactRecord, file_records
 from runtimes.base import captured_output
@@ -28,8 +28,9 @@ def _exported_program(request: ExportRequest) -> Any:
     if request.dynamic_hw:
         lo, hi = DYNAMIC_HW_RANGE
         dim = torch.export.Dim
-        dynamic_shapes = tuple({2: dim("height", min=lo, max=hi), 3: dim("width", min=lo, max=hi)}
-                               if t.dim() == 4 else {} for t in request.example_inputs)
+        dynamic_shapes = dynamic_shapes_for(request.module, tuple(
+            {2: dim("height", min=lo, max=hi), 3: dim("width", min=lo, max=hi)} if t.dim() == 4 else {}
+            for t in request.example_inputs))
     try:
         with captured_output():
             return torch.export.export(request.module, request.example_inputs,
@@ -44,8 +45,8 @@ def _color_layout(ct: Any, color: str) -> Any:
 
 def _image_type(ct: Any, name: str, shape: Any, enc: Any) -> Any:
     """ImageType's one scale and per-channel bias carry the normalisation when the std is uniform; otherwise
-    they pass the levels through and the program's first op normalises (exporters/image_io.py)."""
-    scale, bias = 1.0, [0.0] * enc.channels
+    the bias subtracts 255 x mean and the program's first op scales each channel (exporters/image_io.py)."""
+    scale, bias = 1.0, [-255.0 * m for m in enc.mean]
     if enc.uniform_std:
         scale = 1.0 / (255.0 * enc.std[0])
         bias = [-m / s for m, s in zip(enc.mean, enc.std)]

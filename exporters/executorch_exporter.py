@@ -6,6 +6,7 @@ lists them, and a model that does not lower at all gets a failed row naming the 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib.metadata import version
 from typing import Any
 
@@ -56,18 +57,20 @@ class ExecuTorchExporter(Exporter):
         step = step_for("executorch", request.precision)
         ins, outs = request.pixels()
         in_shapes = [tuple(t.shape) for t in request.example_inputs]   # NCHW, before any image wrapping
-        if request.image_io:
-            request = pixel_request(request, ins, outs, nhwc_uint8=True)
-        module, recipe = request.module, {}
-        if step.apply is not None:
+        recipe: dict[str, Any] = {}
+        if step.apply is not None:   # quantized in contract values; the pixel conversion stays float around it
             try:
                 with captured_output():
-                    module = step.apply(request.module, request.example_inputs, request.calibration_batches())
+                    request = replace(request, module=step.apply(request.module, request.example_inputs,
+                                                                 request.calibration_batches()))
             except Exception as exc:
                 raise export_error(f"ExecuTorch {step.tool}", exc) from exc
             recipe = {"tool": step.tool, "weights": "int8 per channel", "activations": "int8 per tensor, calibrated",
-                      "io": "uint8 images" if request.image_io else "float32", "calibration_samples": len(request.calibration)}
-        edge = _lowered(request, module)
+                      "io": "uint8 images" if request.image_io else "float32",
+                      "calibration_samples": len(request.calibration)}
+        if request.image_io:
+            request = pixel_request(request, ins, outs, nhwc_uint8=True)
+        edge = _lowered(request, request.module)
         delegation = delegation_summary(edge)
         path = request.work_dir / f"{request.stem}.pte"
         try:

@@ -3,9 +3,11 @@ photo's 8-bit pixels and gets 8-bit pixels back, with nothing to hand-write.
 
 Two shapes of it. ONNX, TFLite and ExecuTorch take uint8 NHWC (the layout every image decoder gives) and
 return uint8 NHWC: cast, transpose and scale go in, scale, clamp, round, cast and transpose come out. Core ML
-takes an image (ImageType: its scale and per-channel bias do the normalisation, a per-channel std that one
-scale cannot express is a first op) and returns an image: the program ends at float levels 0-255, already
-rounded, which Core ML turns into the pixel buffer.
+takes an image (ImageType: its scale and per-channel bias do the normalisation; a per-channel std that one
+scale cannot express is a first `mul`, after ImageType's bias subtracts 255 x mean: a mul-then-add first op
+was fused by coremltools into a batch_norm whose epsilon scales the input by 1 - 5e-6, 57.6 dB on a depth
+net) and returns an image: the program ends at float levels 0-255, already rounded, which Core ML turns
+into the pixel buffer.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def _pixel_module_class() -> type:
         """`inner` between pixel conversions. nhwc_uint8: uint8 NHWC at both ends; else float NCHW levels in
         (already scaled by Core ML when `scaled_in`) and rounded float levels out."""
 
+        takes_packed_inputs = True   # forward(*xs): see dynamic_shapes_for
+
         def __init__(self, inner: nn.Module, inputs: Encodings, outputs: Encodings, nhwc_uint8: bool,
                      scaled_in: tuple[bool, ...]) -> None:
             super().__init__()
@@ -53,8 +57,11 @@ def _pixel_module_class() -> type:
         def _decode(self, i: int, x: torch.Tensor) -> torch.Tensor:
             if self.inputs[i] is None or self.scaled_in[i]:
                 return x
-            if self.nhwc_uint8:   # cast first: XNNPACK takes float transposes, not uint8 ones
-                x = x.to(torch.float32).permute(0, 3, 1, 2)
+            if not self.nhwc_uint8:   # Core ML's ImageType subtracted 255 x mean; only the per-channel scale is left
+                return x * getattr(self, f"in_scale_{i}")
+            # cast first (XNNPACK takes float transposes, not uint8 ones), and a contiguous copy: ExecuTorch's
+            # XNNPACK delegate refused a quantized program fed through a bare permute
+            x = x.to(torch.float32).permute(0, 3, 1, 2).contiguous()
             return x * getattr(self, f"in_scale_{i}") + getattr(self, f"in_shift_{i}")
 
         def _encode(self, i: int, y: torch.Tensor) -> torch.Tensor:
@@ -71,6 +78,13 @@ def _pixel_module_class() -> type:
             return encoded if isinstance(out, (tuple, list)) else encoded[0]
 
     return PixelIO
+
+
+def dynamic_shapes_for(module: Any, per_input: tuple | None) -> Any:
+    """torch.export matches dynamic_shapes to forward's signature: the image wrapper takes *xs, one tuple."""
+    if per_input is None or not getattr(module, "takes_packed_inputs", False):
+        return per_input
+    return (per_input,)
 
 
 def encodings(contracts: Sequence[Any], io: str) -> Encodings:
@@ -108,7 +122,8 @@ def pixel_request(request: Any, in_encs: Encodings, out_encs: Encodings, nhwc_ui
     import torch
 
     scaled_in = scaled_in or (False,) * len(in_encs)
-    module = _pixel_module_class()(request.module, in_encs, out_encs, nhwc_uint8, scaled_in).eval()
+    module = _pixel_module_class()(request.module, in_encs, out_encs, nhwc_uint8, scaled_in)
+    module.training = False   # not .eval(): it would recurse into a PT2E-quantized inner program, which refuses
     layout = "NHWC" if nhwc_uint8 else "NCHW"
     names = request.input_names
     example_arrays = {n: t.detach().numpy() for n, t in zip(names, request.example_inputs)}

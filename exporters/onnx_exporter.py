@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from exporters.base import ExportError, Exporter, ExportRequest, export_error
 from exporters.formats import Format
-from exporters.image_io import pixel_request
+from exporters.image_io import dynamic_shapes_for, pixel_request
 from exporters.metadata import with_onnx_metadata
 from runtimes.artifact import ArtifactRecord, TensorBinding, file_records
 from runtimes.base import captured_output
@@ -26,8 +26,8 @@ def write_onnx(module, example_inputs: tuple, path: Path, input_names: Sequence[
     if dynamic_hw:
         dim = torch.export.Dim
         axes = [(1, 2) if i < len(nhwc) and nhwc[i] else (2, 3) for i in range(len(example_inputs))]
-        dynamic_shapes = tuple({a: dim.DYNAMIC for a in hw} if t.dim() == 4 else {}
-                               for t, hw in zip(example_inputs, axes))
+        dynamic_shapes = dynamic_shapes_for(module, tuple({a: dim.DYNAMIC for a in hw} if t.dim() == 4 else {}
+                                                          for t, hw in zip(example_inputs, axes)))
     try:
         with captured_output():
             torch.onnx.export(

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,6 @@ def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
 
 
 def _convert_onnx2tf(request: ExportRequest, path: Path, step: Any) -> None:
-    if request.image_io:   # it reads every 4-D input as NCHW and would transpose the uint8 NHWC image again
-        raise ExportError("onnx2tf cannot keep uint8 NHWC image I/O; export this model with --io tensor")
     with tempfile.TemporaryDirectory(prefix="edgeport-onnx2tf-") as tmp:
         work = Path(tmp)
         onnx_path = work / "model.onnx"
@@ -97,17 +96,17 @@ def _require_contract_io(path: Path, request: ExportRequest) -> None:
             raise ExportError(f"converter made I/O types {got}; the contract is {want}")
 
 
-def _convert(request: ExportRequest, path: Path, step: Any) -> tuple[str, list[str]]:
-    """The first route that works; returns it and why the earlier ones failed."""
-    wanted = request.options.get("tflite_route", "auto")
+def _convert(requests: dict[str, ExportRequest], path: Path, step: Any) -> tuple[str, list[str]]:
+    """The first route that works, each with its own request; returns it and why the earlier ones failed."""
+    wanted = requests["litert-torch"].options.get("tflite_route", "auto")
     if wanted not in ("auto", *ROUTES):
         raise ExportError(f"unknown TFLite route {wanted!r}; use auto, {', '.join(ROUTES)}")
     failures: list[str] = []
     last: ExportError | None = None
     for route in ROUTES if wanted == "auto" else (wanted,):
         try:
-            (_convert_litert_torch if route == "litert-torch" else _convert_onnx2tf)(request, path, step)
-            _require_contract_io(path, request)
+            (_convert_litert_torch if route == "litert-torch" else _convert_onnx2tf)(requests[route], path, step)
+            _require_contract_io(path, requests[route])
             return route, failures
         except ExportError as exc:
             failures.append(str(exc))
@@ -183,14 +182,18 @@ class TFLiteExporter(Exporter):
         from runtimes.xnnpack_delegation import xnnpack_delegation
 
         step = step_for("tflite", request.precision)
-        ins, outs = request.pixels()
         in_shapes = [tuple(t.shape) for t in request.example_inputs]   # NCHW, before any image wrapping
-        if request.image_io:
-            request = pixel_request(request, ins, outs, nhwc_uint8=True)
+        # onnx2tf reads every 4-D input as NCHW and would transpose a uint8 NHWC image again: on that route
+        # the artifact keeps float32 tensor I/O, and its bindings and a warning say so
+        plain = replace(request, input_pixels=(), output_pixels=())
+        wrapped = pixel_request(request, *request.pixels(), nhwc_uint8=True) if request.image_io else plain
         final = request.work_dir / f"{request.stem}.tflite"
         rewrite = step.stage == "artifact"
         path = request.work_dir / ".fp32.tflite" if rewrite else final
-        route, failures = _convert(request, path, step)
+        route, failures = _convert({"litert-torch": wrapped, "onnx2tf": plain}, path, step)
+        lost_images = request.image_io and route == "onnx2tf"
+        request = wrapped if route == "litert-torch" else plain
+        ins, outs = request.pixels()
         recipe: dict[str, Any] = _rewrite(step, path, final, request.calibration) if rewrite else {}
         if step.stage == "convert" and step.apply is not None:
             recipe = {"tool": step.tool if route == "litert-torch" else step.options["onnx2tf_tool"],
@@ -212,7 +215,9 @@ class TFLiteExporter(Exporter):
                                              list(request.output_shapes)), outs),
             details={"fallback_from": failures, "fixed_shape": True, "delegation": delegation.to_dict(),
                      "delegation_summary": delegation.describe(), **({"recipe": recipe} if recipe else {})},
-            versions=_versions(route), warnings=tuple(_notes(recipe, delegation, request.dynamic_hw, route, failures)),
+            versions=_versions(route), warnings=tuple(_notes(recipe, delegation, request.dynamic_hw, route, failures)
+                                                      + (["onnx2tf route: image I/O not compiled in (float32 tensor "
+                                                          "I/O, NHWC); litert-torch keeps it"] if lost_images else [])),
         )
 
 

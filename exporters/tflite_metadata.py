@@ -63,15 +63,19 @@ def metadata_buffer(about: Mapping[str, Any], names: tuple[Sequence[str], Sequen
 
 
 def attach_metadata(model_bytes: bytes, metadata: bytes) -> bytes:
-    """The model with its TFLITE_METADATA buffer set (replaced when present)."""
+    """The model with its TFLITE_METADATA buffer set (replaced when present). Weights stored after the
+    flatbuffer move inside it (their offsets would be wrong after the repack); under 2 GB that is the
+    ordinary layout."""
     import flatbuffers
     import numpy as np
     from ai_edge_litert import schema_py_generated as tfl
 
     root = tfl.Model.GetRootAs(model_bytes, 0)
-    if any(root.Buffers(i).Offset() > 1 for i in range(root.BuffersLength())):
-        raise ValueError("the model keeps weights outside its flatbuffer; metadata cannot be attached in Python")
     model = tfl.ModelT.InitFromObj(root)
+    for buffer in model.buffers or []:   # weights kept after the flatbuffer (ai-edge-quantizer writes them so)
+        if buffer.offset and buffer.offset > 1:
+            buffer.data = np.frombuffer(model_bytes, np.uint8, count=buffer.size, offset=buffer.offset)
+            buffer.offset, buffer.size = 0, 0
     buffer = tfl.BufferT()
     buffer.data = np.frombuffer(metadata, np.uint8)
     model.metadata = model.metadata or []

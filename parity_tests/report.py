@@ -59,6 +59,13 @@ class ParityReport:
     def noise_db(self) -> float | None:
         return min((s.metrics.psnr_db for s in self.samples if is_noise_sample(s.sample)), default=None)
 
+    @property
+    def photo_max_8bit(self) -> int | None:
+        """The largest 8-bit difference of a picture output over the photos; None without picture outputs."""
+        found = [s.metrics.max_abs for s in self.samples
+                 if s.metrics.eight_bit and s.metrics.finite and not is_noise_sample(s.sample)]
+        return int(max(found)) if found else None
+
     def figures(self) -> str:
         """One line for logs: photo and noise PSNR, and which of them the gate judged."""
         on = "every sample" if self.gate.samples == "all" else "photos only"
@@ -84,7 +91,7 @@ class ParityReport:
             "worst_max_abs": max((s.metrics.max_abs for s in self.samples), default=None),
             "min_cosine": min((s.metrics.cosine for s in self.samples), default=None),
             "photo_psnr_db": _db_or_none(self.photo_db), "noise_psnr_db": _db_or_none(self.noise_db),
-            "samples": [s.to_dict() for s in self.samples],
+            "photo_max_8bit_diff": self.photo_max_8bit, "samples": [s.to_dict() for s in self.samples],
             "task": {label: scores for label, scores in self.task}, "task_worst": self.task_worst,
         }
 

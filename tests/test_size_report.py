@@ -31,9 +31,11 @@ def test_size_report_over_real_artifacts(tiny_export, tmp_path):
     for (fmt, precision), a in sizes.items():
         assert a["bytes"] == next(r.bytes for r in summary.rows if (r.format, r.recipe) == (fmt, precision))
         assert a["ratio_to_fp32"] == round(a["bytes"] / model["fp32_bytes"], 4)
-    # fp32 artifacts carry the weights plus a graph; fp16 halves the weights (at this tiny size the graph is a
-    # large share, so the package shrinks less than the 50-52% measured at full size)
-    assert all(0.95 < a["ratio_to_fp32"] < 1.5 for k, a in sizes.items() if k[1] == "fp32")
+    # fp32 artifacts carry the weights plus a graph, the image I/O ops and the metadata: at this tiny size
+    # (221 KB of weights) that is a fixed overhead, under 160 KB (ONNX's per-node export metadata is most of
+    # it); fp16 halves the weights (the package shrinks less than the 50-52% measured at full size)
+    fp32 = model["fp32_bytes"]
+    assert all(0.95 * fp32 < a["bytes"] < fp32 + 160_000 for k, a in sizes.items() if k[1] == "fp32"), sizes
     assert sizes[("coreml", "fp16")]["bytes"] < 0.95 * sizes[("coreml", "fp32")]["bytes"]
     layers = model["largest_layers"]
     assert len(layers) == 5 and layers[0]["params"] >= layers[-1]["params"] > 0

@@ -1,0 +1,84 @@
+"""`edgeport run` without a converter: bad input, and the global-task outputs on a stand-in runtime."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from edgeport.cli import main
+from edgeport.task_outputs import resized_run
+from models.spec import TensorContract
+from runtimes.pixels import PixelEncoding
+
+
+def test_run_refuses_what_it_cannot_run_with_one_line(tmp_path, capsys):
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
+    assert main(["run", str(tmp_path), str(photo)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not an exported artifact" in err[0]
+    assert main(["run", str(tmp_path), str(tmp_path / "missing.jpg")]) == 2
+    assert "no such image" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_an_image_is_named(tmp_path):
+    import pytest
+
+    from edgeport.errors import UsageError
+    from edgeport.photo_run import read_photo
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a picture")
+    with pytest.raises(UsageError, match="cannot read .*notes.jpg as an image"):
+        read_photo(bad, "RGB")
+
+
+@dataclass
+class _Manifest:
+    outputs: tuple
+    model: Any
+
+
+@dataclass
+class _Runtime:
+    engine: str = "stand-in"
+    fed: list = field(default_factory=list)
+
+    def run(self, inputs):
+        self.fed.append(inputs)
+        sal = np.zeros((1, 1, 24, 32), np.float32)
+        sal[0, 0, 4:10, 20:28] = 1.0            # a salient patch top right
+        return {"saliency": sal, "depth": np.linspace(1, 5, 24 * 32, dtype=np.float32).reshape(1, 1, 24, 32)}
+
+
+def test_global_tasks_see_the_resized_photo_and_write_a_heatmap_with_crops_and_a_depth_png(tmp_path):
+    @dataclass
+    class Art:
+        image: Any
+        runtime: Any
+        manifest: Any
+
+    image = TensorContract("image", (1, 3, 24, 32), pixels=PixelEncoding.unit())
+    outs = (TensorContract("saliency", (1, 1, 24, 32), value_range=(0, float("inf"))),
+            TensorContract("depth", (1, 1, 24, 32), value_range=(0, float("inf"))))
+    runtime = _Runtime()
+    photo = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    for task in ("saliency", "depth"):
+        art = Art(image, runtime, _Manifest(outs, type("M", (), {"task": task})()))
+        written, details = resized_run(art, photo, lambda suffix: tmp_path / f"{task}{suffix}.png")
+        assert runtime.fed[-1]["image"].shape == (1, 3, 24, 32)
+        shown = [Path(w).name for w in written]
+        if task == "saliency":
+            assert "saliency.saliency.png" in shown and set(details["crops"]) == {"1:1", "4:5", "16:9"}
+            x, y, w, h = details["crops"]["1:1"]
+            assert (w, h) == (120, 120) and x == 40   # the square holding the patch sits at the right edge
+            assert np.asarray(Image.open(tmp_path / "saliency.saliency.png")).shape == (120, 160, 3)
+        else:
+            depth = np.asarray(Image.open(tmp_path / "depth.depth.png"))
+            assert depth.shape == (120, 160) and depth.dtype.kind in "iu" and depth.max() > 60000
+            assert details["depth_min"] < details["depth_max"]
+    json.dumps(details)   # the run's JSON carries them
