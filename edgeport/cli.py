@@ -38,6 +38,12 @@ def _setting(text: str) -> tuple[str, Any]:
     try:
         return key.strip(), json.loads(value)
     except json.JSONDecodeError:
+        pass
+    try:   # Python literals too: dilations=(1,2,2,4); literal_eval evaluates no code
+        import ast
+
+        return key.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
         return key.strip(), value
 
 

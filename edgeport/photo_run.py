@@ -24,6 +24,8 @@ class RunOptions:
     margin: int | None = None
     max_pixels: int = 2_000_000         # a flexible-size artifact runs whole up to this many input pixels
     threads: int = 2
+    mask: Path | None = None            # inpainting: white = hole
+    clicks: tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]] = ((), ())  # (x, y) photo px
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,17 @@ class LoadedArtifact:
     manifest: Any
     runtime: Any
     spec: Any
-    image: Any                          # the input contract the photo feeds
+    image: Any                          # the input contract the photo feeds (the first 4-D one)
+
+    @property
+    def color(self) -> str:
+        return self.image.pixels.color if self.image.pixels is not None else "RGB"
+
+    def feed(self, pixels: np.ndarray, extras: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Photo pixels (plus a mask channel) -> the model's inputs: the spec's feed, else the one picture."""
+        if self.spec.photo.feed is not None:
+            return self.spec.photo.feed(pixels, extras)
+        return {self.image.name: self.image.pixels.from_pixels(pixels)}
 
     @property
     def label(self) -> str:
@@ -79,13 +91,13 @@ def load_artifact(path: Path, threads: int) -> LoadedArtifact:
         manifest = read_manifest(folder / MANIFEST)
     except ManifestError as exc:
         raise UsageError(f"{path} is not an exported artifact ({exc}); give a folder `edgeport export` wrote") from None
-    pictures = [c for c in manifest.inputs if c.pixels is not None]
-    others = [c.name for c in manifest.inputs if c.pixels is None]
-    if len(pictures) != 1 or others:
-        raise UsageError(f"{manifest.model.name} takes {', '.join(c.name for c in manifest.inputs)}; `edgeport run` "
-                         "feeds one photo, so it runs models whose only input is a picture")
     spec = get_spec(manifest.source.model, [c.shape for c in manifest.inputs])
-    return LoadedArtifact(folder, manifest, open_runtime(manifest.artifact, folder, threads), spec, pictures[0])
+    pictures = [c for c in manifest.inputs if c.pixels is not None]
+    if spec.photo.feed is None and (len(pictures) != 1 or len(manifest.inputs) != 1):
+        raise UsageError(f"{manifest.model.name} takes {', '.join(c.name for c in manifest.inputs)} and its spec "
+                         "says no way to build them from a photo; `edgeport run` runs it once it does")
+    image = next(c for c in manifest.inputs if len(c.shape) == 4)
+    return LoadedArtifact(folder, manifest, open_runtime(manifest.artifact, folder, threads), spec, image)
 
 
 def read_photo(path: Path, color: str) -> np.ndarray:
@@ -104,11 +116,8 @@ def read_photo(path: Path, color: str) -> np.ndarray:
 
 def tile_function(art: LoadedArtifact, output: Any) -> Callable[[np.ndarray], np.ndarray]:
     """1xCxhxw pixels -> the output's 1xCxHxW float pixel levels, through the artifact's runtime."""
-    enc_in, enc_out = art.image.pixels, output.pixels
-
     def run(pixels: np.ndarray) -> np.ndarray:
-        got = art.runtime.run({art.image.name: enc_in.from_pixels(pixels)})
-        return enc_out.pixel_values(got[output.name])
+        return output.pixels.pixel_values(art.runtime.run(art.feed(pixels, {}))[output.name])
     return run
 
 
@@ -162,6 +171,37 @@ def run_tiled(art: LoadedArtifact, photo: np.ndarray, plan: Any, on_tile: Callab
     return (np.concatenate(blocks) if blocks else None), scale
 
 
+def read_mask(path: Path, hw: tuple[int, int]) -> np.ndarray:
+    """HxWx1 uint8, 255 in the hole: white (>= 128) pixels of the mask image, scaled to the photo."""
+    from PIL import Image
+
+    mask = read_photo(path, "GRAY")[..., 0]
+    if mask.shape != hw:
+        mask = np.asarray(Image.fromarray(mask).resize((hw[1], hw[0]), Image.Resampling.NEAREST))
+    return np.where(mask >= 128, 255, 0).astype(np.uint8)[..., None]
+
+
+def _photo_channels(art: LoadedArtifact, photo_path: Path, options: RunOptions) -> np.ndarray:
+    """The photo, with the hole mask as a last channel for a model that needs one."""
+    photo = read_photo(photo_path, art.color)
+    if "mask" not in art.spec.photo.needs:
+        return photo
+    if options.mask is None:
+        raise UsageError(f"{art.manifest.model.name} fills holes: give --mask FILE (white = hole, any size)")
+    return np.concatenate([photo, read_mask(options.mask, photo.shape[:2])], axis=-1)
+
+
+def _composited(sink: Callable[[np.ndarray], None], photo: np.ndarray) -> Callable[[np.ndarray], None]:
+    """Inpainting: keep the photo's own pixels outside the hole, the model's inside, row block by block."""
+    row = [0]
+
+    def write(rows: np.ndarray) -> None:
+        src = photo[row[0]:row[0] + rows.shape[0]]
+        sink(np.where(src[..., 3:] >= 128, rows, src[..., :3]))
+        row[0] += rows.shape[0]
+    return write
+
+
 def run_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions,
               on_tile: Callable[[int, int], None] = lambda done, total: None) -> PhotoRun:
     from edgeport.png_stream import PngStream
@@ -169,16 +209,16 @@ def run_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions,
     from runtimes.artifact import sha256_file
 
     start = time.perf_counter()
-    photo = read_photo(photo_path, art.image.pixels.color)
+    photo = _photo_channels(art, photo_path, options)
     h, w = photo.shape[:2]
     options.out_dir.mkdir(parents=True, exist_ok=True)
     if art.spec.photo.mode == "resize":
-        written, details = resized_run(art, photo, lambda suffix: _output_path(options, photo_path, art, suffix))
+        written, details = resized_run(art, photo, options.clicks,
+                                       lambda suffix: _output_path(options, photo_path, art, suffix))
         return PhotoRun(photo_path.name, sha256_file(photo_path), (h, w), "resized", 1, written,
                         time.perf_counter() - start, peak_rss_mib(), details)
-    fixed = art.fixed_hw
-    whole = fixed is None and h * w <= options.max_pixels
-    plan = _whole_plan(art, (h, w)) if whole else tile_plan(art, options, fixed or (512, 512))
+    whole = art.fixed_hw is None and h * w <= options.max_pixels
+    plan = _whole_plan(art, (h, w)) if whole else tile_plan(art, options, art.fixed_hw or (512, 512))
     total, done = plan.count(max(h, plan.tile_h), max(w, plan.tile_w)), [0]
 
     def tick() -> None:
@@ -187,9 +227,10 @@ def run_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions,
     output = picture_output(art)
     sy, sx = output.shape[2] / art.image.shape[2], output.shape[3] / art.image.shape[3]
     target = _output_path(options, photo_path, art, "")
+    composite = photo.shape[-1] == 4 and (sy, sx) == (1.0, 1.0)
     with PngStream(target, round(h * sy), round(w * sx), output.shape[1]) as png:
-        run_tiled(art, photo, plan, tick, png.write)
+        run_tiled(art, photo, plan, tick, _composited(png.write, photo) if composite else png.write)
     details = {"tile": [plan.tile_h, plan.tile_w], "overlap": plan.overlap, "margin": plan.margin,
-               "output_hw": [round(h * sy), round(w * sx)]}
+               "output_hw": [round(h * sy), round(w * sx)], "composited_with_photo": composite}
     return PhotoRun(photo_path.name, sha256_file(photo_path), (h, w), "whole" if whole else "tiled", total,
                     (str(target),), time.perf_counter() - start, peak_rss_mib(), details)

@@ -19,10 +19,23 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--max-pixels", type=int, default=2_000_000,
                    help="a flexible-size artifact runs whole up to this many input pixels, tiled above (default 2e6)")
     p.add_argument("--threads", type=int, default=2, help="runtime threads (default 2)")
+    p.add_argument("--mask", type=Path, help="inpainting: the hole mask, white = hole (resized to the photo)")
+    p.add_argument("--click", dest="clicks", type=_point, action="append", default=[], metavar="X,Y",
+                   help="segmenter: a click on the object, in photo pixels (repeatable)")
+    p.add_argument("--negative-click", dest="negative_clicks", type=_point, action="append", default=[],
+                   metavar="X,Y", help="segmenter: a click on the background (repeatable)")
     p.add_argument("--seam-check", action="store_true",
                    help="also compare a tiled run with untiled PyTorch on a crop of the first photo (8-bit PSNR)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a click is X,Y in photo pixels, e.g. 320,240; not {text!r}") from None
+    return x, y
 
 
 def _progress(enabled: bool, name: str):
@@ -44,10 +57,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgeport.photo_run import RunOptions, load_artifact, read_photo, run_photo, tile_plan
     from edgeport.report import table
 
-    missing = [str(p) for p in args.images if not p.is_file()]
+    missing = [str(p) for p in (*args.images, *([args.mask] if args.mask else [])) if not p.is_file()]
     if missing:
         raise UsageError(f"no such image: {', '.join(missing)}")
-    options = RunOptions(args.out, args.overlap, args.margin, args.max_pixels, args.threads)
+    options = RunOptions(args.out, args.overlap, args.margin, args.max_pixels, args.threads, args.mask,
+                         (tuple(args.clicks), tuple(args.negative_clicks)))
     art = load_artifact(args.artifact, args.threads)
     runs = [run_photo(art, path, options, _progress(not args.quiet and not args.json, path.name))
             for path in args.images]
@@ -55,9 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.seam_check:
         from edgeport.seam_check import seam_check
 
-        if art.spec.photo.mode != "tile":
-            raise UsageError(f"{art.manifest.model.name} is not tiled (it sees the photo resized); no seam to check")
-        photo = read_photo(args.images[0], art.image.pixels.color)
+        if art.spec.photo.mode != "tile" or art.spec.photo.needs:
+            raise UsageError(f"{art.manifest.model.name}: the seam check runs tiled models fed by one photo alone")
+        photo = read_photo(args.images[0], art.color)
         seam = seam_check(art, photo, tile_plan(art, options, art.fixed_hw or (256, 256)))
     payload = {"schema": "edgeport.run/1", "artifact": str(art.path), "model": art.manifest.model.name,
                "format": art.manifest.artifact.format, "recipe": art.manifest.recipe.name, "engine": art.runtime.engine,

@@ -58,9 +58,9 @@ def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
 
     output = picture_output(art)
     module = rebuild_reference(art.manifest).module
-    values = art.image.pixels.from_pixels(crop.transpose(2, 0, 1)[None])
+    feed = art.feed(np.ascontiguousarray(crop.transpose(2, 0, 1)[None]), {})
     with torch.no_grad():
-        out = module(torch.from_numpy(values))
+        out = module(*[torch.from_numpy(np.ascontiguousarray(feed[c.name])) for c in art.manifest.inputs])
     out = out[[c.name for c in art.manifest.outputs].index(output.name)] if isinstance(out, (tuple, list)) else out
     pixels = output.pixels.to_pixels(out.float().numpy())[0].transpose(1, 2, 0)
     return pixels[..., ::-1] if output.pixels.color == "BGR" else pixels

@@ -49,38 +49,69 @@ def depth_png(depth: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     return np.rint(unit * 65535).astype(np.uint16), {"depth_min": lo, "depth_max": hi}
 
 
-def resized_run(art: Any, photo: np.ndarray, path_for: Callable[[str], Path]) -> tuple[tuple[str, ...], dict]:
+def _clicks_in_input(clicks: Any, hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[list, list]:
+    """(x, y) photo pixels -> (y, x) input pixels, positive and negative."""
+    sy, sx = input_hw[0] / hw[0], input_hw[1] / hw[1]
+    return tuple([(y * sy, x * sx) for x, y in side] for side in clicks)
+
+
+def _fitted(photo: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
+    """The photo resized to the model's input, 1xCxhxw uint8."""
     from PIL import Image
 
-    from edgeport.png_stream import write_png
+    rgb = photo[..., 0] if photo.shape[-1] == 1 else photo
+    fitted = np.asarray(Image.fromarray(rgb).resize((input_hw[1], input_hw[0]), Image.Resampling.BICUBIC))
+    fitted = fitted[..., None] if fitted.ndim == 2 else fitted
+    return np.ascontiguousarray(fitted.transpose(2, 0, 1)[None])
+
+
+def _output_image(art: Any, contract: Any, value: np.ndarray, photo: np.ndarray,
+                  details: dict) -> tuple[np.ndarray | None, str]:
+    """What to write for one output at the photo's size, and the file's suffix; None: not an image."""
+    from PIL import Image
 
     h, w = photo.shape[:2]
-    _, _, ih, iw = art.image.shape
-    rgb = photo[..., 0] if photo.shape[-1] == 1 else photo
-    fitted = np.asarray(Image.fromarray(rgb).resize((iw, ih), Image.Resampling.BICUBIC))
-    fitted = fitted[..., None] if fitted.ndim == 2 else fitted
-    got = art.runtime.run({art.image.name: art.image.pixels.from_pixels(fitted.transpose(2, 0, 1)[None])})
-    written, details = [], {"model_input_hw": [ih, iw]}
+    task = art.manifest.model.task
+    if contract.pixels is not None:
+        pixels = contract.pixels.to_pixels(value)[0].transpose(1, 2, 0)
+        image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+        return np.asarray(image.resize((w, h), Image.Resampling.BICUBIC)), f".{contract.name}"
+    if value.shape[1] != 1 or task not in ("saliency", "depth", "segment"):
+        return None, f".{contract.name}"
+    resized = _resized_values(value, (h, w))
+    if task == "saliency":
+        out, details["crops"] = saliency_view(photo, resized)
+        return out, ".saliency"
+    if task == "depth":
+        out, found = depth_png(resized)
+        details.update(found)
+        return out, ".depth"
+    details["mask_share"] = round(float((resized > 0.5).mean()), 4)
+    return np.where(resized > 0.5, 255, 0).astype(np.uint8), ".mask"   # foreground probability at 0.5
+
+
+def resized_run(art: Any, photo: np.ndarray, clicks: Any,
+                path_for: Callable[[str], Path]) -> tuple[tuple[str, ...], dict]:
+    from edgeport.errors import UsageError
+    from edgeport.png_stream import write_png
+
+    input_hw = tuple(art.image.shape[2:])
+    extras: dict[str, Any] = {}
+    if "clicks" in art.spec.photo.needs:
+        if not clicks[0]:
+            raise UsageError(f"{art.manifest.model.name} segments what you click: give --click X,Y on the object")
+        extras["clicks"] = _clicks_in_input(clicks, photo.shape[:2], input_hw)
+    got = art.runtime.run(art.feed(_fitted(photo, input_hw), extras))
+    written, details = [], {"model_input_hw": list(input_hw)}
     for contract in art.manifest.outputs:
-        value = got[contract.name]
-        if contract.pixels is not None:
-            pixels = contract.pixels.to_pixels(value)[0].transpose(1, 2, 0)
-            image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-            out, path = np.asarray(image.resize((w, h), Image.Resampling.BICUBIC)), path_for(f".{contract.name}")
-        elif art.manifest.model.task == "saliency" and value.shape[1] == 1:
-            out, details["crops"] = saliency_view(photo, _resized_values(value, (h, w)))
-            path = path_for(".saliency")
-        elif art.manifest.model.task == "depth" and value.shape[1] == 1:
-            out, found = depth_png(_resized_values(value, (h, w)))
-            details.update(found)
-            path = path_for(".depth")
-        else:
-            path, tmp = path_for(f".{contract.name}").with_suffix(".npy"), path_for(f".{contract.name}").with_suffix(".tmp")
+        out, suffix = _output_image(art, contract, got[contract.name], photo[..., :3], details)
+        if out is None:
+            path, tmp = path_for(suffix).with_suffix(".npy"), path_for(suffix).with_suffix(".tmp")
             with open(tmp, "wb") as fh:
-                np.save(fh, value)
+                np.save(fh, got[contract.name])
             tmp.replace(path)
-            written.append(str(path))
-            continue
-        write_png(path, out)
+        else:
+            path = path_for(suffix)
+            write_png(path, out)
         written.append(str(path))
     return tuple(written), details

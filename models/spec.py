@@ -100,6 +100,12 @@ class ParityInput:
     arrays: Mapping[str, np.ndarray]
 
 
+# (photo pixels 1xCxhxw uint8 in the input's colour order, plus a last channel holding the hole mask (255 =
+# hole) when the model needs one; extras: {"clicks": (positive, negative) as (y, x) input pixels}) -> the
+# model's inputs as contract arrays. For models whose inputs are more than one picture.
+PhotoFeed = Callable[[np.ndarray, Mapping[str, Any]], dict[str, np.ndarray]]
+
+
 @dataclass(frozen=True)
 class PhotoPolicy:
     """How `edgeport run` fits a photo of any size to a fixed-size model. "tile": pixel-local restoration,
@@ -110,6 +116,8 @@ class PhotoPolicy:
     mode: str = "tile"
     overlap: int = 32
     margin: int = 8
+    needs: tuple[str, ...] = ()          # what `run` must be given besides the photo: "mask", "clicks"
+    feed: PhotoFeed | None = None        # None: the photo is the model's one picture input
 
     def __post_init__(self) -> None:
         if self.mode not in ("tile", "resize"):

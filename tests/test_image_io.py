@@ -103,3 +103,24 @@ def test_tensor_io_and_team_photos(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check", str(tmp_path / "a"), "--quiet"]) == 1
     assert "mine.png changed since export" in capsys.readouterr().out
+
+
+def test_run_fills_a_hole_and_keeps_every_pixel_outside_it(tmp_path, capsys):
+    from edgeport.cli import main
+    from edgeport.pipeline import ExportPlan, run_export
+
+    config, hw = SMALL["inpaint-pconv"]
+    (row,) = run_export(ExportPlan(model="inpaint-pconv", formats=("onnx",), out_root=tmp_path, config=config,
+                                   input_hw=hw, recipes=("fp32",))).rows
+    photo = np.random.default_rng(5).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    hole = np.zeros((40, 52), np.uint8)
+    hole[10:20, 15:35] = 255
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(hole).save(tmp_path / "hole.png")
+    capsys.readouterr()
+    assert main(["run", row.path, str(tmp_path / "p.png"), "--mask", str(tmp_path / "hole.png"), "-o",
+                 str(tmp_path / "out"), "--overlap", "16", "--margin", "4", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    filled = np.asarray(Image.open(run["outputs"][0]))
+    assert run["composited_with_photo"] and filled.shape == photo.shape
+    assert np.array_equal(filled[hole == 0], photo[hole == 0]) and not np.array_equal(filled[hole > 0], photo[hole > 0])

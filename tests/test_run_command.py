@@ -11,7 +11,7 @@ from PIL import Image
 
 from edgeport.cli import main
 from edgeport.task_outputs import resized_run
-from models.spec import TensorContract
+from models.spec import PhotoPolicy, TensorContract
 from runtimes.pixels import PixelEncoding
 
 
@@ -61,6 +61,10 @@ def test_global_tasks_see_the_resized_photo_and_write_a_heatmap_with_crops_and_a
         image: Any
         runtime: Any
         manifest: Any
+        spec: Any = type("Spec", (), {"photo": PhotoPolicy(mode="resize")})()
+
+        def feed(self, pixels, extras):
+            return {"image": self.image.pixels.from_pixels(pixels)}
 
     image = TensorContract("image", (1, 3, 24, 32), pixels=PixelEncoding.unit())
     outs = (TensorContract("saliency", (1, 1, 24, 32), value_range=(0, float("inf"))),
@@ -69,7 +73,7 @@ def test_global_tasks_see_the_resized_photo_and_write_a_heatmap_with_crops_and_a
     photo = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     for task in ("saliency", "depth"):
         art = Art(image, runtime, _Manifest(outs, type("M", (), {"task": task})()))
-        written, details = resized_run(art, photo, lambda suffix: tmp_path / f"{task}{suffix}.png")
+        written, details = resized_run(art, photo, ((), ()), lambda suffix: tmp_path / f"{task}{suffix}.png")
         assert runtime.fed[-1]["image"].shape == (1, 3, 24, 32)
         shown = [Path(w).name for w in written]
         if task == "saliency":
@@ -82,3 +86,18 @@ def test_global_tasks_see_the_resized_photo_and_write_a_heatmap_with_crops_and_a
             assert depth.shape == (120, 160) and depth.dtype.kind in "iu" and depth.max() > 60000
             assert details["depth_min"] < details["depth_max"]
     json.dumps(details)   # the run's JSON carries them
+
+
+def test_model_feeds_build_every_input_from_a_photo_its_mask_and_clicks():
+    from models import get_spec
+
+    pixels = np.random.default_rng(1).integers(0, 256, (1, 4, 32, 32), dtype=np.uint8)
+    pixels[:, 3] = 0
+    pixels[:, 3, 8:16, 8:16] = 255                                    # the hole
+    pconv = get_spec("inpaint-pconv").photo.feed(pixels, {})
+    assert pconv["mask"].shape == (1, 3, 32, 32) and pconv["mask"][0, :, 10, 10].tolist() == [0, 0, 0]
+    assert pconv["image"][0, :, 10, 10].tolist() == [0, 0, 0] and pconv["image"][0, 0, 0, 0] == pixels[0, 0, 0, 0] / 255
+    gmcnn = get_spec("inpaint-gmcnn").photo.feed(pixels, {})["image_and_mask"]
+    assert gmcnn.shape == (1, 4, 32, 32) and gmcnn[0, 3, 10, 10] == 1 and gmcnn[0, 3, 0, 0] == 0
+    seg = get_spec("interactive-segmenter").photo.feed(pixels[:, :3], {"clicks": ([(5.0, 20.0)], [])})
+    assert seg["clicks"].shape == (1, 2, 32, 32) and seg["clicks"][0, 0, 5, 20] == 0 and seg["clicks"][0, 1].min() == 255

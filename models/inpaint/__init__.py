@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from torch import nn
@@ -12,7 +12,7 @@ from models.inpaint.gmcnn import GMCNN
 from models.inpaint.pconv import PConvUNet
 from models.random_init import OutputInit
 from models.samples import fit_photo, parity_photos
-from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract, multiple_of
+from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract, multiple_of
 from runtimes.pixels import PixelEncoding
 
 
@@ -71,6 +71,22 @@ def pconv_inputs(contracts: tuple[TensorContract, ...], seed: int,
     return samples
 
 
+def _rgb_and_hole(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """run's tile: RGB pixels and a last mask channel (255 = hole) -> RGB in [0, 1], hole as 0/1 (1xKxHxW)."""
+    return pixels[:, :3].astype(np.float32) / 255.0, (pixels[:, 3:4] >= 128).astype(np.float32)
+
+
+def pconv_photo_feed(pixels: np.ndarray, extras: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    rgb, hole = _rgb_and_hole(pixels)
+    valid = np.repeat(1.0 - hole, 3, axis=1)
+    return {"image": (rgb * valid).astype(np.float32), "mask": valid.astype(np.float32)}
+
+
+def gmcnn_photo_feed(pixels: np.ndarray, extras: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    rgb, hole = _rgb_and_hole(pixels)
+    return {"image_and_mask": np.concatenate([(rgb * 2 - 1) * (1 - hole), hole], axis=1).astype(np.float32)}
+
+
 # Default init decays the signal through ~30 unnormalised ELU convs (output std 0.007, the same for every
 # photo): unit-variance convs, then an image-like spread in [-1, 1].
 gmcnn_signal_init = OutputInit("decoding_layers.1", mean=0.0, std=0.4, unit_variance=True)
@@ -94,6 +110,7 @@ SPECS = (
                                 description="generated RGB in [-1, 1]; composite pred*mask + image*(1-mask) in the app",
                                 pixels=PixelEncoding.symmetric()),),
         load_weights=load_bare_state_dict, make_inputs=gmcnn_inputs, task="inpaint", random_init=gmcnn_signal_init,
+        photo=PhotoPolicy(needs=("mask",), feed=gmcnn_photo_feed),
         metadata=ModelMetadata(paper="Wang et al. 2018, Image Inpainting via Generative Multi-column CNNs",
                                upstream="https://github.com/shepnerd/inpainting_gmcnn (pytorch/model/net.py)"),
         size_rule=lambda cfg, h, w: multiple_of(4, 4 * 3 * max(cfg["dilations"]) + 4)(cfg, h, w),
@@ -109,6 +126,7 @@ SPECS = (
         outputs=(TensorContract("inpainted", (1, 3, 256, 256), description="RGB; composite with the valid pixels",
                                 pixels=PixelEncoding.unit()),),
         load_weights=load_bare_state_dict, make_inputs=pconv_inputs, task="inpaint",
+        photo=PhotoPolicy(needs=("mask",), feed=pconv_photo_feed),
         metadata=ModelMetadata(paper="Liu et al. 2018, Image Inpainting for Irregular Holes Using Partial Convolutions",
                                upstream="https://github.com/NVIDIA/partialconv (layer); U-Net as in the paper"),
         size_rule=multiple_of(lambda cfg: 2 ** cfg["layer_size"]),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -64,6 +64,12 @@ def segmenter_inputs(contracts: tuple[TensorContract, ...], seed: int,
     return samples
 
 
+def segmenter_photo_feed(pixels: np.ndarray, extras: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """run's photo, resized to the input, and the clicks (in input pixels) as distance maps."""
+    _, _, h, w = pixels.shape
+    return {"image": normalise_rgb(pixels.astype(np.float32) / 255.0), "clicks": click_maps(h, w, *extras["clicks"])}
+
+
 def mask_iou(reference: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> dict[str, float]:
     """IoU of the two masks thresholded at 0.5 (1.0 when both are empty)."""
     a, b = reference["mask"] > 0.5, actual["mask"] > 0.5
@@ -108,7 +114,7 @@ SPECS = (
         outputs=(TensorContract("mask", (1, 1, 512, 512), color_order="mask",
                                 description="foreground probability; threshold at 0.5"),),
         load_weights=load_segmenter_weights, make_inputs=segmenter_inputs, task="segment",
-        photo=PhotoPolicy(mode="resize"),
+        photo=PhotoPolicy(mode="resize", needs=("clicks",), feed=segmenter_photo_feed),
         task_metric=mask_iou, random_init=confident_mask_init,
         metadata=ModelMetadata(
             paper="Xu et al. 2016 (Deep Interactive Object Selection); Pinheiro et al. 2016 (SharpMask); "
