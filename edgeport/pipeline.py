@@ -27,33 +27,11 @@ def _environment() -> dict[str, str]:
             "edgeport": __version__}
 
 
-def artifact_about(p: Prepared, recipe: str) -> dict[str, Any]:
-    """What the artifact says about itself in its format's metadata (exporters/metadata.py)."""
-    import json
-
-    spec, source = p.spec, p.source
-    official = spec.official if source.weights and spec.official is not None and source.origin else None
-    licence = official.license if official is not None else (
-        "random init: no trained weights" if not source.weights else f"weights' own licence ({spec.metadata.upstream})")
-    def line(c: Any) -> str:
-        kind = "8-bit image" if c.pixels is not None and p.plan.io == "image" else f"{c.dtype} tensor"
-        return f"{c.description} ({kind}; values: {c.normalization})"
-    contract = {"inputs": [c.to_dict() for c in p.contracts],
-                "outputs": [c.with_shape(s).to_dict() for c, s in zip(spec.outputs, p.output_shapes)],
-                "io": p.plan.io, "recipe": recipe, "task": spec.task}
-    weights = (f"weights {Path(source.weights).name} (sha256 {source.weights_sha256[:12]}...)" if source.weights
-               else f"random init, seed {source.seed}: no trained weights")   # no local paths in an artifact
-    return {"name": spec.name, "summary": f"{spec.summary} ({recipe}); {weights}",
-            "author": f"edgeport {__version__} export of {spec.metadata.upstream}", "license": licence,
-            "version": f"edgeport {__version__}; weights sha256 {source.weights_sha256 or 'none (random init)'}",
-            "inputs": {c.name: line(c) for c in p.contracts}, "outputs": {c.name: line(c) for c in spec.outputs},
-            "contract": json.dumps(contract, sort_keys=True)}
-
-
 def _convert(p: Prepared, job: Job, variant: Variant, work: Path) -> tuple[Any, str, str | None]:
     """(record, '', None) or, when the converter refused, (None, its message, the op it names): a converter's
     failure is this row's outcome, never raised past it."""
     from exporters.base import ExportError, ExportRequest, failing_op, short_message
+    from edgeport.artifact_about import artifact_about
     from exporters.image_io import encodings
 
     request = ExportRequest(module=variant.module, example_inputs=p.example(), input_names=p.input_names,

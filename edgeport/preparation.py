@@ -125,12 +125,16 @@ def _references(spec: Any, module: Any, samples: list, contracts: tuple) -> list
 def prepare(plan: ExportPlan, progress: Any) -> Prepared:
     """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
     from edgeport.atomic import check_writable, ensure_writable
+    from exporters.base import ExportError
+    from exporters.image_io import IO_MODES
     from models import get_spec
     from models.profile import profile_model
     from models.source import instantiate, resolve_inputs, source_for
     from models.team_photos import parity_samples, read_photo_set
     from quantize.calibration import calibration_set
 
+    if plan.io not in IO_MODES:
+        raise ExportError(f"io must be one of {', '.join(IO_MODES)}, not {plan.io!r}")
     jobs = plan_jobs(plan.formats, plan.recipes)
     spec = plan.spec or get_spec(plan.model, list(plan.input_shapes))
     spec.check_config(plan.config)

@@ -62,45 +62,53 @@ def _padded(photo: np.ndarray, tile_h: int, tile_w: int) -> np.ndarray:
     return np.pad(photo, ((0, ph), (0, pw), (0, 0)), mode=mode)
 
 
+class _Strip:
+    """Weighted sums of the output rows not yet final: one tile row high, allocated once and reused."""
+
+    FLUSH_ROWS = 64   # rows converted to uint8 at a time, so the float temporaries stay small
+
+    def __init__(self, rows: int, width: int, channels: int) -> None:
+        self.acc = np.zeros((rows, width, channels), np.float32)
+        self.weight = np.zeros((rows, width), np.float32)
+        self.base = 0   # output row of acc[0]
+
+    def add(self, oy: int, ox: int, levels: np.ndarray, w2: np.ndarray) -> None:
+        th, tw = w2.shape
+        self.acc[oy - self.base:oy - self.base + th, ox:ox + tw] += levels * w2[..., None]
+        self.weight[oy - self.base:oy - self.base + th, ox:ox + tw] += w2
+
+    def release(self, upto: int, out_h: int, out_w: int) -> Iterator[np.ndarray]:
+        """Rows base..upto as uint8 (cropped to the photo's own output size), then the strip moves down."""
+        done = upto - self.base
+        keep = max(min(done, out_h - self.base), 0)
+        for r0 in range(0, keep, self.FLUSH_ROWS):
+            r1 = min(r0 + self.FLUSH_ROWS, keep)
+            rows = self.acc[r0:r1, :out_w] / np.maximum(self.weight[r0:r1, :out_w], 1e-12)[..., None]
+            yield np.clip(np.rint(rows), 0, 255).astype(np.uint8)
+        rest = self.acc.shape[0] - done
+        self.acc[:rest], self.weight[:rest] = self.acc[done:].copy(), self.weight[done:].copy()
+        self.acc[rest:], self.weight[rest:] = 0.0, 0.0
+        self.base = upto
+
+
 def tiled_rows(photo: np.ndarray, plan: TilePlan, scale: tuple[float, float], run_tile: TileFn,
                on_tile: Callable[[], None] = lambda: None) -> Iterator[np.ndarray]:
-    """Blended output rows (each HxWxC uint8 block, top to bottom) of the model over an HxWxC uint8 photo."""
+    """Blended output rows (HxWxC uint8 blocks, top to bottom) of the model over an HxWxC uint8 photo."""
     h0, w0 = photo.shape[:2]
     padded = _padded(photo, plan.tile_h, plan.tile_w)
     height, width = padded.shape[:2]
     sy, sx = scale
     ys, xs = plan.starts(height, plan.tile_h), plan.starts(width, plan.tile_w)
-    out_w, out_h_final = round(width * sx), round(h0 * sy)
-    acc: np.ndarray | None = None
-    weight = np.zeros((0, out_w), np.float32)
-    base = 0   # output row of acc[0]
+    strip: _Strip | None = None
     for r, y in enumerate(ys):
-        oy0, oy1 = round(y * sy), round((y + plan.tile_h) * sy)
         for c, x in enumerate(xs):
             tile = padded[y:y + plan.tile_h, x:x + plan.tile_w].transpose(2, 0, 1)[None]
             levels = run_tile(np.ascontiguousarray(tile))[0].transpose(1, 2, 0)
-            if acc is None:
-                acc = np.zeros((0, out_w, levels.shape[-1]), np.float32)
             th, tw = levels.shape[:2]
+            strip = strip or _Strip(th, round(width * sx), levels.shape[-1])
             wy = _ramp(th, round(plan.overlap * sy), round(plan.margin * sy), r > 0, r < len(ys) - 1)
             wx = _ramp(tw, round(plan.overlap * sx), round(plan.margin * sx), c > 0, c < len(xs) - 1)
-            need = oy1 - base
-            if need > acc.shape[0]:
-                acc = np.concatenate([acc, np.zeros((need - acc.shape[0],) + acc.shape[1:], np.float32)])
-                weight = np.concatenate([weight, np.zeros((need - weight.shape[0], out_w), np.float32)])
-            ox0 = round(x * sx)
-            w2 = wy[:, None] * wx[None, :]
-            acc[oy0 - base:oy1 - base, ox0:ox0 + tw] += levels * w2[..., None]
-            weight[oy0 - base:oy1 - base, ox0:ox0 + tw] += w2
+            strip.add(round(y * sy), round(x * sx), levels, wy[:, None] * wx[None, :])
             on_tile()
-        done = (round(ys[r + 1] * sy) if r + 1 < len(ys) else oy1) - base
-        yield from _flush(acc[:done], weight[:done], base, out_h_final, round(w0 * sx))
-        acc, weight, base = acc[done:], weight[done:], base + done
-
-
-def _flush(acc: np.ndarray, weight: np.ndarray, base: int, out_h: int, out_w: int) -> Iterator[np.ndarray]:
-    """Finished rows as uint8, cropped to the photo's own output size (padding dropped)."""
-    keep = max(min(acc.shape[0], out_h - base), 0)
-    if keep:
-        rows = acc[:keep, :out_w] / np.maximum(weight[:keep, :out_w], 1e-12)[..., None]
-        yield np.clip(np.rint(rows), 0, 255).astype(np.uint8)
+        upto = round(ys[r + 1] * sy) if r + 1 < len(ys) else round(height * sy)
+        yield from strip.release(upto, round(h0 * sy), round(w0 * sx))

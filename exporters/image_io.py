@@ -126,11 +126,16 @@ def pixel_request(request: Any, in_encs: Encodings, out_encs: Encodings, nhwc_ui
     module.training = False   # not .eval(): it would recurse into a PT2E-quantized inner program, which refuses
     layout = "NHWC" if nhwc_uint8 else "NCHW"
     names = request.input_names
-    example_arrays = {n: t.detach().numpy() for n, t in zip(names, request.example_inputs)}
-    feed = _artifact_arrays(example_arrays, names, in_encs, layout)
-    example = tuple(torch.from_numpy(np.ascontiguousarray(feed[n])) if e is not None and nhwc_uint8
-                    else torch.from_numpy(np.ascontiguousarray(feed[n])).to(torch.float32) if e is not None
-                    else t for n, t, e in zip(names, request.example_inputs, in_encs))
-    convert = lambda rows: [_artifact_arrays(r, names, in_encs, layout) for r in rows]   # noqa: E731
-    return replace(request, module=module, example_inputs=example, sample_inputs=convert(request.sample_inputs),
-                   calibration=convert(request.calibration))
+    feed = _artifact_arrays({n: t.detach().numpy() for n, t in zip(names, request.example_inputs)}, names, in_encs,
+                            layout)
+
+    def example(name: str, tensor: Any, enc: Any) -> Any:
+        if enc is None:
+            return tensor
+        pixels = torch.from_numpy(np.ascontiguousarray(feed[name]))
+        return pixels if nhwc_uint8 else pixels.to(torch.float32)   # Core ML traces float levels
+
+    def converted(rows: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        return [_artifact_arrays(r, names, in_encs, layout) for r in rows]
+    return replace(request, module=module, example_inputs=tuple(map(example, names, request.example_inputs, in_encs)),
+                   sample_inputs=converted(request.sample_inputs), calibration=converted(request.calibration))
