@@ -55,9 +55,12 @@ def test_every_recipe_exports_and_passes_its_gate_or_says_it_is_unsupported(reci
         assert rows[fmt, "prune50+w8a8"].bytes < 0.7 * rows[fmt, "w8a8"].bytes
     assert rows["coreml", "palettize4"].bytes < rows["coreml", "w8"].bytes
     assert rows["coreml", "sparse50"].bytes < 0.8 * rows["coreml", "fp32"].bytes
+    # one test over the export: split across xdist workers, each built the 80 s fixture
+    _manifests_record_recipe_tooling_calibration_and_pruning(recipe_export)
+    _check_rebuilds_pruned_references_and_passes(recipe_export)
 
 
-def test_manifests_record_recipe_tooling_calibration_and_pruning(recipe_export):
+def _manifests_record_recipe_tooling_calibration_and_pruning(recipe_export):
     out, _ = recipe_export
     folder = out / "realesr-general-x4v3"
     w8a8 = json.loads((folder / "onnx-w8a8" / "manifest.json").read_text())
@@ -78,7 +81,7 @@ def test_manifests_record_recipe_tooling_calibration_and_pruning(recipe_export):
     assert combo["recipe"]["conv_macs_ratio"] == prune["recipe"]["conv_macs_ratio"]   # the same pruned model
 
 
-def test_check_rebuilds_pruned_references_and_passes(recipe_export):
+def _check_rebuilds_pruned_references_and_passes(recipe_export):
     from parity_tests.gate import ReferenceCache, check_artifact
 
     out, _ = recipe_export
