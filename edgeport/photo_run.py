@@ -102,15 +102,12 @@ def load_artifact(path: Path, threads: int) -> LoadedArtifact:
 
 def read_photo(path: Path, color: str) -> np.ndarray:
     """HxWxC uint8 in the contract's colour order, upright per its EXIF orientation."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from models.samples import decode_image
 
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img).convert("L" if color == "GRAY" else "RGB")
-            arr = np.asarray(img)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise UsageError(f"cannot read {path} as an image ({exc}); give a PNG, JPEG or other file Pillow reads") from None
-    arr = arr[..., None] if arr.ndim == 2 else arr
+        arr = decode_image(path, "L" if color == "GRAY" else "RGB")
+    except ValueError as exc:
+        raise UsageError(f"{exc}; give a PNG, JPEG or other file Pillow reads") from None
     return np.ascontiguousarray(arr[..., ::-1] if color == "BGR" else arr)
 
 

@@ -34,22 +34,6 @@ class SeamCheck:
                 "gate_db": self.gate_db, "passed": self.passed, "engine": self.engine}
 
 
-def _crop(photo: np.ndarray, side_h: int, side_w: int) -> np.ndarray:
-    """A centre crop of that size; a photo too small for it is resized up first."""
-    from PIL import Image
-
-    h, w = photo.shape[:2]
-    if h < side_h or w < side_w:
-        factor = max(side_h / h, side_w / w)
-        rgb = photo[..., 0] if photo.shape[-1] == 1 else photo
-        rgb = np.asarray(Image.fromarray(rgb).resize((int(np.ceil(w * factor)), int(np.ceil(h * factor))),
-                                                     Image.Resampling.BICUBIC))
-        photo = rgb[..., None] if rgb.ndim == 2 else rgb
-        h, w = photo.shape[:2]
-    y, x = (h - side_h) // 2, (w - side_w) // 2
-    return np.ascontiguousarray(photo[y:y + side_h, x:x + side_w])
-
-
 def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
     import torch
 
@@ -69,6 +53,7 @@ def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
 def seam_check(art: Any, photo: np.ndarray, plan: Any) -> SeamCheck:
     """Two by two tiles sharing one seam each way: the crop is 2 x tile - overlap on each side."""
     from edgeport.photo_run import run_tiled
+    from models.team_photos import fitted
     from parity_tests.metrics import compare
 
     side_h, side_w = 2 * plan.tile_h - plan.overlap, 2 * plan.tile_w - plan.overlap
@@ -77,7 +62,7 @@ def seam_check(art: Any, photo: np.ndarray, plan: Any) -> SeamCheck:
     if problem:
         raise UsageError(f"the seam check's {side_h}x{side_w} crop does not fit {art.manifest.model.name}: {problem}; "
                          "pick an --overlap the model's size rule allows")
-    crop = _crop(photo, side_h, side_w)
+    crop = fitted(photo, side_h, side_w, "crop")   # a centre crop, reflected up when the photo is smaller
     tiled, _ = run_tiled(art, crop, plan)
     reference = _pytorch_picture(art, crop)
     metrics = compare(reference.astype(np.float64), tiled.astype(np.float64))

@@ -5,6 +5,7 @@ The photos are scikit-image's bundled samples (no download), so every machine bu
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -35,6 +36,19 @@ def parity_photos() -> list[Photo]:
 
 def bundled_calibration_photos() -> list[Photo]:
     return [(name, sample_photo(name)) for name in CALIBRATION_PHOTOS]
+
+
+def decode_image(path: Path, mode: str = "RGB") -> np.ndarray:
+    """HxWxC uint8 (PIL mode "RGB" or "L"), upright per the file's EXIF orientation, as a phone shows it.
+    Raises ValueError naming the file when Pillow cannot read it."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(ImageOps.exif_transpose(img).convert(mode))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ValueError(f"cannot read {path} as an image ({exc})") from None
+    return arr[..., None] if arr.ndim == 2 else arr
 
 
 def fit_photo(rgb: np.ndarray, contract: TensorContract) -> np.ndarray:

@@ -38,13 +38,12 @@ class PhotoSet:
 
 
 def _decode(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from models.samples import decode_image
 
     try:
-        with Image.open(path) as img:
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ModelError(f"--photos: cannot read {path} as an image ({exc}); remove it or convert it to PNG/JPEG") from None
+        return decode_image(path)
+    except ValueError as exc:
+        raise ModelError(f"--photos: {exc}; remove it or convert it to PNG/JPEG") from None
 
 
 def fitted(rgb: np.ndarray, height: int, width: int, fit: str) -> np.ndarray:
