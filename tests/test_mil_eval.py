@@ -119,3 +119,40 @@ def test_unknown_op_is_named_not_skipped(tmp_path):
 ])
 def test_bilinear_grid_matches_documented_examples(size_out, mode, expected):
     assert bilinear_grid(2, size_out, mode).numpy() == pytest.approx(expected, abs=0.005)
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+# What the converter emits for common activations, comparisons, logic and normalisations (runtimes/mil/activations.py)
+OPS_BY_MODULE = {
+    "gelu": _Fn(F.gelu), "gelu_tanh": _Fn(lambda x: F.gelu(x, approximate="tanh")), "relu6": _Fn(F.relu6),
+    "silu": _Fn(F.silu), "softplus": _Fn(F.softplus), "hardswish": _Fn(F.hardswish), "hardsigmoid": _Fn(F.hardsigmoid),
+    "mish": _Fn(F.mish), "softsign": _Fn(F.softsign), "erf": _Fn(torch.erf), "sign": _Fn(torch.sign),
+    "select_greater": _Fn(lambda x: torch.where(x > 0.1, x, -x)),
+    "logic": _Fn(lambda x: torch.where(torch.logical_or(torch.logical_and(x > 0, torch.logical_not(x > 0.5)),
+                                                        torch.logical_xor(x < -0.5, x < -1.5)), x * 2, x)),
+    "layer_norm": nn.LayerNorm([6, 9]), "group_norm": nn.GroupNorm(2, 4), "instance_norm": nn.InstanceNorm2d(4, affine=True),
+}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("name", sorted(OPS_BY_MODULE))
+def test_activation_and_norm_ops_match_pytorch_on_converter_output(name, precision, tmp_path):
+    torch.manual_seed(0)
+    module = OPS_BY_MODULE[name].eval()
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)):
+        for p in module.parameters():
+            nn.init.uniform_(p, 0.5, 1.5)
+    x = torch.randn(1, 4, 6, 9) * 2
+    program = _convert(module, x, precision, tmp_path)
+    with torch.no_grad():
+        want = module(x).numpy()
+    got = program.run({"x": x.numpy()})["y"]
+    assert compare(want, got).psnr_db > (60 if precision == "fp32" else 40), (name, program.op_types)

@@ -2,6 +2,6 @@
 
 A runtime, used by two steps that need Core ML's arithmetic on Linux: w8a8 calibration (activation ranges,
 quantize/coreml_recipes.py) and parity (runtimes/coreml.py, labelled as this evaluator, never as Core ML).
-Ops are one function each in ops.py, resize.py and compressed.py, registered by name; a name registered
+Ops are one function each in ops.py, resize.py, compressed.py and activations.py, registered by name; a name registered
 twice is refused.
 """

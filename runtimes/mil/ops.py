@@ -1,7 +1,8 @@
 """MIL ops as small PyTorch functions, found by name (one function an op, like coremltools' own registry).
 
 Semantics follow coremltools' op definitions (coremltools/converters/mil/mil/ops/defs); the resize ops are
-in runtimes/mil/resize.py, the compressed-weight and int8 ops in runtimes/mil/compressed.py.
+in runtimes/mil/resize.py, the compressed-weight and int8 ops in runtimes/mil/compressed.py, activations,
+comparisons, logic and normalisations in runtimes/mil/activations.py.
 """
 from __future__ import annotations
 
@@ -342,5 +343,6 @@ def space_to_depth(a: OpArgs) -> torch.Tensor:
     return x.reshape(n, c * bs ** 2, h // bs, w // bs)
 
 
-# The resize and compressed-weight ops live beside this file; importing them registers them here.
-from runtimes.mil import compressed, resize  # noqa: E402,F401
+# The resize, compressed-weight, activation and normalisation ops live beside this file; importing them
+# registers them here.
+from runtimes.mil import activations, compressed, resize  # noqa: E402,F401
