@@ -22,26 +22,6 @@ def gelu(a: OpArgs) -> torch.Tensor:
     return F.gelu(x, approximate=_GELU_MODES[mode])
 
 
-@register_mil_op("relu6")
-def relu6(a: OpArgs) -> torch.Tensor:
-    return torch.clamp(a.tensor("x"), 0.0, 6.0)
-
-
-@register_mil_op("silu")
-def silu(a: OpArgs) -> torch.Tensor:
-    return F.silu(a.tensor("x"))
-
-
-@register_mil_op("softplus")
-def softplus(a: OpArgs) -> torch.Tensor:
-    return F.softplus(a.tensor("x"))
-
-
-@register_mil_op("softsign")
-def softsign(a: OpArgs) -> torch.Tensor:
-    return F.softsign(a.tensor("x"))
-
-
 @register_mil_op("sigmoid_hard")
 def sigmoid_hard(a: OpArgs) -> torch.Tensor:
     """min(max(alpha * x + beta, 0), 1); coremltools' defaults alpha 0.2, beta 0.5."""
@@ -52,16 +32,6 @@ def sigmoid_hard(a: OpArgs) -> torch.Tensor:
 def thresholded_relu(a: OpArgs) -> torch.Tensor:
     x = a.tensor("x")
     return torch.where(x > a.value("alpha", 1.0), x, torch.zeros_like(x))
-
-
-@register_mil_op("erf")
-def erf(a: OpArgs) -> torch.Tensor:
-    return torch.erf(a.tensor("x"))
-
-
-@register_mil_op("sign")
-def sign(a: OpArgs) -> torch.Tensor:
-    return torch.sign(a.tensor("x"))
 
 
 _COMPARE = {"equal": torch.eq, "not_equal": torch.ne, "greater": torch.gt, "greater_equal": torch.ge,
@@ -81,14 +51,19 @@ def select(a: OpArgs) -> torch.Tensor:
     return torch.where(a.tensor("cond").bool(), a.tensor("a"), a.tensor("b"))
 
 
+def _normalised(x: torch.Tensor, axes: list[int], epsilon: float) -> torch.Tensor:
+    """(x - mean) / sqrt(var + epsilon) over axes, with the biased variance, as Core ML's norms compute it."""
+    mean = x.mean(dim=axes, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=axes, keepdim=True)
+    return (x - mean) / torch.sqrt(var + epsilon)
+
+
 @register_mil_op("layer_norm")
 def layer_norm(a: OpArgs) -> torch.Tensor:
     """(x - mean) / sqrt(var + epsilon) over `axes` (biased variance), then gamma and beta (shaped as those axes)."""
     x = a.tensor("x")
     axes = [ax % x.dim() for ax in (a.value("axes") or list(range(x.dim())))]
-    mean = x.mean(dim=axes, keepdim=True)
-    var = ((x - mean) ** 2).mean(dim=axes, keepdim=True)
-    y = (x - mean) / torch.sqrt(var + a.value("epsilon", 1e-5))
+    y = _normalised(x, axes, a.value("epsilon", 1e-5))
     if a.has("gamma"):
         y = y * a.tensor("gamma")
     if a.has("beta"):
@@ -103,8 +78,5 @@ def instance_norm(a: OpArgs) -> torch.Tensor:
     shape = (1, -1) + (1,) * (x.dim() - 2)
     gamma = a.tensor("gamma").reshape(shape) if a.has("gamma") else None
     beta = a.tensor("beta").reshape(shape) if a.has("beta") else None
-    axes = list(range(2, x.dim()))
-    mean = x.mean(dim=axes, keepdim=True)
-    var = ((x - mean) ** 2).mean(dim=axes, keepdim=True)
-    y = (x - mean) / torch.sqrt(var + a.value("epsilon", 1e-5))
+    y = _normalised(x, list(range(2, x.dim())), a.value("epsilon", 1e-5))
     return y * gamma + beta if gamma is not None and beta is not None else y

@@ -162,7 +162,9 @@ for _name, _fn in _BINARY.items():
 
 _UNARY = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp,
           "sqrt": torch.sqrt, "abs": torch.abs, "log": torch.log, "square": torch.square,
-          "floor": torch.floor, "ceil": torch.ceil, "round": torch.round, "sin": torch.sin, "cos": torch.cos, "identity": lambda x: x}
+          "floor": torch.floor, "ceil": torch.ceil, "round": torch.round, "sin": torch.sin, "cos": torch.cos,
+          "identity": lambda x: x, "relu6": lambda x: torch.clamp(x, 0.0, 6.0), "silu": F.silu,
+          "softplus": F.softplus, "softsign": F.softsign, "erf": torch.erf, "sign": torch.sign}
 for _name, _fn in _UNARY.items():
     register_mil_op(_name)(lambda a, fn=_fn: fn(a.tensor("x")))
 
