@@ -76,6 +76,9 @@ def _output_types(ct: Any, request: ExportRequest) -> list[Any]:
 
 
 def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
+    from exporters.coreml_torch_ops import register_missing_torch_ops
+
+    register_missing_torch_ops()
     program = _exported_program(request)
     try:
         with captured_output():

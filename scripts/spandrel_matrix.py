@@ -13,7 +13,6 @@ import argparse
 import importlib
 import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from scripts.export_process import run_export  # noqa: E402
 
 FORMATS = ("onnx", "tflite", "coreml", "executorch")
 # (module under spandrel.architectures, class name, kwargs): small configs so every row runs in minutes
@@ -102,22 +102,11 @@ def build_checkpoint(arch: str, folder: Path) -> tuple[Path | None, str]:
 
 
 def export_row(arch: str, ckpt: Path, out: Path, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "edgeport", "export", "--weights", str(ckpt), "--to", ",".join(FORMATS),
-           "--recipe", "fp32", "--out", str(out), "--json", "--converter-timeout", str(timeout / 2)]
     started = time.monotonic()
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"arch": arch, "error": f"export did not finish in {timeout:.0f} s"}
-    try:
-        summary = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        steps = [ln.strip() for ln in done.stderr.splitlines() if ln.startswith("[")]
-        if done.returncode < 0:
-            where = f" during {steps[-1].split('] ', 1)[-1].rstrip(' .')}" if steps else ""
-            return {"arch": arch, "error": f"export process killed by signal {-done.returncode}{where} "
-                                           "(a converter crashed)"}
-        return {"arch": arch, "error": (done.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+    summary, error = run_export(["--weights", str(ckpt), "--to", ",".join(FORMATS), "--recipe", "fp32",
+                                 "--out", str(out), "--converter-timeout", str(timeout / 2)], timeout)
+    if summary is None:
+        return {"arch": arch, "error": error}
     cells = {r["format"]: {"status": r["status"], "photo_db": r.get("photo_psnr_db"),
                            "bit_exact": r.get("bit_exact"), "op": r.get("op"), "message": r["message"][:200]}
              for r in summary["rows"]}

@@ -5,8 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.corpus.ops import CONVERTER_REFUSES, OP_CASES, build_case, op_input
 from parity_tests.metrics import compare
-from runtimes.mil.ops import MilEvalError
+from parity_tests.mil_coverage import (PRECISIONS, CaseBundle, CoverageReport, OpCaseResult, convert, coverage_markdown,
+                                       evaluate, judge_case, program_ops, reference, run_case)
+from runtimes.mil.ops import MIL_OPS, MilEvalError
 from runtimes.mil.resize import bilinear_grid
 
 
@@ -101,13 +104,13 @@ def test_fp16_program_really_rounds(tmp_path):
     assert 0 < m.max_abs < 1e-2
 
 
-def test_unknown_op_is_named_not_skipped(tmp_path):
-    class Flip(nn.Module):   # MIL `reverse`: not in the evaluator yet
+def test_unknown_op_is_named_with_the_file_it_belongs_in_not_skipped(tmp_path):
+    class Warp(nn.Module):   # F.grid_sample -> MIL `resample`: not in the evaluator
         def forward(self, x):
-            return torch.flip(x, dims=[3])
+            return F.grid_sample(x, torch.zeros(1, 4, 4, 2), align_corners=False)
 
-    with pytest.raises(MilEvalError, match="MIL op 'reverse'.*not implemented.*runtimes/mil/ops.py"):
-        _convert(Flip(), torch.rand(1, 3, 8, 8), "fp32", tmp_path)
+    with pytest.raises(MilEvalError, match="MIL op 'resample'.*not implemented.*add it to runtimes/mil/resize.py"):
+        _convert(Warp(), torch.rand(1, 3, 8, 8), "fp32", tmp_path)
 
 
 @pytest.mark.parametrize("size_out,mode,expected", [
@@ -121,38 +124,42 @@ def test_bilinear_grid_matches_documented_examples(size_out, mode, expected):
     assert bilinear_grid(2, size_out, mode).numpy() == pytest.approx(expected, abs=0.005)
 
 
-class _Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
+CONVERTIBLE = [c for c in OP_CASES if c.name not in CONVERTER_REFUSES]
 
 
-# What the converter emits for common activations, comparisons, logic and normalisations (runtimes/mil/activations.py)
-OPS_BY_MODULE = {
-    "gelu": _Fn(F.gelu), "gelu_tanh": _Fn(lambda x: F.gelu(x, approximate="tanh")), "relu6": _Fn(F.relu6),
-    "silu": _Fn(F.silu), "softplus": _Fn(F.softplus), "hardswish": _Fn(F.hardswish), "hardsigmoid": _Fn(F.hardsigmoid),
-    "mish": _Fn(F.mish), "softsign": _Fn(F.softsign), "erf": _Fn(torch.erf), "sign": _Fn(torch.sign),
-    "select_greater": _Fn(lambda x: torch.where(x > 0.1, x, -x)),
-    "logic": _Fn(lambda x: torch.where(torch.logical_or(torch.logical_and(x > 0, torch.logical_not(x > 0.5)),
-                                                        torch.logical_xor(x < -0.5, x < -1.5)), x * 2, x)),
-    "layer_norm": nn.LayerNorm([6, 9]), "group_norm": nn.GroupNorm(2, 4), "instance_norm": nn.InstanceNorm2d(4, affine=True),
-}
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_op_the_converter_emits_for_the_op_corpus_runs_as_pytorch_computes_it(precision, tmp_path):
+    """The whole op corpus as one program (one output per case): every MIL op in it is implemented, and every
+    case meets its bar against PyTorch (fp32 >= 80 dB, fp16 >= 40 dB, indices exact)."""
+    x, modules = op_input(), [build_case(c) for c in CONVERTIBLE]
+    program = convert(CaseBundle(modules), x, precision, tmp_path)
+    references = [reference(c, m, x, precision) for c, m in zip(CONVERTIBLE, modules)]
+    uncovered = sorted(set(program_ops(program)) - set(MIL_OPS))
+    assert not uncovered, f"the op corpus emits MIL ops the evaluator lacks: {uncovered} (runtimes/mil/)"
+    metrics = evaluate(program, x.numpy(), references)
+    failures = [f"{c.name}: {why}" for c, (db, worst) in zip(CONVERTIBLE, metrics)
+                if (why := judge_case(OpCaseResult(c.name, c.group, precision, psnr_db=db, max_abs=worst)))]
+    assert not failures, failures
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
-@pytest.mark.parametrize("name", sorted(OPS_BY_MODULE))
-def test_activation_and_norm_ops_match_pytorch_on_converter_output(name, precision, tmp_path):
-    torch.manual_seed(0)
-    module = OPS_BY_MODULE[name].eval()
-    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)):
-        for p in module.parameters():
-            nn.init.uniform_(p, 0.5, 1.5)
-    x = torch.randn(1, 4, 6, 9) * 2
-    program = _convert(module, x, precision, tmp_path)
-    with torch.no_grad():
-        want = module(x).numpy()
-    got = program.run({"x": x.numpy()})["y"]
-    assert compare(want, got).psnr_db > (60 if precision == "fp32" else 40), (name, program.op_types)
+def test_converter_still_refuses_what_the_corpus_says_it_refuses(tmp_path):
+    """CONVERTER_REFUSES is measured, not assumed: a coremltools that starts converting one fails this."""
+    refused = {c.name: run_case(c, "fp32", tmp_path) for c in OP_CASES if c.name in CONVERTER_REFUSES}
+    assert set(refused) == set(CONVERTER_REFUSES)
+    converted = [name for name, r in refused.items() if r.converted]
+    assert not converted, f"coremltools now converts {converted}: move them out of CONVERTER_REFUSES"
+
+
+def test_a_case_with_a_missing_op_is_judged_a_failure_naming_the_op():
+    lacking = OpCaseResult("x", "g", "fp32", mil_ops=("conv", "mystery"), missing=("mystery",))
+    assert judge_case(lacking) == "evaluator lacks mystery"
+    assert judge_case(OpCaseResult("x", "g", "fp32", psnr_db=79.0, max_abs=1e-4)).startswith("79.0 dB < 80")
+    assert judge_case(OpCaseResult("argmax", "g", "fp32", psnr_db=50.0, max_abs=1.0)).startswith("indices differ")
+    assert judge_case(OpCaseResult("x", "g", "fp16", psnr_db=41.0, max_abs=1e-3)) is None
+    assert judge_case(OpCaseResult("x", "g", "fp16", converter_error="refused")) is None
+    assert judge_case(OpCaseResult("clamp_tensor_crossed", "g", "fp32", psnr_db=20.0, max_abs=1.0)) is None
+    assert "remove it" in judge_case(OpCaseResult("clamp_tensor_crossed", "g", "fp32", psnr_db=150.0, max_abs=0.0))
+    report = CoverageReport({"coremltools": "9.0"}, (lacking,), ("conv",))
+    assert report.uncovered() == ["mystery"] and report.coverage_percent() == 50.0
+    assert "| `mystery` | x (at fp32 only) | **missing** |" in coverage_markdown(report)
+    assert CoverageReport.from_dict(report.to_dict()) == report

@@ -80,3 +80,37 @@ def instance_norm(a: OpArgs) -> torch.Tensor:
     beta = a.tensor("beta").reshape(shape) if a.has("beta") else None
     y = _normalised(x, list(range(2, x.dim())), a.value("epsilon", 1e-5))
     return y * gamma + beta if gamma is not None and beta is not None else y
+
+
+@register_mil_op("linear_activation")
+def linear_activation(a: OpArgs) -> torch.Tensor:
+    return a.value("alpha") * a.tensor("x") + a.value("beta", 0.0)
+
+
+@register_mil_op("threshold")
+def threshold(a: OpArgs) -> torch.Tensor:
+    """max(x, alpha): Core ML's threshold is a floor, not PyTorch's F.threshold."""
+    return torch.clamp(a.tensor("x"), min=a.value("alpha"))
+
+
+def _per_channel(a: OpArgs, key: str, x: torch.Tensor) -> torch.Tensor:
+    return a.tensor(key).reshape((1, -1) + (1,) * (x.dim() - 2))
+
+
+@register_mil_op("softplus_parametric")
+def softplus_parametric(a: OpArgs) -> torch.Tensor:
+    """alpha_c * log(1 + exp(beta_c * x)) per channel (axis 1)."""
+    x = a.tensor("x")
+    return _per_channel(a, "alpha", x) * F.softplus(_per_channel(a, "beta", x) * x)
+
+
+@register_mil_op("clamped_relu")
+def clamped_relu(a: OpArgs) -> torch.Tensor:
+    """min(beta, x) for x >= 0, min(beta, alpha * x) below."""
+    x, alpha, beta = a.tensor("x"), a.value("alpha", 0.0), a.value("beta", 6.0)
+    return torch.clamp(torch.where(x >= 0, x, alpha * x), max=beta)
+
+
+@register_mil_op("scaled_tanh")
+def scaled_tanh(a: OpArgs) -> torch.Tensor:
+    return a.value("alpha", 1.0) * torch.tanh(a.value("beta", 1.0) * a.tensor("x"))

@@ -2,7 +2,8 @@
 
 Semantics follow coremltools' op definitions (coremltools/converters/mil/mil/ops/defs); the resize ops are
 in runtimes/mil/resize.py, the compressed-weight and int8 ops in runtimes/mil/compressed.py, activations,
-comparisons, logic and normalisations in runtimes/mil/activations.py.
+comparisons, logic and normalisations in runtimes/mil/activations.py, slicing, gathering, scattering, sorting and
+tensor-making in runtimes/mil/indexing.py, reductions in runtimes/mil/reductions.py.
 """
 from __future__ import annotations
 
@@ -132,23 +133,45 @@ def conv(a: OpArgs) -> torch.Tensor:
     return fn(x, w, bias, strides, 0, dilations, a.value("groups", 1))
 
 
+@register_mil_op("conv_transpose")
+def conv_transpose(a: OpArgs) -> torch.Tensor:
+    """The full ("valid") transposed convolution, then pads cropped from each side; output_shape must agree."""
+    x, w = a.tensor("x"), a.tensor("weight")
+    nd = w.dim() - 2
+    strides, dilations = a.value("strides", [1] * nd), a.value("dilations", [1] * nd)
+    bias = a.tensor("bias") if a.has("bias") else None
+    fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[nd]
+    y = fn(x, w, bias, strides, 0, 0, a.value("groups", 1), dilations)
+    pad_type = a.value("pad_type", "valid")
+    if pad_type == "custom":
+        pads = list(a.value("pad", [0] * 2 * nd))
+    elif pad_type == "same":
+        totals = [full - size * s for full, size, s in zip(y.shape[2:], x.shape[2:], strides)]
+        pads = [p for t in totals for p in (t // 2, t - t // 2)]
+    else:
+        pads = [0] * 2 * nd
+    for i in range(nd):
+        y = y.narrow(2 + i, pads[2 * i], y.shape[2 + i] - pads[2 * i] - pads[2 * i + 1])
+    shape = a.value("output_shape")
+    if shape is not None and list(y.shape[-nd:]) != list(shape)[-nd:]:
+        raise MilEvalError(f"conv_transpose output_shape {shape} differs from the computed {list(y.shape)}")
+    return y
+
+
 def _pool(a: OpArgs, kind: str) -> torch.Tensor:
     x = a.tensor("x")
     kernel = a.value("kernel_sizes")
     strides = a.value("strides", [1] * len(kernel))
-    pads = _spatial_pads(a, x, kernel, strides, [1] * len(kernel))
+    pads = _torch_pad(_spatial_pads(a, x, kernel, strides, [1] * len(kernel)))
     ceil_mode = bool(a.value("ceil_mode", False))
-    if len(kernel) != 2:
-        raise MilEvalError(f"{kind} over {len(kernel)} spatial dims is not implemented")
     if kind == "max":
-        x = F.pad(x, _torch_pad(pads), value=-math.inf)
-        return F.max_pool2d(x, kernel, strides, 0, ceil_mode=ceil_mode)
-    exclude = bool(a.value("exclude_padding_from_average", False))
-    if exclude and any(pads):
-        ones = F.pad(torch.ones_like(x[:, :1]), _torch_pad(pads))
-        summed = F.avg_pool2d(F.pad(x, _torch_pad(pads)), kernel, strides, 0, ceil_mode=ceil_mode)
-        return summed / F.avg_pool2d(ones, kernel, strides, 0, ceil_mode=ceil_mode)
-    return F.avg_pool2d(F.pad(x, _torch_pad(pads)), kernel, strides, 0, ceil_mode=ceil_mode)
+        fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(kernel)]
+        return fn(F.pad(x, pads, value=-math.inf), kernel, strides, 0, ceil_mode=ceil_mode)
+    fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[len(kernel)]
+    summed = fn(F.pad(x, pads), kernel, strides, 0, ceil_mode=ceil_mode)
+    if bool(a.value("exclude_padding_from_average", False)) and any(pads):
+        return summed / fn(F.pad(torch.ones_like(x[:, :1]), pads), kernel, strides, 0, ceil_mode=ceil_mode)
+    return summed
 
 
 register_mil_op("max_pool")(lambda a: _pool(a, "max"))
@@ -163,6 +186,8 @@ for _name, _fn in _BINARY.items():
 _UNARY = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp,
           "sqrt": torch.sqrt, "abs": torch.abs, "log": torch.log, "square": torch.square,
           "floor": torch.floor, "ceil": torch.ceil, "round": torch.round, "sin": torch.sin, "cos": torch.cos,
+          "tan": torch.tan, "asin": torch.asin, "acos": torch.acos, "atan": torch.atan, "sinh": torch.sinh,
+          "cosh": torch.cosh, "atanh": torch.atanh, "exp2": torch.exp2,
           "identity": lambda x: x, "relu6": lambda x: torch.clamp(x, 0.0, 6.0), "silu": F.silu,
           "softplus": F.softplus, "softsign": F.softsign, "erf": torch.erf, "sign": torch.sign}
 for _name, _fn in _UNARY.items():
@@ -268,21 +293,6 @@ def squeeze(a: OpArgs) -> torch.Tensor:
     return x.squeeze(tuple(ax % x.dim() for ax in axes))
 
 
-def _reduce(fn: Callable) -> MilOp:
-    def op(a: OpArgs) -> torch.Tensor:
-        x = a.tensor("x")
-        axes = a.value("axes")
-        dims = tuple(range(x.dim())) if axes is None else tuple(ax % x.dim() for ax in axes)
-        return fn(x, dims, bool(a.value("keep_dims", False)))
-    return op
-
-
-register_mil_op("reduce_mean")(_reduce(lambda x, d, k: x.mean(dim=d, keepdim=k)))
-register_mil_op("reduce_sum")(_reduce(lambda x, d, k: x.sum(dim=d, keepdim=k)))
-register_mil_op("reduce_max")(_reduce(lambda x, d, k: x.amax(dim=d, keepdim=k)))
-register_mil_op("reduce_min")(_reduce(lambda x, d, k: x.amin(dim=d, keepdim=k)))
-
-
 @register_mil_op("matmul")
 def matmul(a: OpArgs) -> torch.Tensor:
     x, y = a.tensor("x"), a.tensor("y")
@@ -347,4 +357,4 @@ def space_to_depth(a: OpArgs) -> torch.Tensor:
 
 # The resize, compressed-weight, activation and normalisation ops live beside this file; importing them
 # registers them here.
-from runtimes.mil import activations, compressed, resize  # noqa: E402,F401
+from runtimes.mil import activations, compressed, indexing, reductions, resize  # noqa: E402,F401

@@ -29,13 +29,26 @@ def load_mil_program(package: Path) -> Any:
     return load(spec, spec.specificationVersion, file_weights_dir=str(weights))
 
 
+# coremltools' op definition module (mil/ops/defs/iOS*/<kind>.py) -> the evaluator's module for that kind
+_HOMES = {"activation": "activations.py", "normalization": "activations.py", "elementwise_binary": "ops.py",
+          "elementwise_unary": "ops.py", "reduction": "reductions.py", "image_resizing": "resize.py",
+          "scatter_gather": "indexing.py", "tensor_operation": "indexing.py", "tensor_transformation": "indexing.py",
+          "constexpr_ops": "compressed.py", "quantization_ops": "compressed.py"}
+
+
+def home_of(op: Any) -> str:
+    """The file a missing op belongs in, from the coremltools module that defines it."""
+    kind = type(op).__module__.rsplit(".", 1)[-1]
+    return f"runtimes/mil/{_HOMES.get(kind, 'ops.py')}"
+
+
 class MilEvaluator:
     def __init__(self, program: Any) -> None:
         self.function = program.functions["main"]
         for op in self.function.operations:
             if op.op_type != "const" and op.op_type not in MIL_OPS:
                 raise MilEvalError(f"MIL op '{op.op_type}' (at {op.name}) is not implemented in edgeport's "
-                                   "MIL evaluator; add it to runtimes/mil/ops.py (one function, @register_mil_op)")
+                                   f"MIL evaluator; add it to {home_of(op)} (one function, @register_mil_op)")
             if op.blocks:
                 raise MilEvalError(f"MIL op '{op.op_type}' has nested blocks; control flow is not evaluated")
 

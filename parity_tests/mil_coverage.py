@@ -1,0 +1,253 @@
+"""Which MIL ops the Core ML converter emits for the op corpus, and whether edgeport's MIL evaluator runs each
+one as PyTorch computes it.
+
+The op list is derived, not written down: every case of models/corpus/ops.py goes through edgeport's own Core ML
+exporter (torch.export -> coremltools, fp32 and fp16 compute precision) and the saved program's ops are read
+back. A case the converter refuses is a row with the converter's words; an op the evaluator lacks is a row that
+names it. Running the cases is separate from judging them (judge_case), as in Polygraphy.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+PRECISIONS = ("fp32", "fp16")
+# What a case must reach against PyTorch (PSNR over the reference's range): fp32 programs compute in float32
+# like PyTorch, so anything short of this is a wrong op; fp16 programs round every value to 11 significant bits.
+MIN_DB = {"fp32": 80.0, "fp16": 40.0}
+# Outputs that are indices must be exact (at fp16 against PyTorch given the fp16-rounded input: DISCRETE).
+INDEX_CASES = {"argmax", "argmin", "max_indices", "topk_indices", "argsort"}
+
+
+@dataclass(frozen=True)
+class OpCaseResult:
+    case: str
+    group: str
+    precision: str
+    mil_ops: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()            # ops the evaluator does not implement
+    converter_error: str | None = None       # coremltools refused the case
+    psnr_db: float | None = None             # None: not evaluated; inf: bit-exact
+    max_abs: float | None = None
+    evaluator_error: str | None = None
+
+    @property
+    def converted(self) -> bool:
+        return self.converter_error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["psnr_db"] = "exact" if self.psnr_db == math.inf else self.psnr_db
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "OpCaseResult":
+        psnr = math.inf if d.get("psnr_db") == "exact" else d.get("psnr_db")
+        return cls(**{**d, "mil_ops": tuple(d.get("mil_ops", ())), "missing": tuple(d.get("missing", ())),
+                      "psnr_db": psnr})
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    versions: dict[str, str]
+    results: tuple[OpCaseResult, ...]
+    implemented: tuple[str, ...] = field(default=())   # the evaluator's registry when the report was made
+
+    def emitted(self) -> dict[str, list[str]]:
+        """MIL op -> the cases (name@precision) whose program contains it."""
+        ops: dict[str, list[str]] = {}
+        for r in self.results:
+            for op in r.mil_ops:
+                ops.setdefault(op, []).append(f"{r.case}@{r.precision}")
+        return dict(sorted(ops.items()))
+
+    def uncovered(self) -> list[str]:
+        return [op for op in self.emitted() if op not in self.implemented]
+
+    def coverage_percent(self) -> float:
+        emitted = self.emitted()
+        return 100.0 * (len(emitted) - len(self.uncovered())) / max(len(emitted), 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"versions": self.versions, "implemented": list(self.implemented),
+                "results": [r.to_dict() for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CoverageReport":
+        return cls(dict(d["versions"]), tuple(OpCaseResult.from_dict(r) for r in d["results"]),
+                   tuple(d.get("implemented", ())))
+
+
+def judge_case(result: OpCaseResult) -> str | None:
+    """Why a converted case fails the evaluator's bar, or None when it passes (refused cases are not judged).
+    A case the converter is known to change (CONVERTER_UNFAITHFUL) must still differ from PyTorch."""
+    from models.corpus.ops import CONVERTER_UNFAITHFUL
+
+    if not result.converted:
+        return None
+    if result.missing:
+        return f"evaluator lacks {', '.join(result.missing)}"
+    if result.evaluator_error or result.psnr_db is None:
+        return result.evaluator_error or "not evaluated"
+    bar = MIN_DB[result.precision]
+    if result.case in CONVERTER_UNFAITHFUL:
+        return None if result.psnr_db < bar else "now matches PyTorch: remove it from CONVERTER_UNFAITHFUL"
+    if result.case in INDEX_CASES and result.max_abs != 0:
+        return f"indices differ from PyTorch's (max difference {result.max_abs})"
+    return f"{result.psnr_db:.1f} dB < {bar:.0f} dB" if result.psnr_db < bar else None
+
+
+class CaseBundle(nn.Module):
+    """Several cases as one module with one output each: one conversion for the whole corpus (the test)."""
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.cases = nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(case(x) for case in self.cases)
+
+
+def convert(module: nn.Module, x: torch.Tensor, precision: str, work_dir: Path) -> Any:
+    """Export with edgeport's Core ML exporter (one input x, outputs y0, y1, ...); the saved MIL program."""
+    from exporters.base import ExportRequest
+    from exporters.coreml_exporter import CoreMLExporter
+    from quantize import coreml_recipes  # noqa: F401  (registers the fp16 step)
+    from runtimes.mil.program import load_mil_program
+
+    with torch.no_grad():
+        out = module(x)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    request = ExportRequest(module=module, example_inputs=(x,), input_names=("x",),
+                            output_names=tuple(f"y{i}" for i in range(len(outs))),
+                            output_shapes=tuple(tuple(o.shape) for o in outs), precision=precision,
+                            work_dir=work_dir, stem="case")
+    CoreMLExporter().export(request)
+    return load_mil_program(work_dir / "case.mlpackage")
+
+
+def reference(case: Any, module: nn.Module, x: torch.Tensor, precision: str) -> np.ndarray:
+    """PyTorch's output; for a step function at fp16, given the input as the program holds it (DISCRETE)."""
+    from models.corpus.ops import DISCRETE
+
+    seen = x.half().float() if precision == "fp16" and case.name in DISCRETE else x
+    with torch.no_grad():
+        return module(seen).numpy()
+
+
+def program_ops(program: Any) -> tuple[str, ...]:
+    return tuple(sorted({op.op_type for op in program.functions["main"].operations} - {"const"}))
+
+
+def evaluate(program: Any, x: np.ndarray, references: Sequence[np.ndarray]) -> list[tuple[float, float]]:
+    """(PSNR, largest difference) per output, the program run by the MIL evaluator."""
+    from parity_tests.metrics import compare
+    from runtimes.mil.program import MilEvaluator
+
+    evaluator = MilEvaluator(program)
+    got = evaluator.run({"x": x})
+    outputs = [v.name for v in program.functions["main"].outputs]
+    metrics = [compare(ref, got[name]) for ref, name in zip(references, outputs)]
+    return [(m.psnr_db, m.max_abs) for m in metrics]
+
+
+def run_case(case: Any, precision: str, root: Path) -> OpCaseResult:
+    """One corpus case converted on its own: its ops, and its parity where the evaluator has them all."""
+    from exporters.base import ExportError
+    from models.corpus.ops import build_case, op_input
+    from runtimes.mil.ops import MIL_OPS, MilEvalError
+
+    base = OpCaseResult(case.name, case.group, precision)
+    x = op_input()
+    module = build_case(case)
+    with tempfile.TemporaryDirectory(dir=root) as work:
+        try:
+            program = convert(module, x, precision, Path(work))
+        except ExportError as exc:
+            return replace(base, converter_error=str(exc))
+        ops = program_ops(program)
+        missing = tuple(op for op in ops if op not in MIL_OPS)
+        base = replace(base, mil_ops=ops, missing=missing)
+        if missing:
+            return base
+        try:
+            (psnr, max_abs), = evaluate(program, x.numpy(), [reference(case, module, x, precision)])
+        except MilEvalError as exc:
+            return replace(base, evaluator_error=str(exc))
+    return replace(base, psnr_db=psnr, max_abs=max_abs)
+
+
+def coverage_report(cases: Iterable[Any], precisions: Sequence[str] = PRECISIONS,
+                    progress: Callable[[str], None] = lambda line: None, root: Path | None = None) -> CoverageReport:
+    import coremltools as ct
+
+    from runtimes.mil.ops import MIL_OPS
+
+    results = []
+    work_root = Path(root or tempfile.gettempdir())
+    for case in cases:
+        for precision in precisions:
+            result = run_case(case, precision, work_root)
+            progress(f"{case.name}@{precision}: {', '.join(result.mil_ops) or result.converter_error}")
+            results.append(result)
+    versions = {"torch": torch.__version__, "coremltools": ct.__version__}
+    return CoverageReport(versions, tuple(results), tuple(sorted(MIL_OPS)))
+
+
+def refusal_drift(report: CoverageReport, expected: Mapping[str, str]) -> list[str]:
+    """Cases whose converter verdict differs from models/corpus/ops.py's CONVERTER_REFUSES."""
+    refused = {r.case for r in report.results if not r.converted}
+    run = {r.case for r in report.results}
+    drift = [f"{c}: coremltools now converts it (remove it from CONVERTER_REFUSES)" for c in expected
+             if c in run and c not in refused]
+    drift += [f"{c}: coremltools refuses it, and CONVERTER_REFUSES does not say so" for c in sorted(refused)
+              if c not in expected]
+    return drift
+
+
+def coverage_markdown(report: CoverageReport) -> str:
+    """README's table: each MIL op the corpus emits, the cases that emit it, and whether the evaluator runs it."""
+    emitted = report.emitted()
+    lines = [f"{len(emitted)} MIL ops emitted by {len({r.case for r in report.results if r.converted})} converted "
+             f"cases at fp32 and fp16 ({', '.join(f'{k} {v}' for k, v in report.versions.items())}); "
+             f"the evaluator implements {len(emitted) - len(report.uncovered())} of them "
+             f"({report.coverage_percent():.0f}%).", "",
+             "| MIL op | emitted by (corpus cases) | evaluator |", "|---|---|---|"]
+    for op, where in emitted.items():
+        cases = sorted({w.split("@")[0] for w in where})
+        shown = ", ".join(cases[:6]) + (f" and {len(cases) - 6} more" if len(cases) > 6 else "")
+        only = {w.split("@")[1] for w in where}
+        note = f" (at {only.pop()} only)" if len(only) == 1 else ""
+        lines.append(f"| `{op}` | {shown}{note} | {'yes' if op in report.implemented else '**missing**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def cases_markdown(report: CoverageReport) -> str:
+    """Per case and precision: the worst parity, or why it was not judged."""
+    from parity_tests.metrics import format_db
+
+    rows = ["| case | group | fp32 | fp16 |", "|---|---|---|---|"]
+    by_case: dict[str, dict[str, OpCaseResult]] = {}
+    for r in report.results:
+        by_case.setdefault(r.case, {})[r.precision] = r
+    for case, runs in by_case.items():
+        cells = []
+        for precision in PRECISIONS:
+            r = runs.get(precision)
+            if r is None:
+                cells.append("-")
+            elif not r.converted:
+                cells.append("converter refuses")
+            else:
+                verdict = judge_case(r)
+                cells.append(f"{format_db(r.psnr_db)}" + (f" FAIL: {verdict}" if verdict else ""))
+        group = next(iter(runs.values())).group
+        rows.append(f"| {case} | {group} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,92 @@
+"""The architecture corpus (models/corpus/architectures.py) through every format and recipe, as a team would
+run its own model: `edgeport export --model models/corpus/architectures.py:NAME --input 1x3x64x64`, one process
+per architecture. Writes matrix.json and matrix.md (architecture x format x recipe: verdict, worst dB, engine).
+
+    .venv/bin/python scripts/architecture_matrix.py --out /tmp/arch-matrix [--only resnet18,unet]
+        [--to onnx,tflite,coreml,executorch] [--recipe fp32,fp16,w8a8]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from scripts.export_process import run_export  # noqa: E402
+
+CORPUS_FILE = "models/corpus/architectures.py"
+FORMATS = ("onnx", "tflite", "coreml", "executorch")
+RECIPES = ("fp32", "fp16", "w8a8")
+
+
+def architecture_row(name: str, formats: str, recipes: str, out: Path, timeout: float) -> dict[str, Any]:
+    started = time.monotonic()
+    summary, error = run_export(["--model", f"{CORPUS_FILE}:{name}", "--input", "1x3x64x64", "--to", formats,
+                                 "--recipe", recipes, "--out", str(out), "--converter-timeout", str(timeout / 2)],
+                                timeout)
+    if summary is None:
+        return {"arch": name, "error": error}
+    cells = {f"{r['format']}/{r['recipe']}": {
+        "status": r["status"], "worst_db": r.get("worst_psnr_db"), "bit_exact": r.get("bit_exact"),
+        "engine": r.get("engine"), "op": r.get("op"), "message": (r.get("message") or "")[:240],
+        "vs_fp32_db": r.get("vs_fp32_artifact_db")} for r in summary["rows"]}
+    return {"arch": name, "params": summary["params"], "cells": cells, "seconds": round(time.monotonic() - started, 1)}
+
+
+def cell_text(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "-"
+    if cell["status"] == "unsupported":
+        return "not supported"
+    db = "exact" if cell.get("bit_exact") else (f"{cell['worst_db']:.1f}" if cell.get("worst_db") is not None
+                                                 else "-")
+    if cell["status"] == "pass":
+        return db
+    reason = f"`{cell['op']}`" if cell.get("op") else cell["message"].split(";")[0][:60]
+    return f"**{cell['status']}** {db}" + (f" ({reason})" if cell["status"] != "fail" or db == "-" else "")
+
+
+def markdown(rows: list[dict[str, Any]], formats: list[str], recipes: list[str]) -> str:
+    """One table per recipe: architectures down, formats across; worst dB over the parity samples."""
+    out = []
+    for recipe in recipes:
+        out += [f"\n**{recipe}** (worst PSNR over the parity samples, dB)\n",
+                "| architecture | params | " + " | ".join(formats) + " |", "|---" * (len(formats) + 2) + "|"]
+        for r in rows:
+            if "cells" not in r:
+                out.append(f"| {r['arch']} | - | {r['error']} |" + " |" * (len(formats) - 1))
+                continue
+            cells = [cell_text(r["cells"].get(f"{f}/{recipe}")) for f in formats]
+            out.append(f"| {r['arch']} | {r['params'] / 1e3:.0f} k | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    from models.corpus.architectures import ARCHITECTURES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--only", default="", help="comma-separated architecture names")
+    parser.add_argument("--to", default=",".join(FORMATS))
+    parser.add_argument("--recipe", default=",".join(RECIPES))
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per architecture")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    chosen = [a for a in ARCHITECTURES if not args.only or a in args.only.split(",")]
+    rows = []
+    for name in chosen:
+        rows.append(architecture_row(name, args.to, args.recipe, args.out / "artifacts", args.timeout))
+        print(json.dumps(rows[-1])[:300], flush=True)
+        (args.out / "matrix.json").write_text(json.dumps({"rows": rows}, indent=1))
+    table = markdown(rows, args.to.split(","), args.recipe.split(","))
+    (args.out / "matrix.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

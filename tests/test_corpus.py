@@ -1,0 +1,36 @@
+"""The corpora that measure edgeport beyond its zoo: small seeded architectures a team would bring, and the
+op-per-module corpus (whose converter and evaluator checks are in test_mil_eval.py)."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.corpus.architectures import ARCHITECTURES, INPUT_SIZE, _example_batch
+from models.corpus.ops import CONVERTER_REFUSES, OP_CASES, build_case, op_input
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_op_cases_are_unique_float_and_the_refusal_list_names_real_cases():
+    names = [c.name for c in OP_CASES]
+    assert len(names) == len(set(names))
+    assert set(CONVERTER_REFUSES) <= set(names)
+    x = op_input()
+    with torch.no_grad():
+        outputs = {c.name: build_case(c)(x) for c in OP_CASES}
+    assert all(y.dtype == torch.float32 and torch.isfinite(y).all() for y in outputs.values())
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_corpus_architecture_is_seeded_and_its_output_follows_the_input(name):
+    photos = _example_batch()[0]
+    assert photos.shape[1:] == (3, INPUT_SIZE, INPUT_SIZE)
+    with torch.no_grad():
+        first, again = ARCHITECTURES[name](), ARCHITECTURES[name]()
+        outs, outs_again = first(photos), again(photos)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    outs_again = outs_again if isinstance(outs_again, tuple) else (outs_again,)
+    for y, y2 in zip(outs, outs_again):
+        assert torch.equal(y, y2), "the factory must build the same weights every time"
+        between_photos = float((y[0] - y[1]).abs().mean())
+        assert between_photos > 0.05 * float(y.std()) > 0, "output barely depends on the input"
