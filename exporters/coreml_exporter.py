@@ -24,6 +24,8 @@ DYNAMIC_HW_RANGE = (16, 2048)
 def _exported_program(request: ExportRequest) -> Any:
     import torch
 
+    from exporters.coreml_torch_ops import coreml_decompositions
+
     dynamic_shapes = None
     if request.dynamic_hw:
         lo, hi = DYNAMIC_HW_RANGE
@@ -34,7 +36,7 @@ def _exported_program(request: ExportRequest) -> Any:
     try:
         with captured_output():
             return torch.export.export(request.module, request.example_inputs,
-                                       dynamic_shapes=dynamic_shapes).run_decompositions({})
+                                       dynamic_shapes=dynamic_shapes).run_decompositions(coreml_decompositions())
     except Exception as exc:
         raise export_error("torch.export", exc) from exc
 
@@ -76,10 +78,11 @@ def _output_types(ct: Any, request: ExportRequest) -> list[Any]:
 
 
 def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
-    from exporters.coreml_torch_ops import register_missing_torch_ops
+    from exporters.coreml_torch_ops import explicit_pool_strides, register_missing_torch_ops
 
     register_missing_torch_ops()
     program = _exported_program(request)
+    explicit_pool_strides(program)
     try:
         with captured_output():
             return ct.convert(

@@ -3,9 +3,12 @@ registry (one entry per op, only where coremltools has none, so a release that a
 
 `aten.alias`: run_decompositions leaves it where a module returns a view of a tensor it keeps (attention
 blocks in SwinIR, HAT, NAFNet and eight more spandrel architectures); it is a no-op, as coremltools already
-treats alias_copy, clone and detach.
+treats alias_copy, clone and detach. Pools without a stride are rewritten in the exported graph instead
+(explicit_pool_strides): coremltools' own max_pool2d converter is right once the stride is there.
 """
 from __future__ import annotations
+
+from typing import Any
 
 _NOOPS = ("alias",)
 
@@ -19,3 +22,42 @@ def register_missing_torch_ops() -> list[str]:
     for name in added:
         registry.set_func_by_name(torch_ops.noop, name)
     return added
+
+
+def explicit_pool_strides(program: Any) -> int:
+    """aten.max_pool2d(x, kernel) with the stride left out (F.max_pool2d(x, 2): stride = kernel) reaches
+    coremltools 9.0 as a node missing an input; write the stride out. Returns the number of nodes changed."""
+    import torch
+
+    aten = torch.ops.aten
+    pools = {aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default,
+             aten.max_pool2d_with_indices.default, aten.avg_pool1d.default, aten.avg_pool2d.default,
+             aten.avg_pool3d.default}
+    changed = 0
+    for node in program.graph.nodes:
+        if node.op != "call_function" or node.target not in pools or node.kwargs.get("stride"):
+            continue
+        args = list(node.args) + [None] * max(0, 3 - len(node.args))
+        if not args[2]:
+            args[2] = list(args[1]) if isinstance(args[1], (list, tuple)) else [args[1]]
+            node.args = tuple(args)
+            changed += 1
+    if changed:
+        program.graph_module.recompile()
+    return changed
+
+
+def _remainder(x: Any, y: Any) -> Any:
+    import torch
+
+    return x - torch.floor(x / y) * y
+
+
+def coreml_decompositions() -> dict[Any, Any]:
+    """Decompositions for run_decompositions, in place of coremltools' own lowering where that is wrong:
+    `x % 1.0` became x - x (a graph pass drops floor_div by 1, an identity only for integers), so the
+    remainder reaches the converter as x - floor(x / y) * y."""
+    import torch
+
+    aten = torch.ops.aten
+    return {aten.remainder.Scalar: _remainder, aten.remainder.Tensor: _remainder}

@@ -129,8 +129,9 @@ def _order_by_names(details: list[dict[str, Any]], names: tuple[str, ...]) -> li
     if all(n in by_name for n in names):
         return [by_name[n] for n in names]
     positional = {}
-    for d in details:
-        match = re.fullmatch(r"(?:args|output)_(\d+)(?:_output)?", _plain_name(d["name"]))
+    for d in details:   # args_0, output_1 (litert-torch); PartitionedCall:1 (a TF function's output index)
+        match = (re.fullmatch(r"(?:args|output)_(\d+)(?:_output)?", _plain_name(d["name"]))
+                 or re.fullmatch(r"[A-Za-z_]+:(\d+)", d["name"]))
         if match:
             positional[int(match.group(1))] = d
     if sorted(positional) == list(range(len(names))):

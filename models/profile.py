@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from models.errors import ModelError
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -32,13 +34,15 @@ def _layer_macs(module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> int:
 def profile_model(build: Callable[[], nn.Module], input_shapes: list[tuple[int, ...]]) -> ModelProfile:
     """Counts conv, transposed conv and linear MACs (the work that dominates these nets) at the given input:
     on the meta device (no memory, no compute), or on the CPU with zero inputs when the forward reads a
-    tensor's value (e.g. a window size taken with .item()), which meta tensors cannot give."""
+    tensor's value (e.g. a window size taken with .item()), which meta tensors cannot give, or when the factory
+    itself computes (a team's factory that calibrates or loads weights; a custom factory's failure arrives as
+    ModelError)."""
     try:
         with torch.device("meta"):
             module = build().eval()
             inputs = [torch.empty(s) for s in input_shapes]
         macs = _count_macs(module, inputs)
-    except (RuntimeError, NotImplementedError):
+    except (RuntimeError, NotImplementedError, ModelError):
         module = build().eval()
         macs = _count_macs(module, [torch.zeros(s) for s in input_shapes])
     params = sum(p.numel() for p in module.parameters())

@@ -12,13 +12,24 @@ PANEL = 224          # panel height in pixels
 CAPTION = 34
 
 
+def _planes(values: np.ndarray) -> np.ndarray:
+    """The first sample of any output as an HxWxC array: an NCHW map as itself (first 3 channels), a token
+    sequence (1xNxC) as an NxC map, a vector (logits) as a 1xK strip."""
+    arr = np.asarray(values, np.float64)
+    if arr.ndim == 4:
+        return arr[0][:3].transpose(1, 2, 0)
+    if arr.ndim == 3:
+        return arr[0][..., None]
+    return arr.reshape(1, -1, 1) if arr.ndim < 2 else arr[0].reshape(1, -1, 1)
+
+
 def _picture(values: np.ndarray, contract: Any, lo_hi: tuple[float, float] | None = None) -> np.ndarray:
-    """1xCxHxW contract values -> HxWx3 uint8: through the contract's pixels, else stretched to lo_hi."""
+    """Contract values -> HxWx3 uint8: through the contract's pixels, else stretched to lo_hi."""
     if contract.pixels is not None:
         img = contract.pixels.to_pixels(values)[0].transpose(1, 2, 0)
         img = img[..., ::-1] if contract.pixels.color == "BGR" else img
     else:
-        arr = np.asarray(values, np.float64)[0][:3].transpose(1, 2, 0)
+        arr = _planes(values)
         lo, hi = lo_hi or (float(arr.min()), float(arr.max()))
         img = np.clip(np.rint((arr - lo) / ((hi - lo) or 1.0) * 255), 0, 255).astype(np.uint8)
     return np.repeat(img, 3, axis=-1) if img.shape[-1] in (1, 2) else img[..., :3]
@@ -37,8 +48,8 @@ def difference_panel(reference: np.ndarray, actual: np.ndarray, contract: Any) -
         got = contract.pixels.to_pixels(actual).astype(np.float64)
         unit = "8-bit levels"
     else:
-        ref, got, unit = np.asarray(reference, np.float64), np.asarray(actual, np.float64), "values"
-    diff = np.abs(ref - got)[0].mean(axis=0)
+        ref, got, unit = reference, actual, "values"
+    diff = np.abs(_planes(ref) - _planes(got)).mean(axis=-1)
     peak = float(diff.max())
     if not np.isfinite(peak):
         return heat_colours(np.ones_like(diff)), "NaN/Inf in the artifact's output"
@@ -51,7 +62,7 @@ def _fit(img: np.ndarray, height: int) -> Any:
     from PIL import Image
 
     pil = Image.fromarray(img)
-    width = max(1, round(img.shape[1] * height / img.shape[0]))
+    width = min(max(1, round(img.shape[1] * height / img.shape[0])), 3 * height)   # a long strip stays readable
     return pil.resize((width, height), Image.Resampling.NEAREST if img.shape[0] < height else Image.Resampling.BICUBIC)
 
 

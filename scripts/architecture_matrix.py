@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -38,16 +39,20 @@ def architecture_row(name: str, formats: str, recipes: str, out: Path, timeout: 
 
 
 def cell_text(cell: dict[str, Any] | None) -> str:
+    """Worst dB over the samples; a parity failure adds the gated sample that failed, an error its reason."""
     if cell is None:
         return "-"
     if cell["status"] == "unsupported":
         return "not supported"
     db = "exact" if cell.get("bit_exact") else (f"{cell['worst_db']:.1f}" if cell.get("worst_db") is not None
-                                                 else "-")
+                                                 else "")
     if cell["status"] == "pass":
         return db
+    failed = re.match(r"(?:photo|random):([\w.-]+)/(\w+): ([\d.]+) dB < ([\d.]+) dB", cell["message"])
+    if cell["status"] == "parity-fail" and failed:
+        return f"**fail** {db} ({failed[1]} {failed[3]} < {failed[4]})"
     reason = f"`{cell['op']}`" if cell.get("op") else cell["message"].split(";")[0][:60]
-    return f"**{cell['status']}** {db}" + (f" ({reason})" if cell["status"] != "fail" or db == "-" else "")
+    return f"**{cell['status']}** {db} ({reason})".replace("  ", " ")
 
 
 def markdown(rows: list[dict[str, Any]], formats: list[str], recipes: list[str]) -> str:
@@ -74,11 +79,12 @@ def main() -> int:
     parser.add_argument("--to", default=",".join(FORMATS))
     parser.add_argument("--recipe", default=",".join(RECIPES))
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per architecture")
+    parser.add_argument("--table-only", action="store_true", help="re-draw matrix.md from --out's matrix.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     chosen = [a for a in ARCHITECTURES if not args.only or a in args.only.split(",")]
-    rows = []
-    for name in chosen:
+    rows = json.loads((args.out / "matrix.json").read_text())["rows"] if args.table_only else []
+    for name in [] if args.table_only else chosen:
         rows.append(architecture_row(name, args.to, args.recipe, args.out / "artifacts", args.timeout))
         print(json.dumps(rows[-1])[:300], flush=True)
         (args.out / "matrix.json").write_text(json.dumps({"rows": rows}, indent=1))

@@ -101,9 +101,9 @@ def build_checkpoint(arch: str, folder: Path) -> tuple[Path | None, str]:
     return (path, "") if found in (arch, module_name) else (None, f"detected as {found}")
 
 
-def export_row(arch: str, ckpt: Path, out: Path, timeout: float) -> dict[str, Any]:
+def export_row(arch: str, ckpt: Path, out: Path, timeout: float, formats: str = ",".join(FORMATS)) -> dict[str, Any]:
     started = time.monotonic()
-    summary, error = run_export(["--weights", str(ckpt), "--to", ",".join(FORMATS), "--recipe", "fp32",
+    summary, error = run_export(["--weights", str(ckpt), "--to", formats, "--recipe", "fp32",
                                  "--out", str(out), "--converter-timeout", str(timeout / 2)], timeout)
     if summary is None:
         return {"arch": arch, "error": error}
@@ -146,6 +146,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated architecture ids")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per architecture")
     parser.add_argument("--resume", action="store_true", help="keep the rows of an earlier matrix.json in --out")
+    parser.add_argument("--to", default=",".join(FORMATS), help="formats (default: all four)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     chosen = [a for a in BUILDS if not args.only or a in args.only.split(",")]
@@ -156,7 +157,7 @@ def main() -> int:
     for arch in [a for a in chosen if a not in done]:
         ckpt, problem = build_checkpoint(arch, args.out)
         row = {"arch": arch, "error": problem} if ckpt is None else export_row(arch, ckpt, args.out / "artifacts",
-                                                                               args.timeout)
+                                                                               args.timeout, args.to)
         rows.append(row)
         print(json.dumps(row)[:400], flush=True)
         (args.out / "matrix.json").write_text(json.dumps({"rows": rows, "not_run": NOT_RUN}, indent=2))

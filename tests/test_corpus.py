@@ -34,3 +34,20 @@ def test_corpus_architecture_is_seeded_and_its_output_follows_the_input(name):
         assert torch.equal(y, y2), "the factory must build the same weights every time"
         between_photos = float((y[0] - y[1]).abs().mean())
         assert between_photos > 0.05 * float(y.std()) > 0, "output barely depends on the input"
+
+
+@pytest.mark.e2e
+def test_every_corpus_architecture_gets_a_core_ml_verdict_at_fp32_and_fp16(tmp_path):
+    """As a team would run its own model (`--model file.py:factory`): every architecture converts, runs in the
+    MIL evaluator (no op missing) and passes at fp32 (>= 60 dB) and fp16 (the fp16 gate)."""
+    import edgeport.api as api
+
+    rows = []
+    for name in ARCHITECTURES:
+        summary = api.export(f"{ROOT / 'models/corpus/architectures.py'}:{name}", inputs=[(1, 3, INPUT_SIZE, INPUT_SIZE)],
+                             to=["coreml"], recipes=["fp32", "fp16"], out=tmp_path)
+        rows += [(name, r) for r in summary.rows]
+    assert len(rows) == 2 * len(ARCHITECTURES)
+    verdicts = {(n, r.recipe): (r.status, r.worst_psnr_db, r.message[:120]) for n, r in rows}
+    assert all(r.status == "pass" and "MIL evaluator" in r.engine for _, r in rows), verdicts
+    assert all(r.worst_psnr_db >= 60 for _, r in rows if r.recipe == "fp32"), verdicts

@@ -105,12 +105,29 @@ def test_fp16_program_really_rounds(tmp_path):
 
 
 def test_unknown_op_is_named_with_the_file_it_belongs_in_not_skipped(tmp_path):
-    class Warp(nn.Module):   # F.grid_sample -> MIL `resample`: not in the evaluator
-        def forward(self, x):
-            return F.grid_sample(x, torch.zeros(1, 4, 4, 2), align_corners=False)
+    """l2_pool: a MIL op no PyTorch module converts to (so no corpus case covers it), built with MIL's builder."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
 
-    with pytest.raises(MilEvalError, match="MIL op 'resample'.*not implemented.*add it to runtimes/mil/resize.py"):
-        _convert(Warp(), torch.rand(1, 3, 8, 8), "fp32", tmp_path)
+    from runtimes.mil.program import MilEvaluator, load_mil_program
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 4, 4))], opset_version=ct.target.iOS16)
+    def program(x):
+        return mb.l2_pool(x=x, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid")
+
+    path = tmp_path / "l2.mlpackage"
+    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16).save(str(path))
+    with pytest.raises(MilEvalError, match="MIL op 'l2_pool'.*not implemented.*add it to runtimes/mil/ops.py"):
+        MilEvaluator(load_mil_program(path))
+
+
+def test_random_ops_are_refused_with_the_reason(tmp_path):
+    class Noisy(nn.Module):   # torch.randn_like at inference -> MIL random_normal
+        def forward(self, x):
+            return x + 0.1 * torch.randn_like(x)
+
+    with pytest.raises(MilEvalError, match="'random_normal'.*draws random numbers.*export without the noise"):
+        _convert(Noisy(), torch.rand(1, 3, 8, 8), "fp32", tmp_path)
 
 
 @pytest.mark.parametrize("size_out,mode,expected", [

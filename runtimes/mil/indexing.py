@@ -185,3 +185,32 @@ def range_1d(a: OpArgs) -> torch.Tensor:
 def shape(a: OpArgs) -> torch.Tensor:
     """Dynamic-size programs (--dynamic-hw) read sizes at run time."""
     return torch.tensor(a.tensor("x").shape, dtype=torch.int64)
+
+
+@register_mil_op("band_part")
+def band_part(a: OpArgs) -> torch.Tensor:
+    """Keeps `lower` sub-diagonals and `upper` super-diagonals of the last two axes (negative: all of them)."""
+    x = a.tensor("x")
+    lower, upper = a.value("lower", -1), a.value("upper", -1)
+    m = torch.arange(x.shape[-2]).unsqueeze(1)
+    n = torch.arange(x.shape[-1]).unsqueeze(0)
+    keep = ((lower < 0) | (m - n <= lower)) & ((upper < 0) | (n - m <= upper))
+    return torch.where(keep, x, torch.zeros_like(x))
+
+
+@register_mil_op("non_zero")
+def non_zero(a: OpArgs) -> torch.Tensor:
+    """[N, rank] coordinates of the non-zero elements, in row-major order (a boolean mask's positions)."""
+    return torch.nonzero(a.tensor("x"))
+
+
+@register_mil_op("scatter_nd")
+def scatter_nd(a: OpArgs) -> torch.Tensor:
+    """data with the slices addressed by indices' last axis replaced (update) or added to (add, sub)."""
+    data, indices, updates = a.tensor("data"), a.tensor("indices").long(), a.tensor("updates")
+    mode = a.value("mode", "add")
+    if mode not in ("update", "add", "sub"):
+        raise MilEvalError(f"scatter_nd mode {mode!r} is not implemented (runtimes/mil/indexing.py)")
+    where = tuple(_wrapped(indices[..., i], data.shape[i]) for i in range(indices.shape[-1]))
+    values = -updates if mode == "sub" else updates
+    return data.index_put(where, values.to(data.dtype), accumulate=mode != "update")

@@ -177,7 +177,16 @@ def _pool(a: OpArgs, kind: str) -> torch.Tensor:
 register_mil_op("max_pool")(lambda a: _pool(a, "max"))
 register_mil_op("avg_pool")(lambda a: _pool(a, "avg"))
 
-_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "real_div": torch.div,
+def _real_div(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Integer operands are shape arithmetic (a mask's element count over a broadcast size): truncated, and an
+    empty selection's 0 / 0 is 0, so broadcasting nothing gives nothing."""
+    if x.is_floating_point() or y.is_floating_point():
+        return torch.div(x, y)
+    safe = torch.where(y != 0, y, torch.ones_like(y))
+    return torch.where(y != 0, torch.div(x, safe, rounding_mode="trunc"), torch.zeros_like(x))
+
+
+_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "real_div": lambda x, y: _real_div(x, y),
            "maximum": torch.maximum, "minimum": torch.minimum, "pow": torch.pow,
            "floor_div": lambda x, y: torch.div(x, y, rounding_mode="floor")}
 for _name, _fn in _BINARY.items():
@@ -234,7 +243,8 @@ def softmax(a: OpArgs) -> torch.Tensor:
 def concat(a: OpArgs) -> torch.Tensor:
     if a.value("interleave", False):
         raise MilEvalError("concat with interleave=True is not implemented")
-    return torch.cat(a.tensors("values"), dim=a.value("axis"))
+    values = [v.reshape(1) if v.dim() == 0 else v for v in a.tensors("values")]   # scalars (shape arithmetic)
+    return torch.cat(values, dim=a.value("axis"))
 
 
 @register_mil_op("stack")
@@ -251,8 +261,7 @@ def cast(a: OpArgs) -> torch.Tensor:
 
 @register_mil_op("reshape")
 def reshape(a: OpArgs) -> torch.Tensor:
-    shape = a.tensor("shape").tolist()
-    return a.tensor("x").reshape(shape)
+    return a.tensor("x").reshape([int(d) for d in a.tensor("shape").tolist()])
 
 
 @register_mil_op("transpose")
@@ -272,7 +281,7 @@ def split(a: OpArgs) -> tuple[torch.Tensor, ...]:
 
 @register_mil_op("tile")
 def tile(a: OpArgs) -> torch.Tensor:
-    return a.tensor("x").repeat(*a.tensor("reps").tolist())
+    return a.tensor("x").repeat(*(int(r) for r in a.tensor("reps").tolist()))
 
 
 @register_mil_op("expand_dims")

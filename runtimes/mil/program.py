@@ -46,6 +46,9 @@ class MilEvaluator:
     def __init__(self, program: Any) -> None:
         self.function = program.functions["main"]
         for op in self.function.operations:
+            if op.op_type.startswith("random_"):
+                raise MilEvalError(f"MIL op '{op.op_type}' (at {op.name}) draws random numbers at inference: no "
+                                   "parity verdict can compare it with PyTorch's own draw; export without the noise")
             if op.op_type != "const" and op.op_type not in MIL_OPS:
                 raise MilEvalError(f"MIL op '{op.op_type}' (at {op.name}) is not implemented in edgeport's "
                                    f"MIL evaluator; add it to {home_of(op)} (one function, @register_mil_op)")

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from runtimes.mil.ops import MilEvalError, OpArgs, register_mil_op
 
@@ -92,3 +93,31 @@ def upsample_nearest_neighbor(a: OpArgs) -> torch.Tensor:
 @register_mil_op("resize_nearest_neighbor")
 def resize_nearest_neighbor(a: OpArgs) -> torch.Tensor:
     return _nearest_resize(a.tensor("x"), a.value("target_size_height", 1), a.value("target_size_width", 1))
+
+
+_TORCH_PADDING = {("constant", None): "zeros", ("border", None): "border", ("reflection", True): "reflection",
+                  ("symmetric", False): "reflection"}
+
+
+@register_mil_op("resample")
+def resample(a: OpArgs) -> torch.Tensor:
+    """grid_sample: coordinates (x, y) per output pixel. MIL's reflection (about the edge pixels) is PyTorch's
+    with align_corners=True, MIL's symmetric PyTorch's with align_corners=False; the other pairings raise."""
+    x, coords = a.tensor("x"), a.tensor("coordinates")
+    align = bool(a.value("align_corners", False))
+    mode, padding = a.value("sampling_mode"), a.value("padding_mode")
+    key = (padding, None) if padding in ("constant", "border") else (padding, align)
+    if mode not in ("bilinear", "nearest") or key not in _TORCH_PADDING:
+        raise MilEvalError(f"resample with sampling {mode!r}, padding {padding!r}, align_corners={align} "
+                           "is not implemented (runtimes/mil/resize.py)")
+    coordinates_mode = a.value("coordinates_mode")
+    size = torch.tensor([x.shape[-1], x.shape[-2]], dtype=coords.dtype)
+    if coordinates_mode == "unnormalized":
+        coords = 2 * coords / (size - 1) - 1 if align else (2 * coords + 1) / size - 1
+    elif coordinates_mode == "normalized_zero_to_one":
+        coords = 2 * coords - 1
+    elif coordinates_mode != "normalized_minus_one_to_one":
+        raise MilEvalError(f"resample coordinates_mode {coordinates_mode!r} is not implemented")
+    fill = float(a.value("padding_value", 0.0)) if padding == "constant" else 0.0
+    y = F.grid_sample(x - fill, coords, mode=mode, padding_mode=_TORCH_PADDING[key], align_corners=align)
+    return y + fill
