@@ -62,20 +62,35 @@ def metadata_buffer(about: Mapping[str, Any], names: tuple[Sequence[str], Sequen
     return bytes(builder.Output())
 
 
-def attach_metadata(model_bytes: bytes, metadata: bytes) -> bytes:
-    """The model with its TFLITE_METADATA buffer set (replaced when present). Weights stored after the
-    flatbuffer move inside it (their offsets would be wrong after the repack); under 2 GB that is the
-    ordinary layout."""
-    import flatbuffers
+def unpacked_model(model_bytes: bytes) -> Any:
+    """The model as LiteRT's schema objects (ModelT), with weights stored after the flatbuffer (ai-edge-quantizer
+    writes them so) moved inside: their offsets would be wrong after a repack; under 2 GB that is the ordinary
+    layout."""
     import numpy as np
     from ai_edge_litert import schema_py_generated as tfl
 
-    root = tfl.Model.GetRootAs(model_bytes, 0)
-    model = tfl.ModelT.InitFromObj(root)
-    for buffer in model.buffers or []:   # weights kept after the flatbuffer (ai-edge-quantizer writes them so)
+    model = tfl.ModelT.InitFromObj(tfl.Model.GetRootAs(model_bytes, 0))
+    for buffer in model.buffers or []:
         if buffer.offset and buffer.offset > 1:
             buffer.data = np.frombuffer(model_bytes, np.uint8, count=buffer.size, offset=buffer.offset)
             buffer.offset, buffer.size = 0, 0
+    return model
+
+
+def packed_model(model: Any) -> bytes:
+    import flatbuffers
+
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def attach_metadata(model_bytes: bytes, metadata: bytes) -> bytes:
+    """The model with its TFLITE_METADATA buffer set (replaced when present)."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as tfl
+
+    model = unpacked_model(model_bytes)
     buffer = tfl.BufferT()
     buffer.data = np.frombuffer(metadata, np.uint8)
     model.metadata = model.metadata or []
@@ -87,9 +102,7 @@ def attach_metadata(model_bytes: bytes, metadata: bytes) -> bytes:
         model.metadata.append(entry)
     else:
         model.buffers[entry.buffer] = buffer
-    builder = flatbuffers.Builder(0)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return packed_model(model)
 
 
 def write_tflite_metadata(path: Path, about: Mapping[str, Any], names: tuple[Sequence[str], Sequence[str]],
