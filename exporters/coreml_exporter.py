@@ -27,11 +27,12 @@ def _exported_program(request: ExportRequest) -> Any:
     from exporters.coreml_torch_ops import coreml_decompositions
 
     dynamic_shapes = None
-    if request.dynamic_hw:
+    if request.dynamic_hw:   # DYNAMIC hints, as the ONNX exporter: a named Dim over 16-2048 is refused for any net
+        # whose layers tie sizes together (a U-Net's skips need multiples of 4), DYNAMIC lets torch.export decide
         lo, hi = DYNAMIC_HW_RANGE
         dim = torch.export.Dim
         dynamic_shapes = dynamic_shapes_for(request.module, tuple(
-            {2: dim("height", min=lo, max=hi), 3: dim("width", min=lo, max=hi)} if t.dim() == 4 else {}
+            {2: dim.DYNAMIC(min=lo, max=hi), 3: dim.DYNAMIC(min=lo, max=hi)} if t.dim() == 4 else {}
             for t in request.example_inputs))
     try:
         with captured_output():

@@ -51,3 +51,28 @@ def test_every_corpus_architecture_gets_a_core_ml_verdict_at_fp32_and_fp16(tmp_p
     verdicts = {(n, r.recipe): (r.status, r.worst_psnr_db, r.message[:120]) for n, r in rows}
     assert all(r.status == "pass" and "MIL evaluator" in r.engine for _, r in rows), verdicts
     assert all(r.worst_psnr_db >= 60 for _, r in rows if r.recipe == "fp32"), verdicts
+
+
+@pytest.mark.e2e
+def test_core_ml_dynamic_size_takes_a_unet_that_needs_multiples_of_four(tmp_path):
+    """--dynamic-hw exports a net whose skips tie sizes together (two 2x pools: multiples of 4), which a named
+    16-2048 Dim made torch.export refuse; the program runs at another valid size in the evaluator."""
+    import json
+
+    import numpy as np
+
+    import edgeport.api as api
+    from runtimes.mil.program import MilEvaluator, load_mil_program
+
+    summary = api.export(f"{ROOT / 'models/corpus/architectures.py'}:unet", inputs=[(1, 3, 64, 64)], to=["coreml"],
+                         recipes=["fp32"], out=tmp_path, dynamic_hw=True)
+    row, = summary.rows
+    assert row.status == "pass", row
+    details = json.loads((Path(row.path) / "manifest.json").read_text())["artifact"]["details"]
+    assert details["dynamic_hw"] == [16, 2048]
+    program = MilEvaluator(load_mil_program(next(Path(row.path).glob("*.mlpackage"))))
+    x = np.random.default_rng(0).uniform(size=(1, 3, 48, 40)).astype(np.float32)
+    with torch.no_grad():
+        want = ARCHITECTURES["unet"]()(torch.from_numpy(x)).numpy()
+    got = next(iter(program.run({"image": x}).values()))
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
