@@ -55,8 +55,8 @@ def _remainder(x: Any, y: Any) -> Any:
 
 def coreml_decompositions() -> dict[Any, Any]:
     """Decompositions for run_decompositions, in place of coremltools' own lowering where that is wrong:
-    `x % 1.0` became x - x (a graph pass drops floor_div by 1, an identity only for integers), so the
-    remainder reaches the converter as x - floor(x / y) * y."""
+    `x % 1.0` became x - x (floor(x / 1) * 1 simplified to x, right only for integers), so the remainder
+    reaches the converter as x - floor(x / y) * y."""
     import torch
 
     aten = torch.ops.aten

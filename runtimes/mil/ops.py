@@ -177,6 +177,7 @@ def _pool(a: OpArgs, kind: str) -> torch.Tensor:
 register_mil_op("max_pool")(lambda a: _pool(a, "max"))
 register_mil_op("avg_pool")(lambda a: _pool(a, "avg"))
 
+
 def _real_div(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Integer operands are shape arithmetic (a mask's element count over a broadcast size): truncated, and an
     empty selection's 0 / 0 is 0, so broadcasting nothing gives nothing."""
@@ -186,7 +187,7 @@ def _real_div(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(y != 0, torch.div(x, safe, rounding_mode="trunc"), torch.zeros_like(x))
 
 
-_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "real_div": lambda x, y: _real_div(x, y),
+_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "real_div": _real_div,
            "maximum": torch.maximum, "minimum": torch.minimum, "pow": torch.pow,
            "floor_div": lambda x, y: torch.div(x, y, rounding_mode="floor")}
 for _name, _fn in _BINARY.items():
@@ -261,7 +262,8 @@ def cast(a: OpArgs) -> torch.Tensor:
 
 @register_mil_op("reshape")
 def reshape(a: OpArgs) -> torch.Tensor:
-    return a.tensor("x").reshape([int(d) for d in a.tensor("shape").tolist()])
+    shape = a.tensor("shape").tolist()
+    return a.tensor("x").reshape(shape)
 
 
 @register_mil_op("transpose")
@@ -281,7 +283,7 @@ def split(a: OpArgs) -> tuple[torch.Tensor, ...]:
 
 @register_mil_op("tile")
 def tile(a: OpArgs) -> torch.Tensor:
-    return a.tensor("x").repeat(*(int(r) for r in a.tensor("reps").tolist()))
+    return a.tensor("x").repeat(*a.tensor("reps").tolist())
 
 
 @register_mil_op("expand_dims")
