@@ -71,6 +71,7 @@ def markdown(rows: list[dict[str, Any]], formats: list[str], recipes: list[str])
 
 
 def main() -> int:
+    from edgeport.atomic import write_text
     from models.corpus.architectures import ARCHITECTURES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,9 +88,9 @@ def main() -> int:
     for name in [] if args.table_only else chosen:
         rows.append(architecture_row(name, args.to, args.recipe, args.out / "artifacts", args.timeout))
         print(json.dumps(rows[-1])[:300], flush=True)
-        (args.out / "matrix.json").write_text(json.dumps({"rows": rows}, indent=1))
+        write_text(args.out / "matrix.json", json.dumps({"rows": rows}, indent=1))
     table = markdown(rows, args.to.split(","), args.recipe.split(","))
-    (args.out / "matrix.md").write_text(table)
+    write_text(args.out / "matrix.md", table)
     print(table)
     return 0
 

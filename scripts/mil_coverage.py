@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     args = parser.parse_args(argv)
 
+    from edgeport.atomic import write_text
     from models.corpus.ops import CONVERTER_REFUSES, OP_CASES
     from parity_tests.mil_coverage import (cases_markdown, coverage_markdown, coverage_report, judge_case,
                                            refusal_drift)
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                              progress=(lambda line: None) if quiet else (lambda line: print(f"  {line}", flush=True)))
     failures = [f"{r.case}@{r.precision}: {why}" for r in report.results if (why := judge_case(r))]
     drift = refusal_drift(report, CONVERTER_REFUSES)
-    _write(args.out / "coverage.json", json.dumps(report.to_dict(), indent=1))
-    _write(args.out / "coverage.md", coverage_markdown(report))
-    _write(args.out / "cases.md", cases_markdown(report))
+    write_text(args.out / "coverage.json", json.dumps(report.to_dict(), indent=1))
+    write_text(args.out / "coverage.md", coverage_markdown(report))
+    write_text(args.out / "cases.md", cases_markdown(report))
     summary = {"cases": len(cases), "programs": len(report.results), "emitted_ops": len(report.emitted()),
                "uncovered_ops": report.uncovered(), "coverage_percent": round(report.coverage_percent(), 1),
                "refused_by_converter": sorted({r.case for r in report.results if not r.converted}),
@@ -59,12 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _print_summary(summary)
     return 1 if summary["uncovered_ops"] or failures or drift else 0
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _print_summary(s: dict) -> None:
