@@ -27,7 +27,8 @@ def _environment() -> dict[str, str]:
             "edgeport": __version__}
 
 
-def _convert(p: Prepared, job: Job, variant: Variant, work: Path) -> tuple[Any, str, str | None]:
+def _convert(p: Prepared, job: Job, variant: Variant, work: Path,
+             keep: tuple[str, ...] = ()) -> tuple[Any, str, str | None]:
     """(record, '', None) or, when the converter refused, (None, its message, the op it names): a converter's
     failure is this row's outcome, never raised past it."""
     from exporters.base import ExportError, ExportRequest, failing_op, short_message
@@ -41,13 +42,40 @@ def _convert(p: Prepared, job: Job, variant: Variant, work: Path) -> tuple[Any, 
                             calibration=p.calibration.arrays() if job.recipe.needs_calibration else (),
                             options=p.plan.options, input_pixels=encodings(p.contracts, p.plan.io),
                             output_pixels=encodings(p.spec.outputs, p.plan.io),
-                            about=artifact_about(p, job.recipe.name))
+                            about=artifact_about(p, job.recipe.name), keep_float=keep)
     try:
         return job.format.exporter.export(request), "", None
     except ExportError as exc:
         return None, str(exc), exc.op
     except Exception as exc:  # converters raise anything; one format's failure never stops the rest
         return None, short_message(exc), failing_op(str(exc))
+
+
+def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[str, ...] = ()) -> Any:
+    """Export into `work` and judge the artifact in its runtime."""
+    from edgeport.precision_search import Attempt
+    from parity_tests.gate import evaluate
+
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    record, problem, _ = _convert(p, job, variant, work, keep)
+    seconds = time.perf_counter() - t0
+    if record is None:
+        return Attempt(work, problem=problem, seconds=seconds)
+    return Attempt(work, record, evaluate(record, work, p.samples, variant.references, job.recipe.gate(p.spec.gates),
+                                          p.plan.parity_seed, p.spec.task_metric), seconds=seconds)
+
+
+def _searched(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | None, base: Any,
+              work: Path) -> tuple[Any, Any]:
+    """<precision>+auto: the mixed-precision search (edgeport/precision_search.py) from the first attempt."""
+    from dataclasses import replace
+
+    from edgeport.precision_search import search_precision
+
+    def export(keep: tuple[str, ...], folder: Path, recipe: Any) -> Any:
+        return _attempt(p, job if recipe is None else replace(job, recipe=recipe), variant, folder, keep)
+    return search_precision(p, job, variant, fp32, base, export, work)
 
 
 def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp32: ArtifactOutcome | None,
@@ -91,6 +119,7 @@ def _notes(*parts: str) -> str:
 def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutcome | None,
                progress: Progress) -> ArtifactOutcome:
     """One format and recipe: staged, exported, judged in its runtime, and put in place with its manifest."""
+    from edgeport.precision_search import Attempt, describe
     from parity_tests.figures import PARITY_FIGURE, grid_for
     from parity_tests.gate import evaluate
     from parity_tests.manifest import MANIFEST
@@ -113,15 +142,21 @@ def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutc
             return ArtifactOutcome(fmt.name, recipe.name, "export-failed", problem, op, seconds)
         evaluation = evaluate(record, work, p.samples, variant.references, recipe.gate(p.spec.gates),
                               p.plan.parity_seed, p.spec.task_metric)
+        search = None
+        if recipe.auto:
+            chosen, search = _searched(p, job, variant, fp32, Attempt(work, record, evaluation, seconds=seconds), work)
+            record, evaluation = chosen.record, chosen.evaluation
         details = _recipe_details(p, job, variant, evaluation, fp32, record, work)
+        if search is not None:
+            details["mixed_precision"] = search.to_dict()
         manifest = _manifest(p, job, variant, record, evaluation.report, details, seconds)
         grid_for(work / PARITY_FIGURE, f"{p.spec.name} {fmt.name} {recipe.name}", evaluation.report, p.samples,
                  variant.references, evaluation.outputs, p.contracts, manifest.outputs)
         write_json(work / MANIFEST, manifest.to_dict())
         commit_dir(work, final)
     report = evaluation.report
-    message = _notes(report.message, variant.warning, *record.warnings,
-                     details.get("error_localization", {}).get("summary", ""))
+    message = _notes(describe(search, recipe.name) if search is not None else "", report.message, variant.warning,
+                     *record.warnings, details.get("error_localization", {}).get("summary", ""))
     return ArtifactOutcome(fmt.name, recipe.name, "pass" if report.passed else f"parity-{report.status}", message,
                            None, seconds, manifest, final, evaluation.outputs)
 

@@ -45,6 +45,9 @@ class ExportRequest:
     # what the artifact says about itself (exporters/metadata.py): name, summary, author, license, version,
     # one line per input and output, and the contract as JSON
     about: Mapping[str, Any] = field(default_factory=dict)
+    # units the recipe leaves at higher precision (mixed-precision search): names in the step's own terms
+    # (quantize.steps.RecipeStep.keeps says which: ONNX nodes, MIL ops, TFLite tensors, torch modules)
+    keep_float: tuple[str, ...] = ()
 
     @property
     def image_io(self) -> bool:

@@ -78,6 +78,16 @@ def _output_types(ct: Any, request: ExportRequest) -> list[Any]:
             else ct.TensorType(name=n, dtype=np.float32) for n, enc in zip(request.output_names, request.pixels()[1])]
 
 
+def _compute_precision(ct: Any, request: ExportRequest, compute: str) -> Any:
+    """FLOAT16 everywhere but the ops the mixed-precision search keeps at float32."""
+    if compute != "fp16":
+        return ct.precision.FLOAT32
+    if not request.keep_float:
+        return ct.precision.FLOAT16
+    kept = frozenset(request.keep_float)
+    return ct.transform.FP16ComputePrecision(op_selector=lambda op: op.name not in kept)
+
+
 def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
     from exporters.coreml_torch_ops import explicit_pool_strides, register_missing_torch_ops
 
@@ -88,7 +98,7 @@ def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
         with captured_output():
             return ct.convert(
                 program, convert_to="mlprogram", inputs=_input_types(ct, request), outputs=_output_types(ct, request),
-                compute_precision=ct.precision.FLOAT16 if compute == "fp16" else ct.precision.FLOAT32,
+                compute_precision=_compute_precision(ct, request, compute),
                 minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
             )
     except Exception as exc:
@@ -113,7 +123,8 @@ class CoreMLExporter(Exporter):
         if step.apply is not None:
             try:
                 with captured_output():
-                    mlmodel, done = step.apply(mlmodel, request.calibration)
+                    mlmodel, done = step.apply(mlmodel, request.calibration,
+                                               **({"keep": request.keep_float} if request.keep_float else {}))
             except Exception as exc:
                 raise export_error(f"coremltools.optimize {request.precision}", exc) from exc
             recipe = {"tool": step.tool, **done}
@@ -133,6 +144,8 @@ class CoreMLExporter(Exporter):
                                    request.pixels()[1]),
             details={"pipeline": "torch.export -> run_decompositions -> coremltools.convert (mlprogram)",
                      "compute_precision": "FLOAT16" if compute == "fp16" else "FLOAT32",
+                     **({"float32_ops": list(request.keep_float)} if step.apply is None and request.keep_float
+                        else {}),
                      "minimum_deployment_target": step.options.get("minimum_deployment_target", DEPLOYMENT_TARGET),
                      **({"recipe": recipe} if recipe else {}),
                      "specification_version": mlmodel.get_spec().specificationVersion,

@@ -62,12 +62,14 @@ class ExecuTorchExporter(Exporter):
             try:
                 with captured_output():
                     request = replace(request, module=step.apply(request.module, request.example_inputs,
-                                                                 request.calibration_batches()))
+                                                                 request.calibration_batches(),
+                                                                 keep=request.keep_float))
             except Exception as exc:
                 raise export_error(f"ExecuTorch {step.tool}", exc) from exc
             recipe = {"tool": step.tool, "weights": "int8 per channel", "activations": "int8 per tensor, calibrated",
                       "io": "uint8 images" if request.image_io else "float32",
-                      "calibration_samples": len(request.calibration)}
+                      "calibration_samples": len(request.calibration),
+                      **({"float_modules": list(request.keep_float)} if request.keep_float else {})}
         if request.image_io:
             request = pixel_request(request, ins, outs, nhwc_uint8=True)
         edge = _lowered(request, request.module)

@@ -54,7 +54,8 @@ def _write(request: ExportRequest, path: Path) -> dict:
         write_onnx(*args, fp32, *names)
         try:
             with captured_output():
-                return {"tool": step.tool, **step.apply(fp32, path, request.calibration)}
+                return {"tool": step.tool, **step.apply(fp32, path, request.calibration,
+                                                          keep=request.keep_float)}
         except Exception as exc:
             raise export_error(f"onnxruntime {request.precision}", exc) from exc
 

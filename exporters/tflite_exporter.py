@@ -40,7 +40,8 @@ def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> None
 
             module, config = request.module, None
             if quantizing:
-                module, config = step.apply(request.module, request.example_inputs, request.calibration_batches())
+                module, config = step.apply(request.module, request.example_inputs, request.calibration_batches(),
+                                            keep=request.keep_float)
             litert_torch.convert(module, request.example_inputs, quant_config=config).export(str(path))
     except Exception as exc:
         raise export_error(f"litert-torch PT2E {step.precision}" if quantizing else "litert-torch", exc) from exc
@@ -155,11 +156,11 @@ def _versions(route: str) -> dict[str, str]:
     return {n: version(n) for n in names}
 
 
-def _rewrite(step: Any, src: Path, final: Path, calibration: Any) -> dict[str, Any]:
+def _rewrite(step: Any, src: Path, final: Path, calibration: Any, keep: tuple[str, ...]) -> dict[str, Any]:
     """An artifact-stage recipe (fp16, w8) applied to the fp32 file."""
     try:
         with captured_output():
-            return {"tool": step.tool, **step.apply(src, final, calibration)}
+            return {"tool": step.tool, **step.apply(src, final, calibration, keep=keep)}
     except Exception as exc:
         raise export_error(f"ai-edge-quantizer {step.precision}", exc) from exc
     finally:
@@ -195,12 +196,13 @@ class TFLiteExporter(Exporter):
         lost_images = request.image_io and route == "onnx2tf"
         request = wrapped if route == "litert-torch" else plain
         ins, outs = request.pixels()
-        recipe: dict[str, Any] = _rewrite(step, path, final, request.calibration) if rewrite else {}
+        recipe: dict[str, Any] = _rewrite(step, path, final, request.calibration, request.keep_float) if rewrite else {}
         if step.stage == "convert" and step.apply is not None:
             recipe = {"tool": step.tool if route == "litert-torch" else step.options["onnx2tf_tool"],
                       "weights": "int8 per channel", "activations": "int8 per tensor, calibrated",
                       "io": "uint8 images" if request.image_io else "float32",
-                      "calibration_samples": len(request.calibration)}
+                      "calibration_samples": len(request.calibration),
+                      **({"float_modules": list(request.keep_float)} if request.keep_float else {})}
         if request.about:
             try:
                 write_tflite_metadata(final, request.about, (request.input_names, request.output_names), (ins, outs))

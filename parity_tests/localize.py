@@ -18,10 +18,10 @@ import numpy as np
 
 from parity_tests.metrics import compare
 from runtimes.artifact import ArtifactRecord
+from runtimes.base import Tensors
 
 COLLAPSE_DB = 20.0
 WORST_SHOWN = 5
-
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,20 @@ def worst_channel_db(ref: np.ndarray, got: np.ndarray, axis: int) -> float:
     return worst
 
 
+def tensor_errors(reference: Tensors, compressed: Tensors, axis: int) -> list[LayerError]:
+    """Each tensor the two artifacts share (by name and shape), in the reference's graph order."""
+    errors = []
+    for name, ref in reference.items():
+        got = compressed.get(name)
+        if (got is None or got.value.shape != ref.value.shape or ref.value.size == 0
+                or ref.value.dtype.kind != "f" or got.value.dtype.kind != "f"):
+            continue
+        m = compare(ref.value, got.value)
+        db = worst_channel_db(ref.value, got.value, axis) if m.finite else -math.inf
+        errors.append(LayerError(name, got.op, db, m.max_abs, m.finite))
+    return errors
+
+
 def localize(fp32_record: ArtifactRecord, fp32_dir: Path, record: ArtifactRecord, artifact_dir: Path,
              inputs: Mapping[str, np.ndarray]) -> Localization:
     """Compare the two artifacts tensor by tensor on one input."""
@@ -107,15 +121,114 @@ def localize(fp32_record: ArtifactRecord, fp32_dir: Path, record: ArtifactRecord
     except Exception as exc:  # localisation explains a failure; it must never hide the failure itself
         return Localization(engine, 0, None, (), note=f"could not read intermediate tensors: {type(exc).__name__}: "
                                                       f"{str(exc)[:200]}")
-    errors = []
-    axis = fmt.channel_axis
-    for name, (op, ref) in reference.items():
-        if name not in compressed or compressed[name][1].shape != ref.shape or ref.size == 0:
-            continue
-        got = compressed[name][1]
-        m = compare(ref, got)
-        db = worst_channel_db(ref, got, axis) if m.finite else -math.inf
-        errors.append(LayerError(name, compressed[name][0], db, m.max_abs, m.finite))
+    errors = tensor_errors(reference, compressed, fmt.channel_axis)
     first = next((e for e in errors if not e.finite or e.psnr_db < COLLAPSE_DB), None)
     worst = tuple(sorted(errors, key=lambda e: e.psnr_db)[:WORST_SHOWN])
     return Localization(engine, len(errors), first, worst)
+
+
+@dataclass(frozen=True)
+class UnitBlame:
+    """How much error one unit (what the format's tooling can keep in higher precision) adds to what its
+    inputs already carry, as a noise ratio (noise_ratio; psnr_db is its tensor's worst channel). Where the rewrite rounds
+    activations, the tensor's consumers are named too: the rounding on an edge belongs to both ends (ONNX's QDQ
+    quantizer and coremltools' prefix/suffix passes each insert a quantize pair; an fp16 consumer casts a
+    kept fp32 producer's output back to fp16), so both must stay at higher precision."""
+    unit: str
+    op: str
+    tensor: str
+    added: float
+    psnr_db: float
+    consumers: tuple[str, ...] = ()
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return (self.unit, *self.consumers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unit": self.unit, "op": self.op, "tensor": self.tensor, "added_noise": float(f"{self.added:.3g}"),
+                "psnr_db": None if math.isinf(self.psnr_db) else round(self.psnr_db, 2),
+                **({"consumers": list(self.consumers)} if self.consumers else {})}
+
+
+def _is_boundary(op: str) -> bool:
+    """Ops a precision rewrite inserts (int8 quantize/dequantize, fp16 casts): never a unit to keep."""
+    lowered = op.lower()
+    return "quantize" in lowered or lowered in ("cast", "dequantize")
+
+
+def _source(name: str, traced: Tensors) -> str:
+    """The tensor `name` carries, past the quantize/dequantize/cast ops a rewrite put in front of it."""
+    seen: set[str] = set()
+    while name in traced and _is_boundary(traced[name].op) and traced[name].inputs and name not in seen:
+        seen.add(name)
+        name = traced[name].inputs[0]
+    return name
+
+
+def _consumers(traced: Tensors) -> dict[str, list[str]]:
+    """tensor -> the units that read it (past quantize/dequantize/cast ops)."""
+    readers: dict[str, list[str]] = {}
+    for entry in traced.values():
+        if _is_boundary(entry.op) or not entry.unit:
+            continue
+        for name in entry.inputs:
+            source = _source(name, traced)
+            if entry.unit not in readers.setdefault(source, []):
+                readers[source].append(entry.unit)
+    return readers
+
+
+def noise_ratio(ref: np.ndarray, got: np.ndarray) -> float:
+    """Noise energy over signal energy of the whole tensor: unlike a PSNR over a range, a ReLU or a reshape
+    leaves it unchanged, so the change from an op's inputs to its output is what the op added."""
+    if not np.all(np.isfinite(got)):
+        return 1.0
+    ref64 = ref.astype(np.float64)
+    power = float(np.mean(ref64 ** 2))
+    return float(np.mean((ref64 - got) ** 2)) / power if power > 0 else 0.0
+
+
+def blame_units(reference: Tensors, compressed: Tensors, axis: int, edges: bool = True) -> list[UnitBlame]:
+    """Every unit that computes a tensor both artifacts have, in graph order, with the error it adds: its
+    tensor's noise ratio minus the largest among its inputs. Inputs the fp32 artifact lacks (quantize/
+    dequantize, casts) are followed back to tensors it has. `edges`: the rewrite rounds activations (fp16
+    compute, int8 activations), so a tensor's consumers are named with its producer; a weight-only rewrite
+    names the producer alone."""
+    errors = tensor_errors(reference, compressed, axis)
+    db = {e.tensor: e.psnr_db for e in errors}
+    noise = {e.tensor: noise_ratio(reference[e.tensor].value, compressed[e.tensor].value) for e in errors}
+    resolved: dict[str, float] = {}
+
+    def upstream(name: str, depth: int = 0) -> float:
+        if name in noise:
+            return noise[name]
+        if name in resolved or depth > 32 or name not in compressed:
+            return resolved.get(name, 0.0)
+        resolved[name] = max((upstream(i, depth + 1) for i in compressed[name].inputs), default=0.0)
+        return resolved[name]
+
+    readers = _consumers(compressed) if edges else {}
+    blame: dict[str, UnitBlame] = {}
+    for name, added in noise.items():
+        producer = _source(name, compressed)
+        entry = compressed.get(producer)
+        if entry is None or _is_boundary(entry.op) or not entry.unit:
+            continue
+        gain = added - max((upstream(i) for i in compressed[name].inputs), default=0.0)
+        if entry.unit not in blame or gain > blame[entry.unit].added:
+            blame[entry.unit] = UnitBlame(entry.unit, compressed[name].op, name, gain, db[name],
+                                          tuple(u for u in readers.get(producer, ()) if u != entry.unit))
+    return list(blame.values())
+
+
+def by_blame(units: list[UnitBlame]) -> list[UnitBlame]:
+    """The units that add error, largest first: where one layer breaks the gate."""
+    return sorted((b for b in units if b.added > 0), key=lambda b: -b.added)
+
+
+def concentrated(units: list[UnitBlame], share: float = 0.5) -> bool:
+    """Whether one unit adds at least `share` of all the error added: a broken layer rather than error that
+    accumulates (and grows) along the network, where keeping layers from the input first does better."""
+    added = [b.added for b in units if b.added > 0]
+    return bool(added) and max(added) >= share * sum(added)

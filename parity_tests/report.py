@@ -51,6 +51,11 @@ class ParityReport:
         return min((s.metrics.psnr_db for s in self.samples), default=None)
 
     @property
+    def gated_db(self) -> float | None:
+        """Worst PSNR over the samples the gate judges (what a search has to raise)."""
+        return min((s.metrics.psnr_db for s in gated(self.samples, self.gate)), default=None)
+
+    @property
     def photo_db(self) -> float | None:
         """Worst PSNR over the in-distribution samples (None when every sample is noise)."""
         return min((s.metrics.psnr_db for s in self.samples if not is_noise_sample(s.sample)), default=None)

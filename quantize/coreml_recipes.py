@@ -22,20 +22,33 @@ WEIGHT_THRESHOLD = 2048
 # segmenter, 4-bit palettes from 2048 weights up gave 25.0 dB (605 KB), from 8192 up 54.5 dB (718 KB).
 PALETTE_WEIGHT_THRESHOLD = 8192
 
-declare_step("coreml", "fp16", "coremltools.convert, compute_precision FLOAT16", compute_precision="fp16")
+# keep: MIL ops left at float32 compute (coremltools' op_selector), named as in the fp32 program
+declare_step("coreml", "fp16", "coremltools.convert, compute_precision FLOAT16", keeps="artifact",
+             edges=True, compute_precision="fp16")
 
 
-def _weight_config(cto: Any) -> Any:
+def kept_ops(keep: Sequence[str]) -> dict[str, None]:
+    """coremltools' op_name_configs that leave these ops alone, under their names in an fp32 or fp16 program."""
+    return {n: None for name in keep for n in (name, f"{name}_cast_fp16")}
+
+
+def _weight_config(cto: Any, keep: Sequence[str] = ()) -> Any:
     return cto.coreml.OptimizationConfig(global_config=cto.coreml.OpLinearQuantizerConfig(
-        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=WEIGHT_THRESHOLD))
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=WEIGHT_THRESHOLD),
+        op_name_configs=kept_ops(keep))
 
 
-@register_step("coreml", "w8", "artifact", "coremltools.optimize.coreml.linear_quantize_weights")
-def w8(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+def _kept(keep: Sequence[str], what: str) -> dict[str, Any]:
+    return {what: list(keep)} if keep else {}
+
+
+@register_step("coreml", "w8", "artifact", "coremltools.optimize.coreml.linear_quantize_weights", keeps="artifact")
+def w8(mlmodel: Any, calibration: Calibration, keep: Sequence[str] = ()) -> tuple[Any, dict]:
     import coremltools.optimize as cto
 
-    return cto.coreml.linear_quantize_weights(mlmodel, _weight_config(cto)), {
-        "weights": "int8 symmetric per channel", "weight_threshold": WEIGHT_THRESHOLD}
+    return cto.coreml.linear_quantize_weights(mlmodel, _weight_config(cto, keep)), {
+        "weights": "int8 symmetric per channel", "weight_threshold": WEIGHT_THRESHOLD,
+        **_kept(keep, "float_weight_ops")}
 
 
 def _palettize(mlmodel: Any, nbits: int) -> tuple[Any, dict]:
@@ -88,7 +101,7 @@ def activation_ranges(mlmodel: Any, calibration: Calibration) -> dict[str, dict[
     return stats
 
 
-def quantize_activations(mlmodel: Any, stats: dict[str, dict[str, float]]) -> Any:
+def quantize_activations(mlmodel: Any, stats: dict[str, dict[str, float]], keep: Sequence[str] = ()) -> Any:
     """coremltools' activation-quantization passes, fed with ranges measured off-device."""
     import coremltools.optimize as cto
     from coremltools import _SPECIFICATION_VERSION_IOS_17
@@ -99,7 +112,7 @@ def quantize_activations(mlmodel: Any, stats: dict[str, dict[str, float]]) -> An
     from coremltools.optimize.coreml.experimental import _post_training_quantization as ptq
 
     config = cto.coreml.OptimizationConfig(global_config=cto.coreml.experimental.OpActivationLinearQuantizerConfig(
-        mode="linear_symmetric"))
+        mode="linear_symmetric"), op_name_configs=kept_ops(keep))
     try:  # share one range across a concat's inputs and output, as coremltools does on macOS
         from coremltools.optimize.coreml.experimental._model_debugger import ModelDebugger
 
@@ -120,14 +133,15 @@ def quantize_activations(mlmodel: Any, stats: dict[str, dict[str, float]]) -> An
 # int8 activations are quantized from an fp16 program, as Core ML runs them on device (coremltools'
 # activation passes expect fp16 scales)
 @register_step("coreml", "w8a8", "artifact", "coremltools activation-quantization passes + linear_quantize_weights",
-               compute_precision="fp16", minimum_deployment_target="iOS17")
-def w8a8(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+               keeps="artifact", edges=True, compute_precision="fp16", minimum_deployment_target="iOS17")
+def w8a8(mlmodel: Any, calibration: Calibration, keep: Sequence[str] = ()) -> tuple[Any, dict]:
     import coremltools.optimize as cto
 
     if not calibration:
         raise ValueError("w8a8 needs calibration inputs")
     stats = activation_ranges(mlmodel, calibration)
-    quantized = cto.coreml.linear_quantize_weights(quantize_activations(mlmodel, stats), _weight_config(cto))
+    quantized = cto.coreml.linear_quantize_weights(quantize_activations(mlmodel, stats, keep),
+                                                   _weight_config(cto, keep))
     return quantized, {"weights": "int8 symmetric per channel", "activations": "int8 symmetric per tensor",
                        "activation_ranges": "edgeport MIL evaluator on the converted program (predict needs macOS)",
-                       "calibration_samples": len(calibration)}
+                       "calibration_samples": len(calibration), **_kept(keep, "fp16_ops")}

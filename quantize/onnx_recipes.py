@@ -56,29 +56,71 @@ def topologically_sorted(model: Any) -> Any:
     return model
 
 
-@register_step("onnx", "fp16", "artifact", "onnxruntime.transformers.float16")
-def fp16(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str, Any]:
+@register_step("onnx", "fp16", "artifact", "onnxruntime.transformers.float16", keeps="artifact",
+               edges=True)
+def fp16(fp32_path: Path, out_path: Path, calibration: Calibration, keep: Sequence[str] = ()) -> dict[str, Any]:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True, node_block_list=list(keep))
+    if keep:
+        model = without_cast_round_trips(model)
     onnx.save(topologically_sorted(model), str(out_path))
-    return {"io": "float32 (cast inside)"}
+    return {"io": "float32 (cast inside)", **_kept(keep, "float32_nodes")}
 
 
-@register_step("onnx", "w8", "artifact", "onnxruntime.quantization.quantize_dynamic")
-def w8(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str, Any]:
+def without_cast_round_trips(model: Any) -> Any:
+    """Drop float32 -> float16 -> float32 cast pairs: the converter casts every kept node's output to fp16 and
+    back for the next kept node, so a kept region would still round each activation."""
+    from onnx import TensorProto
+
+    graph = model.graph
+
+    def cast_to(node: Any) -> int | None:
+        """The type a cast the converter inserted casts to (None for any other node: a model's own casts,
+        from uint8 pixels say, are not round trips)."""
+        if node.op_type != "Cast" or not node.name.endswith(("_cast_to_fp16_node", "_cast_to_fp32_node")):
+            return None
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+    producer = {out: node for node in graph.node for out in node.output}
+    outputs = {o.name for o in graph.output}
+    bypass: dict[str, str] = {}
+    for node in graph.node:
+        first = producer.get(node.input[0]) if node.input else None
+        if cast_to(node) == TensorProto.FLOAT and first is not None and cast_to(first) == TensorProto.FLOAT16 \
+                and node.output[0] not in outputs:
+            bypass[node.output[0]] = first.input[0]
+    if not bypass:
+        return model
+    kept = [n for n in graph.node if not (n.output and n.output[0] in bypass)]
+    for node in kept:
+        node.input[:] = [bypass.get(i, i) for i in node.input]
+    used = {i for n in kept for i in n.input} | outputs
+    kept = [n for n in kept if cast_to(n) != TensorProto.FLOAT16 or n.output[0] in used]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
+def _kept(keep: Sequence[str], what: str) -> dict[str, Any]:
+    return {what: list(keep)} if keep else {}
+
+
+@register_step("onnx", "w8", "artifact", "onnxruntime.quantization.quantize_dynamic", keeps="artifact")
+def w8(fp32_path: Path, out_path: Path, calibration: Calibration, keep: Sequence[str] = ()) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="edgeport-ortq-") as tmp:
         src, pre = _preprocessed(fp32_path, Path(tmp))
-        quantize_dynamic(str(src), str(out_path), per_channel=True, weight_type=QuantType.QInt8)
+        quantize_dynamic(str(src), str(out_path), per_channel=True, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=list(keep))
     return {"weights": "int8 per channel", "activations": "quantized at run time per tensor "
-            "(ConvInteger/MatMulInteger)", "pre_pass": pre}
+            "(ConvInteger/MatMulInteger)", "pre_pass": pre, **_kept(keep, "float_nodes")}
 
 
-@register_step("onnx", "w8a8", "artifact", "onnxruntime.quantization.quantize_static")
-def w8a8(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str, Any]:
+@register_step("onnx", "w8a8", "artifact", "onnxruntime.quantization.quantize_static", keeps="artifact",
+               edges=True)
+def w8a8(fp32_path: Path, out_path: Path, calibration: Calibration, keep: Sequence[str] = ()) -> dict[str, Any]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if not calibration:
@@ -87,6 +129,6 @@ def w8a8(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str,
         src, pre = _preprocessed(fp32_path, Path(tmp))
         quantize_static(str(src), str(out_path), _Batches(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(keep))
     return {"format": "QDQ", "weights": "int8 per channel", "activations": "int8 per tensor, min/max calibrated",
-            "calibration_samples": len(calibration), "pre_pass": pre}
+            "calibration_samples": len(calibration), "pre_pass": pre, **_kept(keep, "float_nodes")}

@@ -1,13 +1,53 @@
 """PT2E static int8, shared by the formats whose converters take a quantized torch program (TFLite through
-litert-torch, ExecuTorch through XNNPACK): each brings its own quantizer."""
+litert-torch, ExecuTorch through XNNPACK): each brings its own quantizer.
+
+Mixed precision on this route keeps whole torch modules float: their nodes are marked as annotated with no
+quantization before the format's quantizer annotates the rest, which works for any PT2E quantizer (neither
+litert-torch's nor XNNPACK's `set_module_name` takes None yet).
+"""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
+
+from runtimes.base import Tensors, TracedTensor
+
+
+def module_path(node: Any) -> str:
+    """The innermost module a graph node was traced in ('' for the top-level forward)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0] if stack else ""
+
+
+def in_kept(path: str, kept: Sequence[str]) -> bool:
+    """`path` is a kept module or inside one; a wrapper's prefix (the pixel I/O's `inner.`) is allowed."""
+    dotted = f".{path}."
+    return any(f".{k}." in dotted for k in kept if k)
+
+
+def _keeping(quantizer: Any, kept: Sequence[str]) -> Any:
+    """The quantizer, with the kept modules' nodes pre-annotated as 'no quantization'."""
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, Quantizer
+
+    class KeepFloat(Quantizer):
+        def transform_for_annotation(self, model: Any) -> Any:
+            return quantizer.transform_for_annotation(model)
+
+        def annotate(self, model: Any) -> Any:
+            for node in model.graph.nodes:
+                if node.op == "call_function" and in_kept(module_path(node), kept):
+                    node.meta["quantization_annotation"] = QuantizationAnnotation(_annotated=True)
+            return quantizer.annotate(model)
+
+        def validate(self, model: Any) -> None:
+            quantizer.validate(model)
+
+    return KeepFloat()
 
 
 def calibrated_int8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Any,
-                    fold_quantize: bool = False) -> Any:
-    """The exported module with observers calibrated on real inputs, converted to quantize/dequantize pairs."""
+                    fold_quantize: bool = False, keep: Sequence[str] = ()) -> Any:
+    """The exported module with observers calibrated on real inputs, converted to quantize/dequantize pairs;
+    the modules named in `keep` stay float."""
     import torch
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -15,8 +55,54 @@ def calibrated_int8(module: Any, example_inputs: tuple, calibration: Sequence[tu
     if not calibration:
         raise ValueError("w8a8 needs calibration inputs")
     graph = torch.export.export(module, example_inputs).module()
-    prepared = prepare_pt2e(graph, quantizer)
+    prepared = prepare_pt2e(graph, _keeping(quantizer, keep) if keep else quantizer)
     with torch.no_grad():
         for batch in calibration:
             prepared(*batch)
     return move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=fold_quantize))
+
+
+def traced_program(graph_module: Any, inputs: tuple) -> Tensors:
+    """Every value a torch graph computes, with the module that computed it as the unit: the PT2E route's
+    counterpart of an artifact's traced tensors (the search blames modules from these)."""
+    import torch
+    from torch.fx import Interpreter
+
+    values: dict[str, Any] = {}
+
+    class Recorder(Interpreter):
+        def run_node(self, node: Any) -> Any:
+            out = super().run_node(node)
+            if node.op == "call_function" and isinstance(out, torch.Tensor):
+                values[node.name] = out
+            return out
+
+    with torch.no_grad():
+        Recorder(graph_module).run(*inputs)
+    traced: Tensors = {}
+    for node in graph_module.graph.nodes:
+        if node.name in values:
+            value = values[node.name]
+            array = value.detach().float().numpy() if value.is_floating_point() else value.detach().numpy()
+            traced[node.name] = TracedTensor(str(node.target).split(".")[-2] if "." in str(node.target)
+                                             else str(node.target), array, module_path(node),
+                                             tuple(a.name for a in node.all_input_nodes))
+    return traced
+
+
+def pt2e_traces(module: Any, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Any,
+                sample: tuple, keep: Sequence[str] = ()) -> tuple[Tensors, Tensors]:
+    """(float program, int8 program) traced on one sample, the int8 one as its quantize/dequantize pairs
+    compute it in float (what the converters translate op for op)."""
+    import torch
+
+    reference = traced_program(torch.export.export(module, example_inputs).module(), sample)
+    quantized = calibrated_int8(module, example_inputs, calibration, quantizer, keep=keep)
+    return reference, traced_program(quantized, sample)
+
+
+def as_batches(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[tuple]:
+    import numpy as np
+    import torch
+
+    return [tuple(torch.tensor(np.asarray(r[n])) for n in names) for r in rows]

@@ -33,6 +33,9 @@ class Recipe:
     # which parity samples gate (models.spec.ParityGate.samples): "photos" for recipes whose error depends
     # on the data (calibrated or lossy weights), "all" for conversion fidelity
     gated_samples: str = "all"
+    # <precision>+auto: when the artifact misses its gate, keep the fewest layers at higher precision that make
+    # it pass (edgeport/precision_search.py)
+    auto: bool = False
 
     @property
     def module_part(self) -> str:
@@ -41,7 +44,7 @@ class Recipe:
 
     def gate(self, overrides: Mapping[str, ParityGate]) -> ParityGate:
         """A spec may override a recipe's gate by the precision's name (prune50+w8a8 uses w8a8's)."""
-        key = self.name.partition("+")[2] or (self.name if self.kind == "precision" else "fp32")
+        key = self.export_precision if self.kind == "precision" or "+" in self.name else "fp32"
         override = overrides.get(key)
         if override is None:
             return ParityGate(self.gate_db, samples=self.gated_samples)
@@ -84,9 +87,14 @@ register_family("sparse", lambda n: Recipe(
     "sparse", 60.0, "sparse", sparsity_percent=n))
 
 
+# precisions whose formats can keep chosen layers at higher precision (quantize/steps.py, RecipeStep.keeps)
+SEARCHABLE = ("fp16", "w8", "w8a8")
+
+
 def recipe_names() -> str:
     """For help texts and error messages."""
-    return ", ".join([*RECIPES, *(f"{stem}<N>" for stem in FAMILIES), "prune<N>+<precision>"])
+    return ", ".join([*RECIPES, *(f"{p}+auto" for p in SEARCHABLE), *(f"{stem}<N>" for stem in FAMILIES),
+                      "prune<N>+<precision>"])
 
 
 def parse_recipe(name: str) -> Recipe:
@@ -102,11 +110,23 @@ def parse_recipe(name: str) -> Recipe:
     raise RecipeError(f"unknown recipe {name!r}; recipes: {recipe_names()} (N from 1 to 99, e.g. prune50)")
 
 
+def _searched(precision: Recipe) -> Recipe:
+    if precision.name not in SEARCHABLE:
+        raise RecipeError(f"cannot search {precision.name}+auto: mixed precision applies to "
+                          f"{', '.join(SEARCHABLE)} (e.g. fp16+auto)")
+    return replace(precision, name=f"{precision.name}+auto", auto=True,
+                   summary=f"{precision.summary}; layers that break the gate kept at higher precision, fewest found "
+                   "by search")
+
+
 def _combined(name: str) -> Recipe:
-    """prune<N>+<precision>: the pruned model, then the format's own compression (e.g. prune50+w8a8)."""
+    """<precision>+auto: the precision with a mixed-precision search; prune<N>+<precision>[+auto]: the pruned
+    model, then the format's own compression (e.g. prune50+w8a8)."""
     first, _, second = name.partition("+")
+    if second == "auto":
+        return _searched(parse_recipe(first))
     module, precision = parse_recipe(first), parse_recipe(second)
-    if not module.prune_percent or precision.kind != "precision" or "+" in second:
+    if not module.prune_percent or precision.kind != "precision" or ("+" in second and not precision.auto):
         raise RecipeError(f"cannot combine {name!r}: a combination is prune<N>+ one of "
                           f"{', '.join(RECIPES)} (e.g. prune50+w8a8)")
     return replace(precision, name=name, kind="module", summary=f"{module.summary}; then {precision.summary}",

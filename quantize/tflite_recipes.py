@@ -4,6 +4,7 @@ fallback gets the TF converter's full-integer flags with our calibration photos.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,37 +32,52 @@ def _quantizer(fp32_path: Path) -> Any:
     return quantizer.Quantizer(str(fp32_path))
 
 
-@register_step("tflite", "fp16", "artifact", "ai-edge-quantizer")
-def fp16(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str, Any]:
+def _keep_float(q: Any, keep: Sequence[str]) -> dict[str, Any]:
+    """Ops left unquantized, by output tensor name: ai-edge-quantizer's scope is an op's output names, each
+    followed by ';', and the latest matching rule wins."""
+    from ai_edge_quantizer import algorithm_manager, qtyping
+
+    for name in keep:
+        q.update_quantization_recipe(regex=f"^{re.escape(name)};",
+                                     operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                     algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    return {"float_ops_by_output": list(keep)} if keep else {}
+
+
+@register_step("tflite", "fp16", "artifact", "ai-edge-quantizer", keeps="artifact")
+def fp16(fp32_path: Path, out_path: Path, calibration: Calibration, keep: Sequence[str] = ()) -> dict[str, Any]:
     """Weights stored as float16, dequantized once at load."""
     from ai_edge_quantizer import algorithm_manager, qtyping
 
     q = _quantizer(fp32_path)
     q.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16,
                              algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
+    kept = _keep_float(q, keep)
     q.quantize().export_model(str(out_path), overwrite=True)
-    return {"weights": "float16", "compute": "float32 (weights dequantized at load)"}
+    return {"weights": "float16", "compute": "float32 (weights dequantized at load)", **kept}
 
 
-@register_step("tflite", "w8", "artifact", "ai-edge-quantizer")
-def w8(fp32_path: Path, out_path: Path, calibration: Calibration) -> dict[str, Any]:
+@register_step("tflite", "w8", "artifact", "ai-edge-quantizer", keeps="artifact")
+def w8(fp32_path: Path, out_path: Path, calibration: Calibration, keep: Sequence[str] = ()) -> dict[str, Any]:
     """Dynamic range: int8 weights per channel, activations quantized at run time by the kernels (XNNPACK
     runs them in int8)."""
     from ai_edge_quantizer import recipe as aeq_recipe
 
     q = _quantizer(fp32_path)
     q.load_quantization_recipe(aeq_recipe.dynamic_wi8_afp32())
+    kept = _keep_float(q, keep)
     q.quantize().export_model(str(out_path), overwrite=True)
     problem = _unloadable(out_path)
     if not problem:
-        return {"weights": "int8 per channel", "activations": "dynamic range (quantized at run time)"}
+        return {"weights": "int8 per channel", "activations": "dynamic range (quantized at run time)", **kept}
     # seen on a MobileNet + attention graph: a dynamic-range conv whose kernel refuses its int8 output
     # ("output->type != input_type"); weight-only int8 keeps float compute and always prepares
     q = _quantizer(fp32_path)
     q.load_quantization_recipe(aeq_recipe.weight_only_wi8_afp32())
+    kept = _keep_float(q, keep)
     q.quantize().export_model(str(out_path), overwrite=True)
     return {"weights": "int8 per channel", "activations": "float32 (weight-only: dequantized at load)",
-            "fallback_from": f"dynamic range: {problem}"}
+            "fallback_from": f"dynamic range: {problem}", **kept}
 
 
 def onnx2tf_int8_args(calibration: Calibration, input_names: Sequence[str], work: Path) -> list[str]:
@@ -80,15 +96,23 @@ def onnx2tf_int8_args(calibration: Calibration, input_names: Sequence[str], work
     return args
 
 
-@register_step("tflite", "w8a8", "convert", "litert-torch PT2E (torchao prepare_pt2e/convert_pt2e)",
-               onnx2tf_args=onnx2tf_int8_args, onnx2tf_tool="onnx2tf -oiqt (TF converter full-integer)")
-def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple]) -> tuple[Any, Any]:
-    """The module with int8 observers calibrated on real inputs and converted; and litert-torch's config."""
-    from litert_torch.quantize import pt2e_quantizer, quant_config
+def w8a8_quantizer() -> Any:
+    from litert_torch.quantize import pt2e_quantizer
+
+    return pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+
+
+@register_step("tflite", "w8a8", "convert", "litert-torch PT2E (torchao prepare_pt2e/convert_pt2e)", keeps="torch",
+               edges=True, quantizer=w8a8_quantizer, onnx2tf_args=onnx2tf_int8_args,
+               onnx2tf_tool="onnx2tf -oiqt (TF converter full-integer)")
+def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep: Sequence[str] = ()) -> tuple[Any, Any]:
+    """The module with int8 observers calibrated on real inputs and converted (the modules in `keep` left
+    float); and litert-torch's config."""
+    from litert_torch.quantize import quant_config
 
     from quantize.pt2e import calibrated_int8
 
-    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    return calibrated_int8(module, example_inputs, calibration, quantizer), \
+    quantizer = w8a8_quantizer()
+    return calibrated_int8(module, example_inputs, calibration, quantizer, keep=keep), \
         quant_config.QuantConfig(pt2e_quantizer=quantizer)

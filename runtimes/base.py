@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Iterator, Mapping, NamedTuple, Protocol
 
 import numpy as np
 
@@ -24,8 +24,18 @@ class Runtime(Protocol):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
-# name -> (producing op type, value as float32, in the artifact's own layout), in graph order
-Tensors = dict[str, tuple[str, np.ndarray]]
+class TracedTensor(NamedTuple):
+    """One intermediate tensor of an artifact, with where it came from: error localisation compares values,
+    the mixed-precision search attributes error to the `unit` (the name the format's tooling selects by:
+    an ONNX node, a MIL op, a TFLite output tensor) from the error already in its `inputs`."""
+    op: str                      # producing op type
+    value: np.ndarray            # float32, in the artifact's own layout
+    unit: str = ""
+    inputs: tuple[str, ...] = ()
+
+
+# name -> TracedTensor, in graph order
+Tensors = dict[str, TracedTensor]
 
 
 def to_artifact_layout(array: np.ndarray, binding: TensorBinding, dtype: Any = None) -> np.ndarray:

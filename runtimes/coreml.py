@@ -5,12 +5,12 @@ from __future__ import annotations
 import platform
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from runtimes.artifact import ArtifactRecord
-from runtimes.base import (PARITY_THREADS, RuntimeUnavailable, Tensors, artifact_feed, captured_output,
+from runtimes.base import (PARITY_THREADS, RuntimeUnavailable, Tensors, TracedTensor, artifact_feed, captured_output,
                            from_artifact_layout)
 
 
@@ -90,23 +90,45 @@ def coreml_latency_unavailable() -> str:
 
 def coreml_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str, np.ndarray]) -> Tensors:
     """Every value the program computes; an int8 activation is shown as the value its consumer reads (after
-    the quantize/dequantize round trip), under the float tensor's name."""
+    the quantize/dequantize round trip), under the float tensor's name. Names drop the `_cast_fp16` suffix
+    of fp16 programs, so they match the fp32 program's and the names coremltools' op selectors see."""
     from runtimes.mil.program import MilEvaluator, load_mil_program
 
     evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
     env = evaluator.trace(artifact_feed(record.inputs, inputs, np.float32))
-    quantized_from: dict[str, str] = {}
+    alias: dict[str, str] = {}    # a quantize's or dequantize's output -> the float tensor it carries
     tensors: Tensors = {}
     for op in evaluator.function.operations:
         if op.op_type == "const" or op.op_type.startswith("constexpr"):
             continue
-        if op.op_type == "quantize":
-            quantized_from[op.outputs[0].name] = op.inputs["input"].name
-            continue
-        name, label = op.outputs[0].name, op.op_type
-        if op.op_type == "dequantize" and op.inputs["input"].name in quantized_from:
-            name, label = quantized_from[op.inputs["input"].name], "after int8 quantize/dequantize"
+        source = op.inputs.get("input")
+        if op.op_type == "quantize" or (op.op_type == "dequantize" and source is not None and source.name in alias):
+            alias[op.outputs[0].name] = alias.get(source.name, _plain_var(source.name))
+            if op.op_type == "quantize":
+                continue
+        name = alias.get(op.outputs[0].name, _plain_var(op.outputs[0].name))
         value = env.get(op.outputs[0].name)
-        if value is not None and value.is_floating_point():
-            tensors[re.sub(r"_cast_fp(16|32)$", "", name)] = (label, value.float().numpy())  # fp16 programs
+        if value is None or not value.is_floating_point():
+            continue
+        if op.outputs[0].name in alias and name in tensors:   # a float tensor's int8 round trip: blamed on
+            producer = tensors[name]                           # the op that computed it
+            label, unit, ins = f"{producer.op} after int8 round trip", producer.unit, producer.inputs
+        else:
+            label, unit = op.op_type, _plain_var(op.name)
+            ins = tuple(alias.get(v.name, _plain_var(v.name)) for v in _input_vars(op) if v.name in env)
+        tensors[name] = TracedTensor(label, value.float().numpy(), unit, ins)
     return tensors
+
+
+def _plain_var(name: str) -> str:
+    return re.sub(r"_cast_fp(16|32)$", "", name)
+
+
+def _input_vars(op: Any) -> list[Any]:
+    """The op's non-constant inputs (a tuple input, as concat's values, counts each member)."""
+    found = []
+    for value in op.inputs.values():
+        for var in value if isinstance(value, (list, tuple)) else (value,):
+            if getattr(var, "op", None) is None or var.op.op_type != "const":
+                found.append(var)
+    return found

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from runtimes.artifact import ArtifactRecord
-from runtimes.base import PARITY_THREADS, Tensors, artifact_feed, captured_output, from_artifact_layout
+from runtimes.base import PARITY_THREADS, Tensors, TracedTensor, artifact_feed, captured_output, from_artifact_layout
 
 
 def open_interpreter(path: Path, threads: int = PARITY_THREADS, delegate: bool = True,
@@ -93,5 +93,6 @@ def tflite_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[s
                 continue
             value = dequantize_from(d, interp.get_tensor(int(index)))
             if value.dtype.kind == "f":
-                tensors[d["name"]] = (op["op_name"], value.astype(np.float32))
+                ins = tuple(details[int(i)]["name"] for i in op["inputs"] if int(i) in details)
+                tensors[d["name"]] = TracedTensor(op["op_name"], value.astype(np.float32), d["name"], ins)
     return tensors

@@ -8,7 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from runtimes.artifact import ArtifactRecord
-from runtimes.base import PARITY_THREADS, Tensors, artifact_feed, from_artifact_layout
+from runtimes.base import PARITY_THREADS, Tensors, TracedTensor, artifact_feed, from_artifact_layout
 
 
 def _options(threads: int, optimize: bool = True):
@@ -44,12 +44,17 @@ def onnx_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[str
     import onnxruntime as ort
 
     model = onnx.load(str(artifact_dir / record.main_file))
-    produced = [(out, node.op_type) for node in model.graph.node for out in node.output if out]
+    produced = [(out, node) for node in model.graph.node for out in node.output if out]
     existing = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.ValueInfoProto(name=name) for name, _ in produced if name not in existing)
     session = ort.InferenceSession(model.SerializeToString(), _options(PARITY_THREADS, optimize=False),
                                    providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     values = dict(zip(names, session.run(names, artifact_feed(record.inputs, inputs, np.float32))))
-    return {name: (op, np.asarray(values[name])) for name, op in produced
-            if name in values and np.asarray(values[name]).dtype.kind == "f"}
+    traced: Tensors = {}
+    for name, node in produced:   # int8 tensors too: the mixed-precision search walks back through them
+        if name in values:
+            value = np.asarray(values[name])
+            traced[name] = TracedTensor(node.op_type, value.astype(np.float32) if value.dtype.kind == "f" else value,
+                                        node.name, tuple(i for i in node.input if i))
+    return traced

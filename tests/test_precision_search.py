@@ -1,0 +1,153 @@
+"""Mixed precision (<precision>+auto): the ranking, the prefix search, and the search on real exports."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgeport.precision_search import kept_units, smallest_passing_prefix
+from parity_tests.localize import blame_units, by_blame, concentrated
+from quantize.recipes import RecipeError, parse_recipe
+from runtimes.base import TracedTensor
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3, 5, 8, 13, 40])
+def test_the_prefix_search_finds_the_smallest_passing_prefix_in_few_trials(threshold):
+    calls = []
+
+    def passes(k):
+        calls.append(k)
+        return k >= threshold
+    assert smallest_passing_prefix(40, passes) == threshold
+    assert len(calls) == len(set(calls)) and len(calls) <= 2 * 6 + 1
+
+
+def test_the_prefix_search_says_none_when_everything_kept_still_fails_or_trials_run_out():
+    assert smallest_passing_prefix(10, lambda k: False) is None
+    assert smallest_passing_prefix(1000, lambda k: k >= 999, max_trials=5) is None
+
+
+def test_auto_recipes_parse_and_keep_their_precisions_gate():
+    fp16 = parse_recipe("fp16+auto")
+    assert fp16.auto and fp16.export_precision == "fp16" and fp16.gate({}).min_psnr_db == 40.0
+    w8a8 = parse_recipe("prune50+w8a8+auto")
+    assert w8a8.auto and w8a8.prune_percent == 50 and w8a8.gate({}).samples == "photos"
+    with pytest.raises(RecipeError, match="palettize4"):
+        parse_recipe("palettize4+auto")
+
+
+def _traced(entries):
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(1, 4, 8, 8)).astype(np.float32)
+    out = {}
+    for name, op, unit, inputs, noise in entries:
+        value = base + (noise * rng.normal(size=base.shape).astype(np.float32) if noise else 0)
+        out[name] = TracedTensor(op, value, unit, inputs)
+    return out
+
+
+def test_blame_goes_to_the_unit_that_adds_the_noise_past_quantize_pairs_with_its_consumers():
+    """a -> conv1 -> (QDQ) -> conv2 -> (QDQ) -> conv3: conv2's edge adds the noise, conv3 reads it."""
+    reference = _traced([("t1", "Conv", "conv1", ("x",), 0), ("t2", "Conv", "conv2", ("t1",), 0),
+                         ("t3", "Conv", "conv3", ("t2",), 0)])
+    compressed = _traced([
+        ("t1", "Conv", "conv1", ("x",), 1e-3),
+        ("t1_q", "QuantizeLinear", "t1_QuantizeLinear", ("t1",), 0),
+        ("t1_dq", "DequantizeLinear", "t1_DequantizeLinear", ("t1_q",), 0),
+        ("t2", "Conv", "conv2", ("t1_dq",), 0.5),
+        ("t2_q", "QuantizeLinear", "t2_QuantizeLinear", ("t2",), 0),
+        ("t2_dq", "DequantizeLinear", "t2_DequantizeLinear", ("t2_q",), 0),
+        ("t3", "Conv", "conv3", ("t2_dq",), 0.5)])
+    units = blame_units(reference, compressed, axis=1)
+    assert [b.unit for b in units] == ["conv1", "conv2", "conv3"]   # graph order, for the accumulation search
+    ranking = by_blame(units)
+    assert ranking[0].unit == "conv2" and ranking[0].consumers == ("conv3",)
+    assert "conv3" not in [b.unit for b in ranking]            # it adds nothing to what conv2 gave it
+    assert kept_units(ranking[:1]) == ("conv2", "conv3") and concentrated(units)
+    weights_only = by_blame(blame_units(reference, compressed, axis=1, edges=False))
+    assert weights_only[0].unit == "conv2" and weights_only[0].consumers == ()
+
+
+def test_error_that_grows_along_a_chain_is_not_concentrated():
+    chain = [(f"t{i}", "Conv", f"conv{i}", (f"t{i - 1}",), 0) for i in range(1, 9)]
+    growing = [(f"t{i}", "Conv", f"conv{i}", (f"t{i - 1}",), 1e-3 * 1.4 ** i) for i in range(1, 9)]
+    assert not concentrated(blame_units(_traced(chain), _traced(growing), axis=1))
+
+
+class OutlierNet(nn.Module):
+    """One channel three thousand times larger than the rest: per-tensor int8 activations round the useful
+    channels to zero, unless the edge between the two convs stays float."""
+
+    def __init__(self):
+        super().__init__()
+        self.spread = nn.Conv2d(3, 8, 3, padding=1)
+        self.mix = nn.Conv2d(8, 3, 3, padding=1)
+        with torch.no_grad():
+            self.spread.weight[0] *= 3000.0
+            self.mix.weight[:, 0] = 0.0
+
+    def forward(self, x):
+        return self.mix(torch.relu(self.spread(x)))
+
+
+class OffsetNet(nn.Module):
+    """The signal rides on an offset of 1000 between two convs: fp16 there keeps steps of 0.5, so the output
+    misses 40 dB unless that edge stays fp32."""
+
+    def __init__(self):
+        super().__init__()
+        self.lift = nn.Conv2d(3, 8, 3, padding=1)
+        self.drop = nn.Conv2d(8, 3, 1)
+        with torch.no_grad():
+            self.lift.bias += 1000.0
+            self.drop.bias -= 1000.0 * self.drop.weight.sum(dim=(1, 2, 3))
+
+    def forward(self, x):
+        return self.drop(self.lift(x))
+
+
+def _search(tmp_path, module, recipe, formats):
+    from edgeport import api
+
+    torch.manual_seed(0)
+    summary = api.export(module.eval(), inputs=[(1, 3, 16, 16)], to=list(formats), recipes=["fp32", recipe],
+                         out=tmp_path, name="net")
+    rows = {r.format: r for r in summary.rows if r.recipe == recipe}
+    found = {f: json.loads((tmp_path / "net" / f"{f}-{recipe}" / "manifest.json").read_text())["recipe"]
+             ["mixed_precision"] for f in formats}
+    return rows, found
+
+
+def test_w8a8_auto_keeps_the_broken_edge_float_in_onnx_and_core_ml(tmp_path):
+    torch.manual_seed(0)
+    rows, found = _search(tmp_path, OutlierNet(), "w8a8+auto", ("onnx", "coreml"))
+    for fmt in ("onnx", "coreml"):
+        assert rows[fmt].status == "pass", (fmt, rows[fmt].message)
+        assert found[fmt]["outcome"] == "passed" and found[fmt]["kept_units"], found[fmt]
+        assert found[fmt]["trials"][-1]["passed"] and not found[fmt]["trials"][0]["passed"] or \
+            len(found[fmt]["trials"]) == 1
+        assert "kept at higher precision" in rows[fmt].message
+    assert {"node_conv2d", "node_conv2d_1"} <= set(found["onnx"]["kept_units"])
+
+
+def test_fp16_auto_keeps_the_offset_edge_fp32_and_a_passing_fp16_needs_no_search(tmp_path):
+    torch.manual_seed(0)
+    rows, found = _search(tmp_path, OffsetNet(), "fp16+auto", ("onnx", "coreml"))
+    for fmt in ("onnx", "coreml"):
+        assert rows[fmt].status == "pass", (fmt, rows[fmt].message)
+        assert found[fmt]["outcome"] == "passed", found[fmt]
+        assert found[fmt]["trials"][0]["gated_db"] < 40
+    rows, found = _search(tmp_path / "plain", OutlierNet(), "fp16+auto", ("onnx",))
+    assert found["onnx"]["outcome"] == "not-needed" and rows["onnx"].status == "pass"
+
+
+@pytest.mark.e2e
+def test_w8a8_auto_keeps_torch_modules_float_on_the_pt2e_routes(tmp_path):
+    torch.manual_seed(0)
+    rows, found = _search(tmp_path, OutlierNet(), "w8a8+auto", ("tflite", "executorch"))
+    for fmt in ("tflite", "executorch"):
+        assert rows[fmt].status == "pass", (fmt, rows[fmt].message)
+        assert found[fmt]["units"] == "torch modules (PT2E)" and "mix" in found[fmt]["kept_units"], found[fmt]
