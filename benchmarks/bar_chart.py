@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-COLOURS = {"onnx": (66, 133, 244), "tflite": (234, 134, 0), "coreml": (52, 168, 83), "torch": (140, 140, 140)}
+COLOURS = {"onnx": (66, 133, 244), "tflite": (234, 134, 0), "coreml": (52, 168, 83), "executorch": (150, 60, 170),
+           "torch": (140, 140, 140)}
 ROW, LABEL_W, BAR_W, PAD = 22, 300, 560, 12
 
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from edgeport.errors import USER_ERROR, UsageError
 from edgeport.report_commands import cmd_bench, cmd_size, require_manifests
 from edgeport.run_command import add_run_parser, cmd_run
+from edgeport.tune_command import add_tune_parser, cmd_tune
 from edgeport.weights_command import add_weights_parser, cmd_weights
 from exporters.formats import DEFAULT_FORMATS
 
@@ -49,17 +50,23 @@ def _setting(text: str) -> tuple[str, Any]:
 
 def _add_export(sub: Any) -> None:
     p = sub.add_parser("export", help="export a model and check parity in each runtime")
+    source_arguments(p)
+    p.add_argument("--all", action="store_true", help="export every zoo model at its default size")
+    p.add_argument("--recipe", "--precision", dest="recipes", type=_csv, default=None, metavar="LIST",
+                   help="comma-separated recipes, e.g. fp32,fp16,w8,w8a8,prune50+w8a8 (default: each format's own; "
+                        "`edgeport formats` lists them); a format without a recipe gets a 'not supported' row")
+    p.add_argument("--dynamic-hw", action="store_true", help="dynamic height/width (ONNX, Core ML)")
+
+
+def source_arguments(p: Any) -> None:
+    """What export and tune share: the model, its weights and inputs, the formats, the output."""
     p.add_argument("model", nargs="?", help="zoo model name (see `edgeport models`)")
     p.add_argument("--model", dest="custom", metavar="FILE.py:FACTORY",
                    help="any nn.Module: a Python file and the function that builds it (give --input)")
     p.add_argument("--input", dest="inputs", action="append", default=[], metavar="SHAPE",
                    help="a custom model's input shape, e.g. 1x3x256x256 (once per input)")
-    p.add_argument("--all", action="store_true", help="export every zoo model at its default size")
     p.add_argument("--to", type=_csv, default=DEFAULT_FORMATS, metavar="FORMATS",
                    help=f"comma-separated formats (default: {','.join(DEFAULT_FORMATS)}; see `edgeport formats`)")
-    p.add_argument("--recipe", "--precision", dest="recipes", type=_csv, default=None, metavar="LIST",
-                   help="comma-separated recipes, e.g. fp32,fp16,w8,w8a8,prune50+w8a8 (default: each format's own; "
-                        "`edgeport formats` lists them); a format without a recipe gets a 'not supported' row")
     p.add_argument("--photos", type=Path, metavar="DIR",
                    help="your validation photos (any size), added to the parity samples and task metrics; fitted "
                         "as `edgeport run` feeds them; the manifest records each name and sha256")
@@ -72,7 +79,6 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--input-size", type=_hw, metavar="HxW", help="input height x width (default: the spec's)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="architecture setting, e.g. num_block=2 (repeatable)")
-    p.add_argument("--dynamic-hw", action="store_true", help="dynamic height/width (ONNX, Core ML)")
     p.add_argument("--io", choices=("image", "tensor"), default="image",
                    help="image (default): pictures go in and out as 8-bit pixels, the conversion compiled into the "
                         "artifact (uint8 NHWC; Core ML images); tensor: float32 NCHW in the contract's values")
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reports(sub)
     add_weights_parser(sub)
     add_run_parser(sub)
+    add_tune_parser(sub)
     return parser
 
 
@@ -190,21 +197,24 @@ def _detected_reference(weights: str) -> str:
     return reference_for(path)
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from edgeport.pipeline import ExportPlan, run_export
-    from edgeport.progress import Progress
-    from edgeport.report import export_table, human_bytes, problems
+def export_plan(args: argparse.Namespace, model: str, recipes: tuple[str, ...] | None) -> Any:
+    from edgeport.pipeline import ExportPlan
     from models.custom import parse_shape
 
-    shapes = tuple(parse_shape(s) for s in args.inputs)
-    summaries = []
-    for model in _export_targets(args):
-        plan = ExportPlan(model=model, formats=args.to, out_root=args.out, recipes=args.recipes, calib_dir=args.calib,
-                          weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
-                          dynamic_hw=args.dynamic_hw, io=args.io, photos_dir=args.photos,
-                          options={"tflite_route": args.tflite_route, "converter_timeout": args.converter_timeout},
-                          input_shapes=shapes)
-        summaries.append(run_export(plan, Progress(enabled=not args.quiet)))
+    return ExportPlan(model=model, formats=args.to, out_root=args.out, recipes=recipes, calib_dir=args.calib,
+                      weights=args.weights, seed=args.seed, input_hw=args.input_size, config=dict(args.set),
+                      dynamic_hw=getattr(args, "dynamic_hw", False), io=args.io, photos_dir=args.photos,
+                      options={"tflite_route": args.tflite_route, "converter_timeout": args.converter_timeout},
+                      input_shapes=tuple(parse_shape(s) for s in args.inputs))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from edgeport.pipeline import run_export
+    from edgeport.progress import Progress
+    from edgeport.report import export_table, human_bytes, problems
+
+    summaries = [run_export(export_plan(args, model, args.recipes), Progress(enabled=not args.quiet))
+                 for model in _export_targets(args)]
     rows = [r for s in summaries for r in s.to_dict()["rows"]]
     if args.json:
         payload = summaries[0].to_dict() if len(summaries) == 1 else {
@@ -293,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from quantize.recipes import RecipeError
 
     handler = {"models": cmd_models, "formats": cmd_formats, "export": cmd_export, "check": cmd_check,
-               "size": cmd_size, "bench": cmd_bench, "weights": cmd_weights, "run": cmd_run}[args.command]
+               "size": cmd_size, "bench": cmd_bench, "weights": cmd_weights, "run": cmd_run,
+               "tune": cmd_tune}[args.command]
     try:
         return handler(args)
     except (ModelError, ExportError, OutputError, RecipeError, UsageError, FileNotFoundError) as exc:

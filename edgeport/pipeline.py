@@ -166,7 +166,7 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
     started = time.perf_counter()
     progress = progress or Progress(enabled=False)
     prepared = prepare(plan, progress)
-    variants = VariantCache(prepared)
+    variants = VariantCache(prepared, progress.note)
     fp32: dict[str, ArtifactOutcome] = {}
     outcomes = []
     for job in prepared.jobs:

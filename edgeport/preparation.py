@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from edgeport.results import finite_or_none
 
@@ -162,9 +162,10 @@ def prepare(plan: ExportPlan, progress: Any) -> Prepared:
 class VariantCache:
     """The rewritten model of each module recipe, built once: prune50 and prune50+w8a8 export one pruned model."""
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(self, prepared: Prepared, report: Callable[[str], None] = lambda _: None) -> None:
         self.prepared = prepared
         self.built: dict[str, Variant | Exception] = {}
+        self.report = report    # progress lines of long rewrites (recovery's fine-tune)
 
     def get(self, recipe: Any) -> Variant:
         from exporters.base import short_message
@@ -184,15 +185,44 @@ class VariantCache:
         return found
 
     def _build(self, recipe: Any) -> Variant:
-        from models.profile import profile_model
-        from parity_tests.gate import versus_outputs
-        from parity_tests.reference import torch_outputs
         from quantize.variants import module_for_recipe
 
         p, base = self.prepared, self.prepared.base
-        made = module_for_recipe(recipe, base.module, p.example())
+        if recipe.recover:
+            return self._recovered(recipe)
+        return self._variant(module_for_recipe(recipe, base.module, p.example()))
+
+    def _variant(self, made: Any, extra: Mapping[str, Any] | None = None) -> Variant:
+        """PyTorch references, profile and PSNR against the original model of a rewritten module."""
+        from models.profile import profile_model
+        from parity_tests.gate import versus_outputs
+        from parity_tests.reference import torch_outputs
+
+        p, base = self.prepared, self.prepared.base
         refs = torch_outputs(made.module, p.samples, p.input_names, p.output_names)
         profile = profile_model(lambda: copy.deepcopy(made.module).to("meta"), [c.shape for c in p.contracts])
         details = {**made.details, "vs_original_pytorch_db": finite_or_none(versus_outputs(base.references, refs)),
-                   "original_params": base.profile.params, "original_macs": base.profile.macs}
+                   "original_params": base.profile.params, "original_macs": base.profile.macs, **(extra or {})}
         return Variant(made.module, refs, profile, details, made.warning)
+
+    def _recovered(self, recipe: Any) -> Variant:
+        """Distilled from the plain pruned variant (built once, shared with prune<N>), so the report gives the
+        PSNR against the unpruned model before and after recovery."""
+        from quantize.pt2e import as_batches
+        from quantize.recipes import parse_recipe
+        from quantize.variants import ModuleVariant, recovered_variant
+
+        p, base = self.prepared, self.prepared.base
+        plain = self.get(parse_recipe(f"prune{recipe.prune_percent}"))
+        training = as_batches(p.calibration.arrays() + _team_rows(p), p.input_names)
+        made = recovered_variant(ModuleVariant(plain.module, plain.details, plain.warning), base.module, training,
+                                 self.report)
+        return self._variant(made, {"vs_original_before_recovery_db": plain.details.get("vs_original_pytorch_db"),
+                                    "train_samples": len(training)})
+
+
+def _team_rows(p: Prepared) -> list:
+    """The team's --photos (parity samples labelled photo:team/...), which recovery also trains on."""
+    from models.team_photos import LABEL_PREFIX
+
+    return [s.arrays for s in p.samples if s.label.startswith(f"photo:{LABEL_PREFIX}")]

@@ -27,3 +27,8 @@ class Progress:
             if self.enabled:
                 print(f"{' ' * len(counter)}{label}: {time.perf_counter() - start:.1f} s", file=self.stream,
                       flush=True)
+
+    def note(self, text: str) -> None:
+        """A line inside a long step (a fine-tune's progress)."""
+        if self.enabled:
+            print(f"    {text}", file=self.stream, flush=True)

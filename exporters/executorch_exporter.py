@@ -69,6 +69,7 @@ class ExecuTorchExporter(Exporter):
             recipe = {"tool": step.tool, "weights": "int8 per channel", "activations": "int8 per tensor, calibrated",
                       "io": "uint8 images" if request.image_io else "float32",
                       "calibration_samples": len(request.calibration),
+                      **getattr(request.module, "meta", {}).get("edgeport_recipe", {}),
                       **({"float_modules": list(request.keep_float)} if request.keep_float else {})}
         if request.image_io:
             request = pixel_request(request, ins, outs, nhwc_uint8=True)

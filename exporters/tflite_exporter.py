@@ -31,8 +31,12 @@ ROUTES = ("litert-torch", "onnx2tf")
 ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
-def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> None:
-    """The module as is; or, for a convert-stage recipe (w8a8), the quantized module the step returns."""
+def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> dict[str, Any]:
+    """The module as is; or, for a convert-stage recipe (w8a8), the quantized module the step returns, with
+    float32 put back around any input or output the converter made int8. Returns what the recipe did beyond
+    the conversion (that boundary, a fine-tune's record)."""
+    from exporters.tflite_boundary import with_float_io
+
     quantizing = step.stage == "convert" and step.apply is not None
     try:
         with captured_output():
@@ -45,6 +49,14 @@ def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> None
             litert_torch.convert(module, request.example_inputs, quant_config=config).export(str(path))
     except Exception as exc:
         raise export_error(f"litert-torch PT2E {step.precision}" if quantizing else "litert-torch", exc) from exc
+    if not quantizing:
+        return {}
+    ins, outs = request.pixels()
+    data, changed = with_float_io(path.read_bytes(), [e is None for e in ins], [e is None for e in outs])
+    if changed:
+        path.write_bytes(data)
+    done = dict(getattr(module, "meta", {}).get("edgeport_recipe", {}))   # a fine-tune's record (QAT)
+    return {**done, "float_boundary": changed} if changed else done
 
 
 def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
@@ -63,7 +75,12 @@ def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
     return np.stack([images[i % len(images)] for i in range(20)])
 
 
-def _convert_onnx2tf(request: ExportRequest, path: Path, step: Any) -> None:
+def _convert_onnx2tf(request: ExportRequest, path: Path, step: Any) -> dict[str, Any]:
+    if step.stage == "convert" and step.apply is not None and "onnx2tf_args" not in step.options:
+        raise ExportError(f"the onnx2tf route cannot apply {step.precision} (it needs the litert-torch route)")
+    if request.keep_float and "onnx2tf_args" in step.options:
+        raise ExportError("onnx2tf's full-integer route cannot keep chosen layers float (mixed precision needs "
+                          "the litert-torch route)")
     with tempfile.TemporaryDirectory(prefix="edgeport-onnx2tf-") as tmp:
         work = Path(tmp)
         onnx_path = work / "model.onnx"
@@ -84,6 +101,7 @@ def _convert_onnx2tf(request: ExportRequest, path: Path, step: Any) -> None:
             raise ExportError(f"onnx2tf failed (exit {proc.returncode}): {reason.strip()[:300]}",
                               op=failing_op("\n".join(log)))
         produced.replace(path)
+    return {}
 
 
 def _require_contract_io(path: Path, request: ExportRequest) -> None:
@@ -97,8 +115,9 @@ def _require_contract_io(path: Path, request: ExportRequest) -> None:
             raise ExportError(f"converter made I/O types {got}; the contract is {want}")
 
 
-def _convert(requests: dict[str, ExportRequest], path: Path, step: Any) -> tuple[str, list[str]]:
-    """The first route that works, each with its own request; returns it and why the earlier ones failed."""
+def _convert(requests: dict[str, ExportRequest], path: Path, step: Any) -> tuple[str, list[str], dict[str, Any]]:
+    """The first route that works, each with its own request; returns it, why the earlier ones failed, and
+    what the route's recipe did beyond converting."""
     wanted = requests["litert-torch"].options.get("tflite_route", "auto")
     if wanted not in ("auto", *ROUTES):
         raise ExportError(f"unknown TFLite route {wanted!r}; use auto, {', '.join(ROUTES)}")
@@ -106,9 +125,10 @@ def _convert(requests: dict[str, ExportRequest], path: Path, step: Any) -> tuple
     last: ExportError | None = None
     for route in ROUTES if wanted == "auto" else (wanted,):
         try:
-            (_convert_litert_torch if route == "litert-torch" else _convert_onnx2tf)(requests[route], path, step)
+            convert = _convert_litert_torch if route == "litert-torch" else _convert_onnx2tf
+            extra = convert(requests[route], path, step)
             _require_contract_io(path, requests[route])
-            return route, failures
+            return route, failures, extra
         except ExportError as exc:
             failures.append(str(exc))
             last = exc
@@ -192,7 +212,7 @@ class TFLiteExporter(Exporter):
         final = request.work_dir / f"{request.stem}.tflite"
         rewrite = step.stage == "artifact"
         path = request.work_dir / ".fp32.tflite" if rewrite else final
-        route, failures = _convert({"litert-torch": wrapped, "onnx2tf": plain}, path, step)
+        route, failures, extra = _convert({"litert-torch": wrapped, "onnx2tf": plain}, path, step)
         lost_images = request.image_io and route == "onnx2tf"
         request = wrapped if route == "litert-torch" else plain
         ins, outs = request.pixels()
@@ -202,6 +222,7 @@ class TFLiteExporter(Exporter):
                       "weights": "int8 per channel", "activations": "int8 per tensor, calibrated",
                       "io": "uint8 images" if request.image_io else "float32",
                       "calibration_samples": len(request.calibration),
+                      **extra,
                       **({"float_modules": list(request.keep_float)} if request.keep_float else {})}
         if request.about:
             try:

@@ -44,6 +44,24 @@ def _keeping(quantizer: Any, kept: Sequence[str]) -> Any:
     return KeepFloat()
 
 
+def without_dropout(module: Any) -> Any:
+    """A copy with every Dropout made an Identity (what it is in eval mode): litert-torch's int8 file of a
+    classifier with an eval-mode Dropout before its last Linear was wrong (MobileNetV2: 6.0 dB where the PT2E
+    module gave 24.7; without the Dropout 24.9)."""
+    import copy
+
+    from torch import nn
+
+    if not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in module.modules()):
+        return module
+    stripped = copy.deepcopy(module)
+    for child in list(stripped.modules()):
+        for attr, sub in list(child.named_children()):
+            if isinstance(sub, nn.modules.dropout._DropoutNd):
+                setattr(child, attr, nn.Identity())
+    return stripped
+
+
 def calibrated_int8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Any,
                     fold_quantize: bool = False, keep: Sequence[str] = ()) -> Any:
     """The exported module with observers calibrated on real inputs, converted to quantize/dequantize pairs;
@@ -54,12 +72,59 @@ def calibrated_int8(module: Any, example_inputs: tuple, calibration: Sequence[tu
 
     if not calibration:
         raise ValueError("w8a8 needs calibration inputs")
-    graph = torch.export.export(module, example_inputs).module()
+    graph = torch.export.export(without_dropout(module), example_inputs).module()
     prepared = prepare_pt2e(graph, _keeping(quantizer, keep) if keep else quantizer)
     with torch.no_grad():
         for batch in calibration:
             prepared(*batch)
     return move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=fold_quantize))
+
+
+QAT_TARGET_DB = 50.0      # the fake-quantized program this close to the float model on the training photos
+QAT_STEPS = 150
+QAT_SECONDS = 300.0
+QAT_LEARNING_RATE = 1e-4
+
+
+def _pt2e_mode(program: Any, training: bool) -> None:
+    """torchao's switch: BatchNorm keeps its statistics (eval) either way, observers and fake quantize stay on."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+
+    move_exported_model_to_eval(program)
+
+
+def xnnpack_qat_quantizer() -> Any:
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_symmetric_quantization_config)
+
+    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
+
+
+def qat_int8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Any,
+             fold_quantize: bool = False, report: Any = lambda _: None) -> Any:
+    """Quantization-aware fine-tuning: the PT2E program with fake quantize, distilled from the float module
+    on the calibration photos (whole inputs: the program has one shape), then converted. The converted
+    program's `meta["edgeport_recipe"]` says what the fine-tune did."""
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+
+    from quantize.recover import distil
+
+    if not calibration:
+        raise ValueError("w8a8+qat needs calibration inputs")
+    graph = torch.export.export(without_dropout(module), example_inputs).module()
+    prepared = prepare_qat_pt2e(graph, quantizer)
+    _pt2e_mode(prepared, False)
+    with torch.no_grad():
+        for batch in calibration:
+            prepared(*batch)
+    tuned = distil(prepared, module.eval(), list(calibration), target_db=QAT_TARGET_DB, max_steps=QAT_STEPS,
+                   max_seconds=QAT_SECONDS, report=report, crop=False, set_mode=_pt2e_mode,
+                   learning_rate=QAT_LEARNING_RATE, teacher_name="the float model")
+    converted = convert_pt2e(tuned.module, fold_quantize=fold_quantize)
+    _pt2e_mode(converted, False)
+    converted.meta["edgeport_recipe"] = {"qat": tuned.to_dict()}
+    return converted
 
 
 def traced_program(graph_module: Any, inputs: tuple) -> Tensors:
@@ -96,7 +161,7 @@ def pt2e_traces(module: Any, example_inputs: tuple, calibration: Sequence[tuple]
     compute it in float (what the converters translate op for op)."""
     import torch
 
-    reference = traced_program(torch.export.export(module, example_inputs).module(), sample)
+    reference = traced_program(torch.export.export(without_dropout(module), example_inputs).module(), sample)
     quantized = calibrated_int8(module, example_inputs, calibration, quantizer, keep=keep)
     return reference, traced_program(quantized, sample)
 

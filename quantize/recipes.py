@@ -36,11 +36,15 @@ class Recipe:
     # <precision>+auto: when the artifact misses its gate, keep the fewest layers at higher precision that make
     # it pass (edgeport/precision_search.py)
     auto: bool = False
+    # prune<N>+recover: the pruned model distilled from the unpruned one before export (quantize/recover.py)
+    recover: bool = False
 
     @property
     def module_part(self) -> str:
         """The PyTorch rewrite this recipe starts from ('' for none): prune50+w8a8 and prune50 share one."""
-        return self.name.partition("+")[0] if self.kind == "module" else ""
+        if self.kind != "module":
+            return ""
+        return self.name.partition("+")[0] + ("+recover" if self.recover else "")
 
     def gate(self, overrides: Mapping[str, ParityGate]) -> ParityGate:
         """A spec may override a recipe's gate by the precision's name (prune50+w8a8 uses w8a8's)."""
@@ -75,6 +79,9 @@ register_recipe(Recipe("w8", "precision", "int8 weights per output channel, floa
                        int8=True, gated_samples="photos"))
 register_recipe(Recipe("w8a8", "precision", "int8 weights per channel and int8 activations, calibrated on photos",
                        30.0, "w8a8", needs_calibration=True, int8=True, gated_samples="photos"))
+register_recipe(Recipe("w8a8+qat", "precision", "int8 weights and activations, fine-tuned with fake quantization "
+                       "(distilled from the float model on the calibration photos)", 30.0, "w8a8-qat",
+                       needs_calibration=True, int8=True, gated_samples="photos"))
 register_recipe(Recipe("palettize4", "precision", "4-bit k-means palette of weights (16 values per tensor)", 25.0,
                        "palettize4", gated_samples="photos"))
 register_recipe(Recipe("palettize6", "precision", "6-bit k-means palette of weights (64 values per tensor)", 30.0,
@@ -94,15 +101,15 @@ SEARCHABLE = ("fp16", "w8", "w8a8")
 def recipe_names() -> str:
     """For help texts and error messages."""
     return ", ".join([*RECIPES, *(f"{p}+auto" for p in SEARCHABLE), *(f"{stem}<N>" for stem in FAMILIES),
-                      "prune<N>+<precision>"])
+                      "prune<N>+<precision>", "prune<N>+recover[+<precision>]"])
 
 
 def parse_recipe(name: str) -> Recipe:
     name = name.strip().lower()
-    if "+" in name:
-        return _combined(name)
     if name in RECIPES:
         return RECIPES[name]
+    if "+" in name:
+        return _combined(name)
     for pattern, build in FAMILIES.values():
         match = pattern.fullmatch(name)
         if match and 0 < int(match.group(1)) < 100:
@@ -119,12 +126,30 @@ def _searched(precision: Recipe) -> Recipe:
                    "by search")
 
 
+def _recovered(module: Recipe, then: str) -> Recipe:
+    """prune<N>+recover[+<precision>]: pruned, distilled from the unpruned model, then that precision."""
+    if not module.prune_percent or module.kind != "module" or "+" in module.name:
+        raise RecipeError(f"recover follows a prune<N> recipe (e.g. prune50+recover), not {module.name!r}")
+    summary = f"{module.summary}; then distilled from the unpruned model on the calibration photos"
+    recovered = replace(module, name=f"{module.name}+recover", summary=summary, recover=True, needs_calibration=True)
+    if not then:
+        return recovered
+    precision = parse_recipe(then)
+    if precision.kind != "precision":
+        raise RecipeError(f"prune<N>+recover+ takes a precision ({', '.join(RECIPES)}), not {then!r}")
+    return replace(precision, name=f"{recovered.name}+{precision.name}", kind="module",
+                   summary=f"{summary}; then {precision.summary}", prune_percent=module.prune_percent, recover=True,
+                   needs_calibration=True)
+
+
 def _combined(name: str) -> Recipe:
     """<precision>+auto: the precision with a mixed-precision search; prune<N>+<precision>[+auto]: the pruned
     model, then the format's own compression (e.g. prune50+w8a8)."""
     first, _, second = name.partition("+")
     if second == "auto":
         return _searched(parse_recipe(first))
+    if second.partition("+")[0] == "recover":
+        return _recovered(parse_recipe(first), second.partition("+")[2])
     module, precision = parse_recipe(first), parse_recipe(second)
     if not module.prune_percent or precision.kind != "precision" or ("+" in second and not precision.auto):
         raise RecipeError(f"cannot combine {name!r}: a combination is prune<N>+ one of "

@@ -116,3 +116,17 @@ def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep:
     quantizer = w8a8_quantizer()
     return calibrated_int8(module, example_inputs, calibration, quantizer, keep=keep), \
         quant_config.QuantConfig(pt2e_quantizer=quantizer)
+
+
+@register_step("tflite", "w8a8-qat", "convert", "PT2E QAT (torchao prepare_qat_pt2e with ExecuTorch's XNNPACKQuantizer "
+               "QAT config, distilled), converted by litert-torch")
+def w8a8_qat(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep: Sequence[str] = ()) -> tuple:
+    """litert-torch's own QAT annotator fails here (its conv-bn pattern hands torch.export a function under
+    torch 2.13), so the fake-quantized program is annotated with XNNPACK's QAT config, the same symmetric
+    per-channel int8 scheme, and litert-torch converts its quantize/dequantize pairs as for w8a8."""
+    from litert_torch.quantize import quant_config
+
+    from quantize.pt2e import qat_int8, xnnpack_qat_quantizer
+
+    program = qat_int8(module, example_inputs, calibration, xnnpack_qat_quantizer())
+    return program, quant_config.QuantConfig(pt2e_quantizer=w8a8_quantizer())

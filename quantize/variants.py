@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -41,6 +41,17 @@ def zero_smallest_weights(module: nn.Module, percent: float) -> tuple[nn.Module,
     return sparse, {"method": "unstructured magnitude pruning per layer (no fine-tuning)",
                     "layers": layers, "weights_zeroed": zeroed, "weights_in_those_layers": total,
                     "sparsity": round(zeroed / total, 4) if total else 0.0, "min_elements": SPARSE_MIN_ELEMENTS}
+
+
+def recovered_variant(pruned: ModuleVariant, teacher: nn.Module, training: Sequence[tuple],
+                      report: Callable[[str], None] = lambda _: None) -> ModuleVariant:
+    """prune<N>+recover: the pruned model distilled from the unpruned one on the training batches."""
+    from quantize.recover import distil
+
+    recovery = distil(pruned.module, teacher, list(training), report=report)
+    details = {**pruned.details, "method": "structured L2-norm channel pruning, then distillation from the "
+               "unpruned model", "recovery": recovery.to_dict()}
+    return ModuleVariant(recovery.module, details, pruned.warning)
 
 
 def module_for_recipe(recipe: Recipe, module: nn.Module, example_inputs: Sequence[torch.Tensor]) -> ModuleVariant:

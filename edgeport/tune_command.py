@@ -1,0 +1,163 @@
+"""`edgeport tune`: the compression trade-off of one model, measured.
+
+Exports the recipe ladder to each format (parity in the real runtimes), times every artifact in its runtime
+(benchmarks/, one worker process at a time, the runtimes' kernel peaks beside), and prints size, p50, PSNR and
+the task metric per row, with whether int8 beats fp32 on this CPU, and a Pareto chart (tune.png).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LADDER = ("fp32", "fp16", "w8", "w8a8", "fp16+auto", "w8+auto", "w8a8+auto", "prune50+recover", "prune50+w8a8")
+
+
+@dataclass(frozen=True)
+class TuneRow:
+    format: str
+    recipe: str
+    status: str
+    bytes: int
+    p50_ms: float | None
+    gated_db: float | None
+    task: dict[str, float]
+    engine: str
+    latency_engine: str
+    vs_fp32_latency: float | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        r = lambda v, n=2: None if v is None or (isinstance(v, float) and math.isinf(v)) else round(v, n)  # noqa: E731
+        return {"format": self.format, "recipe": self.recipe, "status": self.status, "bytes": self.bytes,
+                "p50_ms": r(self.p50_ms), "gated_db": r(self.gated_db), "task": self.task, "parity_engine": self.engine,
+                "latency_engine": self.latency_engine, "p50_vs_fp32": r(self.vs_fp32_latency, 3), "note": self.note}
+
+
+def _gated_db(row: Any) -> float | None:
+    return row.photo_db if row.gated_on == "photos" else row.worst_psnr_db
+
+
+def tune_rows(summary: Any, bench: dict[str, Any], threads: int) -> list[TuneRow]:
+    """One row per exported artifact: the export's verdict joined with its latency at `threads`."""
+    from parity_tests.manifest import read_manifest
+
+    timed = {(b["format"], b["recipe"]): b for b in bench["rows"] if b["threads"] == threads}
+    rows = []
+    for r in summary.rows:
+        b = timed.get((r.format, r.recipe), {})
+        p50 = (b.get("latency") or {}).get("p50_ms")
+        task = read_manifest(Path(r.path) / "manifest.json").parity.task_worst if r.path else {}
+        note = b.get("message", "") if b.get("status") not in (None, "ok") else ""
+        rows.append(TuneRow(r.format, r.recipe, r.status, r.bytes, p50, _gated_db(r), task, r.engine,
+                            b.get("engine", ""), note=note or (r.message.split(";")[0] if r.status != "pass" else "")))
+    fp32 = {r.format: r.p50_ms for r in rows if r.recipe == "fp32" and r.p50_ms}
+    return [TuneRow(**{**r.__dict__, "vs_fp32_latency": r.p50_ms / fp32[r.format]})
+            if r.p50_ms and r.format in fp32 else r for r in rows]
+
+
+def int8_verdicts(rows: list[TuneRow]) -> list[str]:
+    """Per format: does its int8 artifact run faster than its fp32 one on this CPU."""
+    lines = []
+    for fmt in dict.fromkeys(r.format for r in rows):
+        for recipe in ("w8a8", "w8"):
+            row = next((r for r in rows if r.format == fmt and r.recipe == recipe and r.vs_fp32_latency), None)
+            if row is not None:
+                faster = row.vs_fp32_latency < 1.0
+                lines.append(f"{fmt} {recipe}: {row.vs_fp32_latency:.2f}x the fp32 p50 -> int8 "
+                             f"{'beats' if faster else 'does NOT beat'} fp32 on this CPU")
+    return lines
+
+
+def pareto(rows: list[TuneRow]) -> set[tuple[str, str]]:
+    """Rows no other passing row of the same format beats on both size and PSNR."""
+    front = set()
+    ok = [r for r in rows if r.status == "pass" and r.gated_db is not None]
+    for r in ok:
+        if not any(o.format == r.format and o is not r and o.bytes <= r.bytes and (o.gated_db or 0) >= r.gated_db
+                   and (o.bytes < r.bytes or (o.gated_db or 0) > r.gated_db) for o in ok):
+            front.add((r.format, r.recipe))
+    return front
+
+
+def tune_table(rows: list[TuneRow], front: set[tuple[str, str]]) -> str:
+    from edgeport.report import human_bytes
+
+    head = ["format", "recipe", "size", "p50 ms", "vs fp32", "PSNR dB", "task", "status", "pareto"]
+    body = [[r.format, r.recipe, human_bytes(r.bytes) if r.bytes else "-",
+             f"{r.p50_ms:.1f}" if r.p50_ms else "-",
+             f"{r.vs_fp32_latency:.2f}x" if r.vs_fp32_latency else "-",
+             "exact" if r.gated_db is not None and math.isinf(r.gated_db) else
+             (f"{r.gated_db:.1f}" if r.gated_db is not None else "-"),
+             ", ".join(f"{k} {v:.3f}" for k, v in r.task.items()) or "-", r.status,
+             "*" if (r.format, r.recipe) in front else ""] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in [head, body and head, *body]]
+    lines[1] = "  ".join("-" * w for w in widths)
+    return "\n".join(lines)
+
+
+def add_tune_parser(sub: Any) -> None:
+    from edgeport.cli import source_arguments
+
+    p = sub.add_parser("tune", help="the compression trade-off of one model: the recipe ladder exported, checked "
+                                    "and timed, with size, p50, PSNR and task metric per row and a Pareto chart")
+    source_arguments(p)
+    p.add_argument("--recipe", dest="recipes", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
+                   default=None, metavar="LIST", help=f"the ladder (default: {','.join(LADDER)})")
+    p.add_argument("--threads", type=int, default=2, help="threads for the latency rows (default 2)")
+    p.add_argument("--runs", type=int, default=10, help="timed runs per artifact after warm-up (default 10)")
+
+
+def cmd_tune(args: Any) -> int:
+    import sys
+
+    from benchmarks.latency import BenchPlan, run_bench
+    from benchmarks.machine import check_load
+    from edgeport.atomic import write_json, write_text
+    from edgeport.cli import export_plan
+    from edgeport.pipeline import run_export
+    from edgeport.progress import Progress
+    from edgeport.tune_chart import draw_pareto
+
+    from edgeport.errors import UsageError
+
+    if bool(args.model) == bool(args.custom):
+        raise UsageError("tune one model: a zoo MODEL or --model FILE.py:FACTORY (with --input)")
+    plan = export_plan(args, args.model or args.custom, tuple(args.recipes or LADDER))
+    summary = run_export(plan, Progress(enabled=not args.quiet))
+    root = plan.out_root / summary.model
+    say = (lambda _: None) if args.quiet else (lambda text: print(f"  bench {text}", file=sys.stderr, flush=True))
+    bench = run_bench(BenchPlan(root, threads=(args.threads,), runs=args.runs, torch_baseline=False), check_load(),
+                      say).to_dict()
+    rows = tune_rows(summary, bench, args.threads)
+    front = pareto(rows)
+    data = {"schema": "edgeport.tune/1", "model": summary.model, "source": summary.source,
+            "machine": bench["machine"], "threads": args.threads, "peaks": bench["peaks"],
+            "rows": [r.to_dict() | {"pareto": (r.format, r.recipe) in front} for r in rows],
+            "int8_vs_fp32": int8_verdicts(rows)}
+    write_json(root / "tune.json", data)
+    write_text(root / "tune.md", _markdown(data, rows, front))
+    draw_pareto(summary.model, rows, front, root / "tune.png")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"\n{summary.model} ({summary.source}); {_machine(bench['machine'])}; {args.threads} threads")
+        print(tune_table(rows, front))
+        for line in data["int8_vs_fp32"]:
+            print(f"  {line}")
+        print(f"  * on the size/PSNR Pareto front of its format; chart: {root / 'tune.png'}")
+    return summary.exit_code
+
+
+def _machine(machine: dict[str, Any]) -> str:
+    simd = ", ".join(machine.get("simd", []))
+    return f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores; {simd})"
+
+
+def _markdown(data: dict[str, Any], rows: list[TuneRow], front: set[tuple[str, str]]) -> str:
+    return (f"# edgeport tune: {data['model']}\n\n{data['source']}; {_machine(data['machine'])}; {data['threads']} "
+            f"threads\n\n```\n{tune_table(rows, front)}\n```\n\n" + "\n".join(f"- {x}" for x in data["int8_vs_fp32"])
+            + "\n\n![size and PSNR](tune.png)\n")

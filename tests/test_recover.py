@@ -1,0 +1,71 @@
+"""prune<N>+recover: distillation from the unpruned model, and the tune command's table and front."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from edgeport.tune_command import TuneRow, int8_verdicts, pareto, tune_table
+from quantize.prune import prune_channels
+from quantize.recipes import parse_recipe
+from quantize.recover import distil
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU(),
+                         nn.Conv2d(24, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU(),
+                         nn.Conv2d(24, 3, 3, padding=1)).eval()
+
+
+def _photos(n: int = 4) -> list[tuple[torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    base = torch.linspace(0, 1, 40).view(1, 1, 1, 40).expand(1, 3, 40, 40)
+    return [((base + 0.3 * torch.rand(1, 3, 40, 40, generator=g)).clamp(0, 1),) for _ in range(n)]
+
+
+def test_distillation_brings_the_pruned_net_closer_to_the_original_and_says_why_it_stopped():
+    teacher = _net()
+    pruned = prune_channels(teacher, (torch.rand(1, 3, 40, 40),), 50).module
+    before_state = {k: v.clone() for k, v in teacher.state_dict().items()}
+    result = distil(pruned, teacher, _photos(), target_db=99.0, max_steps=60, max_seconds=60)
+    assert result.train_db_after > result.train_db_before + 3, result.to_dict()
+    assert result.stopped_because == "step budget (60)" and result.steps == 60
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before_state.items())   # teacher untouched
+    bn = [m for m in result.module.modules() if isinstance(m, nn.BatchNorm2d)]
+    pruned_bn = [m for m in pruned.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(torch.equal(a.running_mean, b.running_mean) for a, b in zip(bn, pruned_bn))   # statistics frozen
+    easy = distil(pruned, teacher, _photos(), target_db=result.train_db_before - 1, max_steps=60)
+    assert easy.steps == 0 and easy.stopped_because.startswith("reached")
+
+
+def test_recover_without_photos_is_refused():
+    with pytest.raises(ValueError, match="training photos"):
+        distil(_net(), _net(), [])
+
+
+def test_recover_recipes_parse_and_share_the_plain_pruned_model():
+    recover = parse_recipe("prune50+recover")
+    assert recover.recover and recover.needs_calibration and recover.module_part == "prune50+recover"
+    assert parse_recipe("prune50").module_part == "prune50"
+    then = parse_recipe("prune30+recover+w8a8")
+    assert then.export_precision == "w8a8" and then.prune_percent == 30 and then.recover
+
+
+def _row(fmt, recipe, size, p50, db, status="pass"):
+    return TuneRow(fmt, recipe, status, size, p50, db, {}, "engine", "engine")
+
+
+def test_tune_front_table_and_int8_verdict():
+    rows = [_row("onnx", "fp32", 1000, 10.0, math.inf), _row("onnx", "fp16", 500, 9.0, 60.0),
+            _row("onnx", "w8a8", 250, 12.0, 35.0), _row("onnx", "w8", 260, 8.0, 30.0),
+            _row("onnx", "prune50+w8a8", 300, 6.0, 20.0, "parity-fail")]
+    rows = [TuneRow(**{**r.__dict__, "vs_fp32_latency": r.p50_ms / 10.0}) for r in rows]
+    front = pareto(rows)
+    assert front == {("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "w8a8")}   # w8: bigger and worse than w8a8
+    verdicts = int8_verdicts(rows)
+    assert verdicts[0].startswith("onnx w8a8: 1.20x") and "does NOT beat" in verdicts[0]
+    table = tune_table(rows, front)
+    assert "exact" in table and "1.20x" in table and table.count("*") == 3
