@@ -58,10 +58,10 @@ def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[st
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    record, problem, _ = _convert(p, job, variant, work, keep)
+    record, problem, op = _convert(p, job, variant, work, keep)
     seconds = time.perf_counter() - t0
     if record is None:
-        return Attempt(work, problem=problem, seconds=seconds)
+        return Attempt(work, problem=problem, op=op, seconds=seconds)
     return Attempt(work, record, evaluate(record, work, p.samples, variant.references, job.recipe.gate(p.spec.gates),
                                           p.plan.parity_seed, p.spec.task_metric), seconds=seconds)
 
@@ -112,6 +112,20 @@ def _manifest(p: Prepared, job: Job, variant: Variant, record: Any, report: Any,
         artifact=record, parity=report, export_seconds=seconds, environment=_environment(), photos=p.photo_set)
 
 
+def _recovery_note(variant: Variant) -> str:
+    """prune<N>+recover: how close to the unpruned model the fine-tune got, on the parity samples."""
+    recovery = variant.details.get("recovery")
+    if not recovery:
+        return ""
+    d = variant.details
+    shown = [("-" if v is None else f"{v:.1f}") for v in (d.get("vs_original_photos_before_recovery_db"),
+                                                          d.get("vs_original_photos_db"))]
+    task = " ".join(f"{k} {(d.get('vs_original_task_before_recovery') or {}).get(k, float('nan')):.3f} -> {v:.3f}"
+                    for k, v in (d.get("vs_original_task") or {}).items())
+    return (f"recovery: photos {shown[0]} -> {shown[1]} dB against the unpruned model{', ' + task if task else ''} "
+            f"({recovery['steps']} steps, {recovery['seconds']:.0f} s, stopped: {recovery['stopped_because']})")
+
+
 def _notes(*parts: str) -> str:
     return "; ".join(n for n in parts if n)
 
@@ -119,9 +133,8 @@ def _notes(*parts: str) -> str:
 def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutcome | None,
                progress: Progress) -> ArtifactOutcome:
     """One format and recipe: staged, exported, judged in its runtime, and put in place with its manifest."""
-    from edgeport.precision_search import Attempt, describe
+    from edgeport.precision_search import describe
     from parity_tests.figures import PARITY_FIGURE, grid_for
-    from parity_tests.gate import evaluate
     from parity_tests.manifest import MANIFEST
     from quantize.recipes import RecipeError
 
@@ -135,17 +148,13 @@ def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutc
             variant = variants.get(recipe)
         except RecipeError as exc:
             return ArtifactOutcome(fmt.name, recipe.name, "recipe-failed", str(exc))
-        t0 = time.perf_counter()
-        record, problem, op = _convert(p, job, variant, work)
-        seconds = time.perf_counter() - t0
-        if record is None:
-            return ArtifactOutcome(fmt.name, recipe.name, "export-failed", problem, op, seconds)
-        evaluation = evaluate(record, work, p.samples, variant.references, recipe.gate(p.spec.gates),
-                              p.plan.parity_seed, p.spec.task_metric)
+        attempt = _attempt(p, job, variant, work)
+        if attempt.record is None:
+            return ArtifactOutcome(fmt.name, recipe.name, "export-failed", attempt.problem, attempt.op, attempt.seconds)
         search = None
         if recipe.auto:
-            chosen, search = _searched(p, job, variant, fp32, Attempt(work, record, evaluation, seconds=seconds), work)
-            record, evaluation = chosen.record, chosen.evaluation
+            attempt, search = _searched(p, job, variant, fp32, attempt, work)
+        record, evaluation, seconds = attempt.record, attempt.evaluation, attempt.seconds
         details = _recipe_details(p, job, variant, evaluation, fp32, record, work)
         if search is not None:
             details["mixed_precision"] = search.to_dict()
@@ -155,8 +164,9 @@ def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutc
         write_json(work / MANIFEST, manifest.to_dict())
         commit_dir(work, final)
     report = evaluation.report
-    message = _notes(describe(search, recipe.name) if search is not None else "", report.message, variant.warning,
-                     *record.warnings, details.get("error_localization", {}).get("summary", ""))
+    message = _notes(describe(search, recipe.name) if search is not None else "", _recovery_note(variant),
+                     report.message, variant.warning, *record.warnings,
+                     details.get("error_localization", {}).get("summary", ""))
     return ArtifactOutcome(fmt.name, recipe.name, "pass" if report.passed else f"parity-{report.status}", message,
                            None, seconds, manifest, final, evaluation.outputs)
 

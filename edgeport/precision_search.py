@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-MAX_TRIALS = 12            # exports per search; the bisection stops early rather than run past it
+MAX_TRIALS = 14            # exports per search; the bisection stops early rather than run past it
+PROBE_UNITS = 8            # each ordering is first tried with this many units kept
 TOP_SHOWN = 10
 UNIT_KIND = {"onnx": "ONNX nodes", "coreml": "MIL ops", "tflite": "TFLite ops (by output tensor)"}
 
@@ -54,13 +55,12 @@ class PrecisionSearch:
         return kept_units(self.kept)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "message": self.message, "units": self.units,
+        return {"outcome": self.outcome, "message": self.message, "units": self.units, **self.extra,
                 "ranking_engine": self.ranking_engine, "ranked_units": self.ranked,
                 "kept_units": list(self.kept_names), "kept": [b.to_dict() for b in self.kept], "ranking_head": [b.to_dict() for b in self.top],
                 "trials": [t.to_dict() for t in self.trials],
                 "size_cost_bytes": self.final_bytes - self.base_bytes if self.kept else 0,
-                "latency_cost": "measured by `edgeport tune` / `edgeport bench` (the recipe and its +auto row)",
-                **self.extra}
+                "latency_cost": "measured by `edgeport tune` / `edgeport bench` (the recipe and its +auto row)"}
 
 
 def kept_units(blamed: Any) -> tuple[str, ...]:
@@ -69,10 +69,12 @@ def kept_units(blamed: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(u for b in blamed for u in b.units))
 
 
-def smallest_passing_prefix(count: int, passes: Callable[[int], bool], max_trials: int = MAX_TRIALS) -> int | None:
+def smallest_passing_prefix(count: int, passes: Callable[[int], bool], max_trials: int = MAX_TRIALS,
+                            known: dict[int, bool] | None = None) -> int | None:
     """The smallest k in 1..count with passes(k), assuming more kept never hurts: doubling, then bisection
-    between the last failure and the first pass. None when count itself fails (or the trials run out first)."""
-    tried: dict[int, bool] = {}
+    between the last failure and the first pass. None when count itself fails (or the trials run out first).
+    `known`: verdicts already measured (they count against max_trials)."""
+    tried: dict[int, bool] = dict(known or {})
 
     def attempt(k: int) -> bool:
         if k not in tried:
@@ -122,6 +124,7 @@ class Attempt:
     record: Any = None
     evaluation: Any = None
     problem: str = ""
+    op: str | None = None
     seconds: float = 0.0
 
     @property
@@ -220,13 +223,29 @@ def _rank(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, export: Expo
     return (orderings if concentrated(units) else orderings[::-1]), engine, kind
 
 
-def _search_one(order: list[Any], export: Exporting, folder: Any, budget: int) -> tuple[int | None, dict[int, Attempt]]:
-    attempts: dict[int, Attempt] = {}
+def _search_one(order: list[Any], export: Exporting, folder: Any, budget: int,
+                known: dict[int, Attempt]) -> tuple[int | None, dict[int, Attempt]]:
+    attempts: dict[int, Attempt] = dict(known)
 
     def passes(k: int) -> bool:
         attempts[k] = export(kept_units(order[:k]), folder / f"keep{k}", None)
         return attempts[k].passed
-    return (smallest_passing_prefix(len(order), passes, budget) if order else None), attempts
+    found = smallest_passing_prefix(len(order), passes, budget + len(known),
+                                    {k: a.passed for k, a in known.items()}) if order else None
+    return found, attempts
+
+
+def _probed(orderings: list[tuple[str, list[Any]]], export: Exporting,
+            scratch: Any) -> list[tuple[str, list[Any], dict[int, Attempt]]]:
+    """Each ordering tried once at PROBE_UNITS, best first: blame order suits a broken layer, graph order error
+    that accumulates, and which one a network has is read off the artifact, not guessed."""
+    probed = []
+    for rank, (label, order) in enumerate(orderings):
+        k = min(PROBE_UNITS, len(order))
+        known = {k: export(kept_units(order[:k]), scratch / label.replace(" ", "-") / f"keep{k}", None)} if k else {}
+        db = next((a.evaluation.report.gated_db for a in known.values() if a.evaluation is not None), None)
+        probed.append((-(db if db is not None else -math.inf), rank, label, order, known))
+    return [(label, order, known) for _, _, label, order, known in sorted(probed, key=lambda t: t[:2])]
 
 
 def search_precision(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, export: Exporting,
@@ -237,9 +256,11 @@ def search_precision(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, e
 
     report = base.evaluation.report
     base_bytes = base.record.total_bytes
+    before = {"before_db": None if report.gated_db is None or math.isinf(report.gated_db) else round(report.gated_db, 2)}
     if report.passed:
         return base, PrecisionSearch("not-needed", f"passes its gate with every layer at "
-                                     f"{job.recipe.export_precision}", base_bytes=base_bytes, final_bytes=base_bytes)
+                                     f"{job.recipe.export_precision}", base_bytes=base_bytes, final_bytes=base_bytes,
+                                     extra=before)
     if report.status == "error":
         return base, PrecisionSearch("cannot-search", f"the runtime could not run the artifact: {report.message}")
     with tempfile.TemporaryDirectory(prefix=".search-", dir=p.model_dir) as tmp:
@@ -248,10 +269,12 @@ def search_precision(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, e
             orderings, engine, kind = _rank(p, job, variant, fp32, base, export, scratch)
         except Exception as exc:   # the search explains; it never hides the row's own verdict
             return base, PrecisionSearch("cannot-search", f"could not rank layers: {str(exc)[:240]}")
-        trials: list[SearchTrial] = []
-        for label, order in orderings:
-            found, attempts = _search_one(order, export, scratch / label.replace(" ", "-"), MAX_TRIALS - len(trials))
-            trials += [_trial(k, a, label) for k, a in attempts.items()]
+        probed = _probed(orderings, export, scratch)
+        trials: list[SearchTrial] = [_trial(k, a, label) for label, _, known in probed for k, a in known.items()]
+        for label, order, known in probed:
+            found, attempts = _search_one(order, export, scratch / label.replace(" ", "-"), MAX_TRIALS - len(trials),
+                                          known)
+            trials += [_trial(k, a, label) for k, a in attempts.items() if k not in known]
             if found is not None:
                 _adopt(attempts[found].folder, work)
                 chosen = Attempt(work, attempts[found].record, attempts[found].evaluation,
@@ -259,16 +282,16 @@ def search_precision(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, e
                 return chosen, PrecisionSearch("passed", f"{found} ranked units kept ({label})", kind, engine,
                                                len(order), tuple(order[:found]), tuple(trials),
                                                tuple(order[:TOP_SHOWN]), base_bytes, chosen.record.total_bytes,
-                                               {"ordering": label})
+                                               {"ordering": label, **before})
             if len(trials) >= MAX_TRIALS:
                 break
     best = max((t.gated_db for t in trials if t.gated_db is not None), default=None)
-    tried = " then ".join(label for label, _ in orderings[:len({t.ordering for t in trials}) or 1])
+    tried = " then ".join(label for label, _, _ in probed)
     why = (f"keeping every ranked unit ({tried}) still misses the gate" if len(trials) < MAX_TRIALS
            else f"no passing prefix within {MAX_TRIALS} trials ({tried})")
     return base, PrecisionSearch("not-saved", f"not saved: {why} (best {'-' if best is None else round(best, 1)} dB)",
                                  kind, engine, len(orderings[0][1]), (), tuple(trials),
-                                 tuple(by_blame_head(orderings)), base_bytes, base_bytes)
+                                 tuple(by_blame_head(orderings)), base_bytes, base_bytes, before)
 
 
 def by_blame_head(orderings: list[tuple[str, list[Any]]]) -> list[Any]:

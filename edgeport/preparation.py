@@ -202,6 +202,7 @@ class VariantCache:
         refs = torch_outputs(made.module, p.samples, p.input_names, p.output_names)
         profile = profile_model(lambda: copy.deepcopy(made.module).to("meta"), [c.shape for c in p.contracts])
         details = {**made.details, "vs_original_pytorch_db": finite_or_none(versus_outputs(base.references, refs)),
+                   **_versus_original_on_photos(p, base.references, refs),
                    "original_params": base.profile.params, "original_macs": base.profile.macs, **(extra or {})}
         return Variant(made.module, refs, profile, details, made.warning)
 
@@ -218,6 +219,8 @@ class VariantCache:
         made = recovered_variant(ModuleVariant(plain.module, plain.details, plain.warning), base.module, training,
                                  self.report)
         return self._variant(made, {"vs_original_before_recovery_db": plain.details.get("vs_original_pytorch_db"),
+                                    "vs_original_photos_before_recovery_db": plain.details.get("vs_original_photos_db"),
+                                    "vs_original_task_before_recovery": plain.details.get("vs_original_task"),
                                     "train_samples": len(training)})
 
 
@@ -226,3 +229,21 @@ def _team_rows(p: Prepared) -> list:
     from models.team_photos import LABEL_PREFIX
 
     return [s.arrays for s in p.samples if s.label.startswith(f"photo:{LABEL_PREFIX}")]
+
+
+def _versus_original_on_photos(p: Prepared, original: list, rewritten: list) -> dict[str, Any]:
+    """The rewritten model against the original on the photo samples: worst PSNR and the worst task score
+    (the segmenter's mask IoU), what a pruned model has to keep."""
+    from parity_tests.gate import versus_outputs
+    from models.spec import is_noise_sample
+
+    photos = [i for i, s in enumerate(p.samples) if not is_noise_sample(s.label)]
+    out: dict[str, Any] = {"vs_original_photos_db": finite_or_none(
+        versus_outputs([original[i] for i in photos], [rewritten[i] for i in photos]))}
+    if p.spec.task_metric is not None and photos:
+        worst: dict[str, float] = {}
+        for i in photos:
+            for key, value in p.spec.task_metric(original[i], rewritten[i]).items():
+                worst[key] = min(worst.get(key, value), value)
+        out["vs_original_task"] = {k: round(v, 4) for k, v in worst.items()}
+    return out

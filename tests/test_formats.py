@@ -43,7 +43,7 @@ def test_every_builtin_format_is_one_registry_entry_with_its_recipes():
 
     formats = all_formats()
     assert tuple(formats) == ALL_FORMATS
-    assert get_format("executorch").recipes == ("fp32", "w8a8")
+    assert get_format("executorch").recipes == ("fp32", "w8a8", "w8a8-qat")
     assert "palettize4" in get_format("coreml").recipes and "palettize4" not in get_format("onnx").recipes
     from exporters.base import ExportError
 

@@ -127,8 +127,7 @@ def test_w8a8_auto_keeps_the_broken_edge_float_in_onnx_and_core_ml(tmp_path):
     for fmt in ("onnx", "coreml"):
         assert rows[fmt].status == "pass", (fmt, rows[fmt].message)
         assert found[fmt]["outcome"] == "passed" and found[fmt]["kept_units"], found[fmt]
-        assert found[fmt]["trials"][-1]["passed"] and not found[fmt]["trials"][0]["passed"] or \
-            len(found[fmt]["trials"]) == 1
+        assert found[fmt]["before_db"] < 30 and any(t["passed"] for t in found[fmt]["trials"])
         assert "kept at higher precision" in rows[fmt].message
     assert {"node_conv2d", "node_conv2d_1"} <= set(found["onnx"]["kept_units"])
 
@@ -139,7 +138,7 @@ def test_fp16_auto_keeps_the_offset_edge_fp32_and_a_passing_fp16_needs_no_search
     for fmt in ("onnx", "coreml"):
         assert rows[fmt].status == "pass", (fmt, rows[fmt].message)
         assert found[fmt]["outcome"] == "passed", found[fmt]
-        assert found[fmt]["trials"][0]["gated_db"] < 40
+        assert found[fmt]["before_db"] < 40 and found[fmt]["ordering"] in ("blame", "graph order")
     rows, found = _search(tmp_path / "plain", OutlierNet(), "fp16+auto", ("onnx",))
     assert found["onnx"]["outcome"] == "not-needed" and rows["onnx"].status == "pass"
 
