@@ -82,12 +82,17 @@ def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp
                     record: Any, work: Path) -> dict[str, Any]:
     """What the recipe did, and how far the artifact sits from the fp32 artifact of its format (with the
     layer where the error starts when it collapsed)."""
+    from models.spec import is_noise_sample
     from parity_tests.gate import versus_outputs
     from parity_tests.localize import collapse, localize
 
     details: dict[str, Any] = dict(variant.details)
     if job.recipe.needs_calibration and p.calibration is not None:
         details["calibration"] = p.calibration.to_dict()
+    if job.recipe.kind == "module" and evaluation.outputs:   # what an app gets against the model it started from
+        photos = [i for i, s in enumerate(p.samples) if not is_noise_sample(s.label)]
+        details["artifact_vs_original_photos_db"] = finite_or_none(versus_outputs(
+            [p.base.references[i] for i in photos], [evaluation.outputs[i] for i in photos]))
     if fp32 is None or job.recipe.name == "fp32" or len(fp32.outputs) != len(evaluation.outputs):
         return details
     details["vs_fp32_artifact_db"] = finite_or_none(versus_outputs(fp32.outputs, evaluation.outputs))

@@ -57,7 +57,8 @@ class PrecisionSearch:
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "message": self.message, "units": self.units, **self.extra,
                 "ranking_engine": self.ranking_engine, "ranked_units": self.ranked,
-                "kept_units": list(self.kept_names), "kept": [b.to_dict() for b in self.kept], "ranking_head": [b.to_dict() for b in self.top],
+                "kept_units": list(self.kept_names), "kept": [b.to_dict() for b in self.kept],
+                "ranking_head": [b.to_dict() for b in self.top],
                 "trials": [t.to_dict() for t in self.trials],
                 "size_cost_bytes": self.final_bytes - self.base_bytes if self.kept else 0,
                 "latency_cost": "measured by `edgeport tune` / `edgeport bench` (the recipe and its +auto row)"}
@@ -256,7 +257,8 @@ def search_precision(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, e
 
     report = base.evaluation.report
     base_bytes = base.record.total_bytes
-    before = {"before_db": None if report.gated_db is None or math.isinf(report.gated_db) else round(report.gated_db, 2)}
+    worst = report.gated_db
+    before = {"before_db": None if worst is None or math.isinf(worst) else round(worst, 2)}
     if report.passed:
         return base, PrecisionSearch("not-needed", f"passes its gate with every layer at "
                                      f"{job.recipe.export_precision}", base_bytes=base_bytes, final_bytes=base_bytes,

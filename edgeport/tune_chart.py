@@ -13,7 +13,7 @@ EXACT_DB = 160.0    # where an exact artifact is drawn (PSNR is infinite)
 
 
 def _db(row: Any) -> float:
-    return EXACT_DB if math.isinf(row.gated_db) else min(row.gated_db, EXACT_DB)
+    return EXACT_DB if math.isinf(row.db_vs_original) else min(row.db_vs_original, EXACT_DB)
 
 
 def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[Any, float]], front: set,
@@ -57,10 +57,10 @@ def draw_pareto(model: str, rows: list[Any], front: set, path: Path) -> None:
 
     image = Image.new("RGB", (2 * PANEL_W, PANEL_H + 30), "white")
     draw, font = ImageDraw.Draw(image), ImageFont.load_default()
-    passing = [r for r in rows if r.status == "pass" and r.gated_db is not None]
-    _panel(draw, font, 0, f"{model}: worst gated PSNR vs size (passing rows)",
+    passing = [r for r in rows if r.status == "pass" and r.db_vs_original is not None]
+    _panel(draw, font, 0, f"{model}: worst photo PSNR vs the original model, by size (passing rows)",
            [(r, float(r.bytes)) for r in passing if r.bytes], front, lambda v: human_bytes(int(v)))
-    _panel(draw, font, PANEL_W, "worst gated PSNR vs p50 latency",
+    _panel(draw, font, PANEL_W, "the same PSNR by p50 latency",
            [(r, r.p50_ms) for r in passing if r.p50_ms], front, lambda v: f"{v:.0f} ms")
     legend = "  ".join(sorted({r.format for r in passing}))
     draw.text((MARGIN, PANEL_H + 8), f"formats: {legend}; lines join each format's size/PSNR Pareto front; "

@@ -22,7 +22,7 @@ class TuneRow:
     status: str
     bytes: int
     p50_ms: float | None
-    gated_db: float | None
+    db_vs_original: float | None
     task: dict[str, float]
     engine: str
     latency_engine: str
@@ -32,12 +32,27 @@ class TuneRow:
     def to_dict(self) -> dict[str, Any]:
         r = lambda v, n=2: None if v is None or (isinstance(v, float) and math.isinf(v)) else round(v, n)  # noqa: E731
         return {"format": self.format, "recipe": self.recipe, "status": self.status, "bytes": self.bytes,
-                "p50_ms": r(self.p50_ms), "gated_db": r(self.gated_db), "task": self.task, "parity_engine": self.engine,
-                "latency_engine": self.latency_engine, "p50_vs_fp32": r(self.vs_fp32_latency, 3), "note": self.note}
+                "p50_ms": r(self.p50_ms), "psnr_vs_original_db": r(self.db_vs_original), "task": self.task,
+                "parity_engine": self.engine, "latency_engine": self.latency_engine,
+                "p50_vs_fp32": r(self.vs_fp32_latency, 3), "note": self.note}
 
 
-def _gated_db(row: Any) -> float | None:
+def _versus_original(row: Any, manifest: Any) -> float | None:
+    """What the row costs in quality: a module recipe (prune50+...) is judged by its gate against the pruned
+    model it exports, but the trade-off is against the original, on the photos."""
+    if manifest is not None and manifest.recipe.rewrites_module:
+        value = manifest.recipe.details.get("artifact_vs_original_photos_db")
+        return math.inf if value is None and row.status == "pass" else value
     return row.photo_db if row.gated_on == "photos" else row.worst_psnr_db
+
+
+def _task_versus_original(manifest: Any) -> dict[str, float]:
+    """The task score (mask IoU) against the original model: for a module recipe the parity report's is
+    against the pruned model, so the rewrite's own score against the original is added (PyTorch level)."""
+    task = manifest.parity.task_worst
+    if manifest.recipe.rewrites_module:
+        return dict(manifest.recipe.details.get("vs_original_task") or {k: math.nan for k in task})
+    return task
 
 
 def tune_rows(summary: Any, bench: dict[str, Any], threads: int) -> list[TuneRow]:
@@ -49,9 +64,10 @@ def tune_rows(summary: Any, bench: dict[str, Any], threads: int) -> list[TuneRow
     for r in summary.rows:
         b = timed.get((r.format, r.recipe), {})
         p50 = (b.get("latency") or {}).get("p50_ms")
-        task = read_manifest(Path(r.path) / "manifest.json").parity.task_worst if r.path else {}
+        manifest = read_manifest(Path(r.path) / "manifest.json") if r.path else None
+        task = _task_versus_original(manifest) if manifest is not None else {}
         note = b.get("message", "") if b.get("status") not in (None, "ok") else ""
-        rows.append(TuneRow(r.format, r.recipe, r.status, r.bytes, p50, _gated_db(r), task, r.engine,
+        rows.append(TuneRow(r.format, r.recipe, r.status, r.bytes, p50, _versus_original(r, manifest), task, r.engine,
                             b.get("engine", ""), note=note or (r.message.split(";")[0] if r.status != "pass" else "")))
     fp32 = {r.format: r.p50_ms for r in rows if r.recipe == "fp32" and r.p50_ms}
     return [TuneRow(**{**r.__dict__, "vs_fp32_latency": r.p50_ms / fp32[r.format]})
@@ -74,10 +90,10 @@ def int8_verdicts(rows: list[TuneRow]) -> list[str]:
 def pareto(rows: list[TuneRow]) -> set[tuple[str, str]]:
     """Rows no other passing row of the same format beats on both size and PSNR."""
     front = set()
-    ok = [r for r in rows if r.status == "pass" and r.gated_db is not None]
+    ok = [r for r in rows if r.status == "pass" and r.db_vs_original is not None and not math.isnan(r.db_vs_original)]
     for r in ok:
-        if not any(o.format == r.format and o is not r and o.bytes <= r.bytes and (o.gated_db or 0) >= r.gated_db
-                   and (o.bytes < r.bytes or (o.gated_db or 0) > r.gated_db) for o in ok):
+        if not any(o.format == r.format and o is not r and o.bytes <= r.bytes and o.db_vs_original >= r.db_vs_original
+                   and (o.bytes < r.bytes or o.db_vs_original > r.db_vs_original) for o in ok):
             front.add((r.format, r.recipe))
     return front
 
@@ -85,12 +101,12 @@ def pareto(rows: list[TuneRow]) -> set[tuple[str, str]]:
 def tune_table(rows: list[TuneRow], front: set[tuple[str, str]]) -> str:
     from edgeport.report import human_bytes
 
-    head = ["format", "recipe", "size", "p50 ms", "vs fp32", "PSNR dB", "task", "status", "pareto"]
+    head = ["format", "recipe", "size", "p50 ms", "vs fp32", "PSNR vs original", "task", "status", "pareto"]
     body = [[r.format, r.recipe, human_bytes(r.bytes) if r.bytes else "-",
              f"{r.p50_ms:.1f}" if r.p50_ms else "-",
              f"{r.vs_fp32_latency:.2f}x" if r.vs_fp32_latency else "-",
-             "exact" if r.gated_db is not None and math.isinf(r.gated_db) else
-             (f"{r.gated_db:.1f}" if r.gated_db is not None else "-"),
+             "exact" if r.db_vs_original is not None and math.isinf(r.db_vs_original) else
+             (f"{r.db_vs_original:.1f}" if r.db_vs_original is not None else "-"),
              ", ".join(f"{k} {v:.3f}" for k, v in r.task.items()) or "-", r.status,
              "*" if (r.format, r.recipe) in front else ""] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]

@@ -46,7 +46,8 @@ def _repoint(model: Any, old: int, new: int, side: str) -> None:
                 entry.tensorIndex = new
 
 
-def with_float_io(model_bytes: bytes, float_inputs: Sequence[bool], float_outputs: Sequence[bool]) -> tuple[bytes, list[str]]:
+def with_float_io(model_bytes: bytes, float_inputs: Sequence[bool],
+                  float_outputs: Sequence[bool]) -> tuple[bytes, list[str]]:
     """The model with an int8 input (output) made float32 where the contract wants float, and what changed."""
     from ai_edge_litert import schema_py_generated as tfl
 

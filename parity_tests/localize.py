@@ -130,10 +130,10 @@ def localize(fp32_record: ArtifactRecord, fp32_dir: Path, record: ArtifactRecord
 @dataclass(frozen=True)
 class UnitBlame:
     """How much error one unit (what the format's tooling can keep in higher precision) adds to what its
-    inputs already carry, as a noise ratio (noise_ratio; psnr_db is its tensor's worst channel). Where the rewrite rounds
-    activations, the tensor's consumers are named too: the rounding on an edge belongs to both ends (ONNX's QDQ
-    quantizer and coremltools' prefix/suffix passes each insert a quantize pair; an fp16 consumer casts a
-    kept fp32 producer's output back to fp16), so both must stay at higher precision."""
+    inputs already carry, as a noise ratio (noise_ratio; psnr_db is its tensor's worst channel). Where the
+    rewrite rounds activations, the tensor's consumers are named too: the rounding on an edge belongs to both
+    ends (ONNX's QDQ quantizer and coremltools' prefix/suffix passes each insert a quantize pair; an fp16
+    consumer casts a kept fp32 producer's output back to fp16), so both must stay at higher precision."""
     unit: str
     op: str
     tensor: str

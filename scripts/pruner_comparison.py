@@ -143,9 +143,11 @@ def main() -> int:
                                            "models": len(cases), "rows": rows})
     lines = ["| model | edgeport (quantize/prune.py) | Torch-Pruning 1.6.1 (MetaPruner, L2) |", "|---|---|---|"]
     for name in cases:
-        cells = [next(r for r in rows if r["model"] == name and r["pruner"] == p) for p in ("edgeport", "torch-pruning")]
+        cells = [next(r for r in rows if r["model"] == name and r["pruner"] == p)
+                 for p in ("edgeport", "torch-pruning")]
         lines.append(f"| {name} | " + " | ".join(
-            (f"ok, {c['macs_removed_percent']:.0f}% MACs" if c["ok"] else f"no: {c['why'][:80]}") for c in cells) + " |")
+            (f"ok, {c['macs_removed_percent']:.0f}% MACs" if c["ok"] else f"no: {c['why'][:80]}")
+            for c in cells) + " |")
     lines.append(f"\ncorrectly pruned: edgeport {counts['edgeport']}/{len(cases)}, "
                  f"Torch-Pruning {counts['torch-pruning']}/{len(cases)}")
     write_text(args.out / "pruners.md", "\n".join(lines) + "\n")
