@@ -16,9 +16,20 @@ def _db(row: Any) -> float:
     return EXACT_DB if math.isinf(row.db_vs_original) else min(row.db_vs_original, EXACT_DB)
 
 
-def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[Any, float]], front: set,
+def _front(points: list[tuple[Any, float]]) -> set[tuple[str, str]]:
+    """Per format, the rows no other row beats on both axes (smaller x, higher PSNR)."""
+    front = set()
+    for row, x in points:
+        if not any(o.format == row.format and o is not row and ox <= x and _db(o) >= _db(row)
+                   and (ox < x or _db(o) > _db(row)) for o, ox in points):
+            front.add((row.format, row.recipe))
+    return front
+
+
+def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[Any, float]],
            label: Callable[[float], str]) -> None:
-    """One scatter panel: x = the value given (log scale), y = PSNR."""
+    """One scatter panel: x = the value given (log scale), y = PSNR, each format's Pareto front joined."""
+    front = _front(points)
     draw.rectangle([x0 + MARGIN, MARGIN, x0 + PANEL_W - 12, PANEL_H - MARGIN], outline=(180, 180, 180))
     draw.text((x0 + MARGIN, 12), title, fill="black", font=font)
     if not points:
@@ -50,7 +61,7 @@ def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[Any, fl
         draw.text((px + 6, py - 6), row.recipe, fill=colour, font=font)
 
 
-def draw_pareto(model: str, rows: list[Any], front: set, path: Path) -> None:
+def draw_pareto(model: str, rows: list[Any], path: Path) -> None:
     from PIL import Image, ImageDraw, ImageFont
 
     from edgeport.report import human_bytes
@@ -59,12 +70,16 @@ def draw_pareto(model: str, rows: list[Any], front: set, path: Path) -> None:
     draw, font = ImageDraw.Draw(image), ImageFont.load_default()
     passing = [r for r in rows if r.status == "pass" and r.db_vs_original is not None]
     _panel(draw, font, 0, f"{model}: worst photo PSNR vs the original model, by size (passing rows)",
-           [(r, float(r.bytes)) for r in passing if r.bytes], front, lambda v: human_bytes(int(v)))
+           [(r, float(r.bytes)) for r in passing if r.bytes], lambda v: human_bytes(int(v)))
     _panel(draw, font, PANEL_W, "the same PSNR by p50 latency",
-           [(r, r.p50_ms) for r in passing if r.p50_ms], front, lambda v: f"{v:.0f} ms")
-    legend = "  ".join(sorted({r.format for r in passing}))
-    draw.text((MARGIN, PANEL_H + 8), f"formats: {legend}; lines join each format's size/PSNR Pareto front; "
-              f"exact drawn at {EXACT_DB:.0f} dB", fill="black", font=font)
+           [(r, r.p50_ms) for r in passing if r.p50_ms], lambda v: f"{v:.0f} ms")
+    x = MARGIN
+    for fmt in sorted({r.format for r in passing}):
+        draw.rectangle([x, PANEL_H + 10, x + 10, PANEL_H + 20], fill=COLOURS.get(fmt, (120, 60, 160)))
+        draw.text((x + 14, PANEL_H + 8), fmt, fill="black", font=font)
+        x += 24 + 7 * len(fmt)
+    draw.text((x + 10, PANEL_H + 8), f"lines join each format's Pareto front; exact drawn at {EXACT_DB:.0f} dB",
+              fill="black", font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     image.save(tmp, format="PNG")

@@ -156,7 +156,7 @@ def cmd_tune(args: Any) -> int:
             "int8_vs_fp32": int8_verdicts(rows)}
     write_json(root / "tune.json", data)
     write_text(root / "tune.md", _markdown(data, rows, front))
-    draw_pareto(summary.model, rows, front, root / "tune.png")
+    draw_pareto(summary.model, rows, root / "tune.png")
     if args.json:
         print(json.dumps(data, indent=2))
     else:

@@ -109,44 +109,49 @@ class OffsetNet(nn.Module):
         return self.drop(self.lift(x))
 
 
-def _search(tmp_path, module, recipe, formats):
+def test_one_search_per_format_brings_fp16_and_w8a8_over_their_gates_in_onnx_and_core_ml(tmp_path):
+    """OffsetNet breaks both: fp16 keeps steps of 0.5 at 1000, a per-tensor int8 scale steps of 8."""
     from edgeport import api
 
     torch.manual_seed(0)
-    summary = api.export(module.eval(), inputs=[(1, 3, 16, 16)], to=list(formats), recipes=["fp32", recipe],
-                         out=tmp_path, name="net")
-    rows = {r.format: r for r in summary.rows if r.recipe == recipe}
-    found = {f: json.loads((tmp_path / "net" / f"{f}-{recipe}" / "manifest.json").read_text())["recipe"]
-             ["mixed_precision"] for f in formats}
-    return rows, found
+    summary = api.export(OffsetNet().eval(), inputs=[(1, 3, 16, 16)], to=["onnx", "coreml"],
+                         recipes=["fp32", "fp16+auto", "w8a8+auto"], out=tmp_path, name="net")
+    for row in summary.rows:
+        assert row.status == "pass", (row.format, row.recipe, row.message)
+        if row.recipe == "fp32":
+            continue
+        found = json.loads((tmp_path / "net" / f"{row.format}-{row.recipe}" / "manifest.json").read_text())
+        search = found["recipe"]["mixed_precision"]
+        gate = 40 if row.recipe == "fp16+auto" else 30
+        assert search["outcome"] == "passed" and search["before_db"] < gate, search
+        assert search["kept_units"] and any(t["passed"] for t in search["trials"])
+        assert "kept at higher precision" in row.message
+    onnx = json.loads((tmp_path / "net" / "onnx-w8a8+auto" / "manifest.json").read_text())
+    assert {"node_conv2d", "node_conv2d_1"} <= set(onnx["recipe"]["mixed_precision"]["kept_units"])
 
 
-def test_w8a8_auto_keeps_the_broken_edge_float_in_onnx_and_core_ml(tmp_path):
-    torch.manual_seed(0)
-    rows, found = _search(tmp_path, OutlierNet(), "w8a8+auto", ("onnx", "coreml"))
-    for fmt in ("onnx", "coreml"):
-        assert rows[fmt].status == "pass", (fmt, rows[fmt].message)
-        assert found[fmt]["outcome"] == "passed" and found[fmt]["kept_units"], found[fmt]
-        assert found[fmt]["before_db"] < 30 and any(t["passed"] for t in found[fmt]["trials"])
-        assert "kept at higher precision" in rows[fmt].message
-    assert {"node_conv2d", "node_conv2d_1"} <= set(found["onnx"]["kept_units"])
+def test_an_artifact_that_passes_needs_no_search():
+    from types import SimpleNamespace
 
+    from edgeport.precision_search import Attempt, search_precision
 
-def test_fp16_auto_keeps_the_offset_edge_fp32_and_a_passing_fp16_needs_no_search(tmp_path):
-    torch.manual_seed(0)
-    rows, found = _search(tmp_path, OffsetNet(), "fp16+auto", ("onnx", "coreml"))
-    for fmt in ("onnx", "coreml"):
-        assert rows[fmt].status == "pass", (fmt, rows[fmt].message)
-        assert found[fmt]["outcome"] == "passed", found[fmt]
-        assert found[fmt]["before_db"] < 40 and found[fmt]["ordering"] in ("blame", "graph order")
-    rows, found = _search(tmp_path / "plain", OutlierNet(), "fp16+auto", ("onnx",))
-    assert found["onnx"]["outcome"] == "not-needed" and rows["onnx"].status == "pass"
+    report = SimpleNamespace(passed=True, gated_db=52.0, status="pass")
+    base = Attempt("work", SimpleNamespace(total_bytes=10), SimpleNamespace(report=report))
+    job = SimpleNamespace(recipe=SimpleNamespace(export_precision="fp16"))
+    chosen, search = search_precision(None, job, None, None, base, lambda *a: pytest.fail("exported"), "work")
+    assert chosen is base and search.outcome == "not-needed" and search.to_dict()["before_db"] == 52.0
 
 
 @pytest.mark.e2e
 def test_w8a8_auto_keeps_torch_modules_float_on_the_pt2e_routes(tmp_path):
+    from edgeport import api
+
     torch.manual_seed(0)
-    rows, found = _search(tmp_path, OutlierNet(), "w8a8+auto", ("tflite", "executorch"))
-    for fmt in ("tflite", "executorch"):
-        assert rows[fmt].status == "pass", (fmt, rows[fmt].message)
-        assert found[fmt]["units"] == "torch modules (PT2E)" and "mix" in found[fmt]["kept_units"], found[fmt]
+    summary = api.export(OutlierNet().eval(), inputs=[(1, 3, 16, 16)], to=["tflite", "executorch"],
+                         recipes=["w8a8+auto"], out=tmp_path, name="net")
+    for row in summary.rows:
+        assert row.status == "pass", (row.format, row.message)
+        search = json.loads((tmp_path / "net" / f"{row.format}-w8a8+auto" / "manifest.json").read_text())[
+            "recipe"]["mixed_precision"]
+        assert search["units"] == "torch modules (PT2E)" and "mix" in search["kept_units"], search
+        assert row.route == "litert-torch" if row.format == "tflite" else True
