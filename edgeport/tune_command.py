@@ -28,6 +28,7 @@ class TuneRow:
     latency_engine: str
     vs_fp32_latency: float | None = None
     note: str = ""
+    digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         r = lambda v, n=2: None if v is None or (isinstance(v, float) and math.isinf(v)) else round(v, n)  # noqa: E731
@@ -68,7 +69,8 @@ def tune_rows(summary: Any, bench: dict[str, Any], threads: int) -> list[TuneRow
         task = _task_versus_original(manifest) if manifest is not None else {}
         note = b.get("message", "") if b.get("status") not in (None, "ok") else ""
         rows.append(TuneRow(r.format, r.recipe, r.status, r.bytes, p50, _versus_original(r, manifest), task, r.engine,
-                            b.get("engine", ""), note=note or (r.message.split(";")[0] if r.status != "pass" else "")))
+                            b.get("engine", ""), note=note or (r.message.split(";")[0] if r.status != "pass" else ""),
+                            digest=r.digest))
     fp32 = {r.format: r.p50_ms for r in rows if r.recipe == "fp32" and r.p50_ms}
     return [TuneRow(**{**r.__dict__, "vs_fp32_latency": r.p50_ms / fp32[r.format]})
             if r.p50_ms and r.format in fp32 else r for r in rows]
@@ -84,6 +86,19 @@ def int8_verdicts(rows: list[TuneRow]) -> list[str]:
                 faster = row.vs_fp32_latency < 1.0
                 lines.append(f"{fmt} {recipe}: {row.vs_fp32_latency:.2f}x the fp32 p50 -> int8 "
                              f"{'beats' if faster else 'does NOT beat'} fp32 on this CPU")
+    return lines
+
+
+def timing_spread(rows: list[TuneRow]) -> list[str]:
+    """Rows whose files are identical (a +auto recipe that needed no search) timed apart: the spread between
+    them is this machine's noise, below which two p50s say nothing."""
+    lines = []
+    for digest in dict.fromkeys(r.digest for r in rows if r.digest):
+        same = [r for r in rows if r.digest == digest and r.p50_ms]
+        if len(same) > 1:
+            fast, slow = min(r.p50_ms for r in same), max(r.p50_ms for r in same)
+            lines.append(f"{same[0].format} {' = '.join(r.recipe for r in same)}: one file, timed "
+                         f"{' / '.join(f'{r.p50_ms:.1f}' for r in same)} ms ({slow / fast - 1:.0%} apart: noise)")
     return lines
 
 
@@ -153,7 +168,7 @@ def cmd_tune(args: Any) -> int:
     data = {"schema": "edgeport.tune/1", "model": summary.model, "source": summary.source,
             "machine": bench["machine"], "threads": args.threads, "peaks": bench["peaks"],
             "rows": [r.to_dict() | {"pareto": (r.format, r.recipe) in front} for r in rows],
-            "int8_vs_fp32": int8_verdicts(rows)}
+            "int8_vs_fp32": int8_verdicts(rows), "timing_noise": timing_spread(rows)}
     write_json(root / "tune.json", data)
     write_text(root / "tune.md", _markdown(data, rows, front))
     draw_pareto(summary.model, rows, root / "tune.png")
@@ -162,7 +177,7 @@ def cmd_tune(args: Any) -> int:
     else:
         print(f"\n{summary.model} ({summary.source}); {_machine(bench['machine'])}; {args.threads} threads")
         print(tune_table(rows, front))
-        for line in data["int8_vs_fp32"]:
+        for line in data["int8_vs_fp32"] + data["timing_noise"]:
             print(f"  {line}")
         print(f"  * on the size/PSNR Pareto front of its format; chart: {root / 'tune.png'}")
     return summary.exit_code
@@ -176,4 +191,4 @@ def _machine(machine: dict[str, Any]) -> str:
 def _markdown(data: dict[str, Any], rows: list[TuneRow], front: set[tuple[str, str]]) -> str:
     return (f"# edgeport tune: {data['model']}\n\n{data['source']}; {_machine(data['machine'])}; {data['threads']} "
             f"threads\n\n```\n{tune_table(rows, front)}\n```\n\n" + "\n".join(f"- {x}" for x in data["int8_vs_fp32"])
-            + "\n\n![size and PSNR](tune.png)\n")
+            + "\n" + "\n".join(f"- {x}" for x in data["timing_noise"]) + "\n\n![size and PSNR](tune.png)\n")

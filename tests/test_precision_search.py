@@ -148,8 +148,13 @@ def test_w8a8_auto_keeps_torch_modules_float_on_the_pt2e_routes(tmp_path):
 
     torch.manual_seed(0)
     summary = api.export(OutlierNet().eval(), inputs=[(1, 3, 16, 16)], to=["tflite", "executorch"],
-                         recipes=["w8a8+auto"], out=tmp_path, name="net")
-    for row in summary.rows:
+                         recipes=["w8a8", "w8a8+auto"], out=tmp_path, name="net")
+    plain = json.loads((tmp_path / "net" / "tflite-w8a8" / "manifest.json").read_text())["artifact"]
+    assert plain["route"] == "litert-torch", plain["details"]      # the fast route, float32 I/O put back
+    assert plain["details"]["recipe"]["float_boundary"] == ["input 0: QUANTIZE float32 -> int8",
+                                                            "output 0: DEQUANTIZE int8 -> float32"]
+    assert [b["dtype"] for b in plain["inputs"] + plain["outputs"]] == ["float32", "float32"]
+    for row in (r for r in summary.rows if r.recipe == "w8a8+auto"):
         assert row.status == "pass", (row.format, row.message)
         search = json.loads((tmp_path / "net" / f"{row.format}-w8a8+auto" / "manifest.json").read_text())[
             "recipe"]["mixed_precision"]

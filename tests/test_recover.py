@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgeport.tune_command import TuneRow, int8_verdicts, pareto, tune_table
+from edgeport.tune_command import TuneRow, int8_verdicts, pareto, timing_spread, tune_table
 from quantize.prune import prune_channels
 from quantize.recipes import parse_recipe
 from quantize.recover import distil
@@ -69,3 +69,10 @@ def test_tune_front_table_and_int8_verdict():
     assert verdicts[0].startswith("onnx w8a8: 1.20x") and "does NOT beat" in verdicts[0]
     table = tune_table(rows, front)
     assert "exact" in table and "1.20x" in table and table.count("*") == 3
+
+
+def test_identical_files_timed_apart_show_the_timing_noise():
+    rows = [TuneRow("tflite", "w8a8", "pass", 10, 74.1, 36.9, {}, "e", "e", digest="abc"),
+            TuneRow("tflite", "w8a8+auto", "pass", 10, 46.5, 36.9, {}, "e", "e", digest="abc"),
+            TuneRow("tflite", "fp32", "pass", 40, 129.0, 88.3, {}, "e", "e", digest="def")]
+    assert timing_spread(rows) == ["tflite w8a8 = w8a8+auto: one file, timed 74.1 / 46.5 ms (59% apart: noise)"]
