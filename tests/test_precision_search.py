@@ -147,7 +147,7 @@ def test_w8a8_auto_keeps_torch_modules_float_on_the_pt2e_routes(tmp_path):
     from edgeport import api
 
     torch.manual_seed(0)
-    summary = api.export(OutlierNet().eval(), inputs=[(1, 3, 16, 16)], to=["tflite", "executorch"],
+    summary = api.export(OutlierNet().eval(), inputs=[(1, 3, 16, 16)], to=["tflite"],
                          recipes=["w8a8", "w8a8+auto"], out=tmp_path, name="net")
     plain = json.loads((tmp_path / "net" / "tflite-w8a8" / "manifest.json").read_text())["artifact"]
     assert plain["route"] == "litert-torch", plain["details"]      # the fast route, float32 I/O put back
@@ -159,4 +159,22 @@ def test_w8a8_auto_keeps_torch_modules_float_on_the_pt2e_routes(tmp_path):
         search = json.loads((tmp_path / "net" / f"{row.format}-w8a8+auto" / "manifest.json").read_text())[
             "recipe"]["mixed_precision"]
         assert search["units"] == "torch modules (PT2E)" and "mix" in search["kept_units"], search
-        assert row.route == "litert-torch" if row.format == "tflite" else True
+        assert row.route == "litert-torch"
+
+
+def test_kept_modules_stay_float_in_the_pt2e_program_of_both_quantizers():
+    """ExecuTorch's XNNPACKQuantizer and litert-torch's take the same pre-annotation (TFLite runs end to end
+    above; here the program itself, without lowering)."""
+    from quantize.executorch_recipes import w8a8_quantizer as xnnpack
+    from quantize.pt2e import calibrated_int8, module_path
+    from quantize.tflite_recipes import w8a8_quantizer as litert
+
+    torch.manual_seed(0)
+    net, x = OutlierNet().eval(), (torch.rand(1, 3, 16, 16),)
+    for quantizer in (xnnpack(), litert()):
+        program = calibrated_int8(net, x, [x, x], quantizer, keep=("mix",))
+        convs = [n for n in program.graph.nodes if n.op == "call_function" and "conv2d" in str(n.target)]
+        fed = {module_path(n): [str(a.target) for a in n.all_input_nodes] for n in convs}
+        assert any("dequantize_per_channel" in t for t in fed["spread"]), fed   # int8 weights where not kept
+        assert not any("dequantize_per_channel" in t for t in fed["mix"]), fed  # float weights where kept
+        assert "mix.weight" in fed["mix"]
