@@ -98,16 +98,6 @@ def test_x2plus_pixel_unshuffle_exports_everywhere(tmp_path):
     assert [r.status for r in summary.rows] == ["pass"] * 3, [r.message for r in summary.rows]
 
 
-def test_onnx2tf_route_reads_its_own_layout(tmp_path):
-    plan = ExportPlan(model="realesr-general-x4v3", formats=("tflite",), out_root=tmp_path, input_hw=(16, 16),
-                      config={"num_conv": 2, "num_feat": 16}, options={"tflite_route": "onnx2tf"})
-    (row,) = run_export(plan).rows
-    assert row.status == "pass" and row.route == "onnx2tf", row
-    art = json.loads((Path(row.path) / "manifest.json").read_text())["artifact"]
-    assert art["inputs"][0]["layout"] == "NHWC" and art["inputs"][0]["shape"] == [1, 16, 16, 3]
-    assert art["outputs"][0]["layout"] in ("NCHW", "NHWC")
-
-
 def test_dynamic_hw_onnx_and_coreml_run_at_other_sizes(tmp_path):
     import onnxruntime as ort
 

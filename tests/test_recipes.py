@@ -3,6 +3,7 @@ the comparison with the fp32 artifact, error localisation when a recipe collapse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,11 +131,16 @@ def test_a_collapsed_recipe_names_the_layer_where_the_error_starts(tmp_path):
     assert summary.exit_code == 1
 
 
-def test_onnx2tf_int8_route_reports_the_undelegated_prelu(tmp_path):
-    """The known hard case: the TF converter's int8 PRELU is not taken by XNNPACK and splits the graph."""
-    plan = ExportPlan(model="realesr-general-x4v3", formats=("tflite",), out_root=tmp_path, recipes=("w8a8",),
+def test_onnx2tf_route_reads_its_own_layout_and_reports_the_undelegated_int8_prelu(tmp_path):
+    """The fallback route: its fp32 file's layout is read from the file (NHWC input), and the known hard
+    case, the TF converter's int8 PRELU, is not taken by XNNPACK and splits the graph."""
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("tflite",), out_root=tmp_path, recipes=("fp32", "w8a8"),
                       input_hw=(16, 16), config={"num_conv": 2, "num_feat": 8}, options={"tflite_route": "onnx2tf"})
-    row = run_export(plan).rows[0]
+    fp32, row = run_export(plan).rows
+    assert fp32.status == "pass" and fp32.route == "onnx2tf", fp32
+    art = json.loads((Path(fp32.path) / "manifest.json").read_text())["artifact"]
+    assert art["inputs"][0]["layout"] == "NHWC" and art["inputs"][0]["shape"] == [1, 16, 16, 3]
+    assert art["outputs"][0]["layout"] in ("NCHW", "NHWC")
     assert row.route == "onnx2tf" and row.status == "pass", row.message
     details = json.loads((tmp_path / "realesr-general-x4v3" / "tflite-w8a8" / "manifest.json").read_text())
     delegation = details["artifact"]["details"]["delegation"]
