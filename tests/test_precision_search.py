@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from edgeport.precision_search import kept_units, smallest_passing_prefix
 from parity_tests.localize import blame_units, by_blame, concentrated
 from quantize.recipes import RecipeError, parse_recipe
 from runtimes.base import TracedTensor
+from tests.fragile_nets import OffsetNet, OutlierNet
 
 
 @pytest.mark.parametrize("threshold", [1, 2, 3, 5, 8, 13, 40])
@@ -75,38 +75,6 @@ def test_error_that_grows_along_a_chain_is_not_concentrated():
     chain = [(f"t{i}", "Conv", f"conv{i}", (f"t{i - 1}",), 0) for i in range(1, 9)]
     growing = [(f"t{i}", "Conv", f"conv{i}", (f"t{i - 1}",), 1e-3 * 1.4 ** i) for i in range(1, 9)]
     assert not concentrated(blame_units(_traced(chain), _traced(growing), axis=1))
-
-
-class OutlierNet(nn.Module):
-    """One channel three thousand times larger than the rest: per-tensor int8 activations round the useful
-    channels to zero, unless the edge between the two convs stays float."""
-
-    def __init__(self):
-        super().__init__()
-        self.spread = nn.Conv2d(3, 8, 3, padding=1)
-        self.mix = nn.Conv2d(8, 3, 3, padding=1)
-        with torch.no_grad():
-            self.spread.weight[0] *= 3000.0
-            self.mix.weight[:, 0] = 0.0
-
-    def forward(self, x):
-        return self.mix(torch.relu(self.spread(x)))
-
-
-class OffsetNet(nn.Module):
-    """The signal rides on an offset of 1000 between two convs: fp16 there keeps steps of 0.5, so the output
-    misses 40 dB unless that edge stays fp32."""
-
-    def __init__(self):
-        super().__init__()
-        self.lift = nn.Conv2d(3, 8, 3, padding=1)
-        self.drop = nn.Conv2d(8, 3, 1)
-        with torch.no_grad():
-            self.lift.bias += 1000.0
-            self.drop.bias -= 1000.0 * self.drop.weight.sum(dim=(1, 2, 3))
-
-    def forward(self, x):
-        return self.drop(self.lift(x))
 
 
 def test_the_search_brings_fp16_over_its_gate_in_core_ml_and_w8a8_in_onnx(tmp_path):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from edgeport.pipeline import ExportPlan, run_export
 from tests.conftest import ALL_FORMATS, ROOT
+from tests.fragile_nets import OutlierNet
 
 pytestmark = pytest.mark.e2e
 
@@ -90,22 +90,6 @@ def _check_rebuilds_pruned_references_and_passes(recipe_export):
     for name in ("onnx-prune50", "coreml-sparse50", "tflite-w8a8", "tflite-prune50+w8a8", "executorch-w8a8"):
         check = check_artifact(out / "realesr-general-x4v3" / name / "manifest.json", cache)
         assert check.report.passed, (name, check.report.message)
-
-
-class OutlierNet(nn.Module):
-    """One channel a thousand times larger than the rest, which carry the output: int8 activations with one
-    scale per tensor round the useful channels to zero."""
-
-    def __init__(self):
-        super().__init__()
-        self.spread = nn.Conv2d(3, 8, 3, padding=1)
-        self.mix = nn.Conv2d(8, 3, 3, padding=1)
-        with torch.no_grad():
-            self.spread.weight[0] *= 3000.0
-            self.mix.weight[:, 0] = 0.0
-
-    def forward(self, x):
-        return self.mix(torch.relu(self.spread(x)))
 
 
 def test_a_collapsed_recipe_names_the_layer_where_the_error_starts(tmp_path):
