@@ -64,9 +64,9 @@ class ExportRequest:
 
     def calibration_batches(self) -> list[tuple[Any, ...]]:
         """The calibration inputs as torch tensors in input order, for PT2E observers."""
-        import torch
+        from quantize.pt2e import as_batches
 
-        return [tuple(torch.tensor(np.asarray(c[n])) for n in self.input_names) for c in self.calibration]  # copies
+        return as_batches(self.calibration, self.input_names)
 
 
 class Exporter(ABC):
