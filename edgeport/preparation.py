@@ -207,17 +207,16 @@ class VariantCache:
         return Variant(made.module, refs, profile, details, made.warning)
 
     def _recovered(self, recipe: Any) -> Variant:
-        """Distilled from the plain pruned variant (built once, shared with prune<N>), so the report gives the
-        PSNR against the unpruned model before and after recovery."""
+        """Pruned from the activations, refit and distilled; the plain prune<N> variant (built once, shared with
+        that recipe) gives the report's PSNR against the unpruned model before recovery."""
         from quantize.pt2e import as_batches
         from quantize.recipes import parse_recipe
-        from quantize.variants import ModuleVariant, recovered_variant
+        from quantize.variants import recovered_variant
 
         p, base = self.prepared, self.prepared.base
         plain = self.get(parse_recipe(f"prune{recipe.prune_percent}"))
         training = as_batches(p.calibration.arrays() + _team_rows(p), p.input_names)
-        made = recovered_variant(ModuleVariant(plain.module, plain.details, plain.warning), base.module, training,
-                                 self.report)
+        made = recovered_variant(base.module, p.example(), recipe.prune_percent, training, self.report)
         return self._variant(made, {"vs_original_before_recovery_db": plain.details.get("vs_original_pytorch_db"),
                                     "vs_original_photos_before_recovery_db": plain.details.get("vs_original_photos_db"),
                                     "vs_original_task_before_recovery": plain.details.get("vs_original_task"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -32,6 +32,7 @@ ELEMENTWISE = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maxi
 # No group loses more than this share of its channels, even when the MACs target asks for it: when
 # frozen groups hold most of the MACs, the result says how far it got instead of gutting the free ones.
 MIN_KEEP = 0.25
+UNIFORM_METHOD = "structured L2-norm channel pruning (no fine-tuning)"
 
 
 class PruneError(ValueError):
@@ -63,6 +64,8 @@ class PruneResult:
     channels_after: int
     groups_pruned: int
     groups_frozen: int
+    kept_outputs: dict[str, torch.Tensor] = field(default_factory=dict)   # conv -> output channels it kept
+    method: str = UNIFORM_METHOD
 
     @property
     def shortfall(self) -> str:
@@ -75,7 +78,7 @@ class PruneResult:
                 f"{self.groups_frozen} groups are fixed by ops that need their width")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "structured L2-norm channel pruning (no fine-tuning)",
+        return {"method": self.method,
                 "macs_percent_asked": self.macs_percent_asked, "keep_fraction": round(self.keep_fraction, 4),
                 "conv_macs_before": self.macs_before, "conv_macs_after": self.macs_after,
                 "conv_macs_ratio": round(self.macs_after / self.macs_before, 4),
@@ -230,11 +233,13 @@ class ChannelGraph:
         return sorted(r for r in roots if not self.groups[r].frozen and self.groups[r].producers
                       and self.groups[r].size > 1)
 
-    def conv_macs_at(self, keep: dict[int, int]) -> int:
+    def conv_macs_at(self, keep: dict[int, int], only: Sequence[int] | None = None) -> int:
+        """Conv MACs with `keep` channels in those groups (others whole); `only` sums just those convs."""
         def kept(layout: Layout) -> int:
             return sum(keep.get(self.find(g), n) for g, n in layout)
         total = 0
-        for conv_name, layout, area in self.conv_macs:
+        for i in range(len(self.conv_macs)) if only is None else only:
+            conv_name, layout, area = self.conv_macs[i]
             conv = self.module.get_submodule(conv_name)
             if area < 0:
                 total += -area * kept(layout)
@@ -242,6 +247,17 @@ class ChannelGraph:
                 out = keep.get(self.find(self._conv_group[conv_name]), conv.out_channels)
                 total += area * kept(layout) * out
         return total
+
+    def convs_touching(self) -> dict[int, list[int]]:
+        """For each group root, the conv_macs entries whose MACs depend on its width."""
+        touching: dict[int, list[int]] = {}
+        for i, (conv_name, layout, area) in enumerate(self.conv_macs):
+            roots = {self.find(g) for g, _ in layout}
+            if area >= 0:
+                roots.add(self.find(self._conv_group[conv_name]))
+            for r in roots:
+                touching.setdefault(r, []).append(i)
+        return touching
 
 
 def _importance(module: nn.Module, group: Group) -> torch.Tensor:
@@ -307,17 +323,12 @@ def _apply(module: nn.Module, graph: ChannelGraph, kept: dict[int, torch.Tensor]
             conv.in_channels = len(index)
 
 
-def prune_channels(module: nn.Module, example_inputs: Sequence[torch.Tensor], macs_percent: float) -> PruneResult:
-    """A pruned copy with about macs_percent % fewer conv MACs; the original is left untouched."""
-    pruned = copy.deepcopy(module).eval()
-    graph = ChannelGraph(pruned, example_inputs)
-    roots = graph.free_roots()
-    if not roots:
-        raise PruneError("no conv channels can be pruned: every group feeds an op that fixes its width "
-                         "(reshape, pixel_shuffle, a model output)")
-    before = graph.conv_macs_at({})
-    target = before * (1 - macs_percent / 100)
+# (module, graph, free roots, target conv MACs) -> output channels each root keeps
+ChannelChooser = Callable[[nn.Module, "ChannelGraph", list[int], float], dict[int, torch.Tensor]]
 
+
+def uniform_keep(module: nn.Module, graph: ChannelGraph, roots: list[int], target: float) -> dict[int, torch.Tensor]:
+    """The same fraction of every free group (found by bisection on the MACs), the filters of largest norm."""
     def keep_counts(fraction: float) -> dict[int, int]:
         return {r: max(1, round(graph.groups[r].size * fraction)) for r in roots}
 
@@ -330,20 +341,35 @@ def prune_channels(module: nn.Module, example_inputs: Sequence[torch.Tensor], ma
             lo = mid
     counts = keep_counts(hi if abs(graph.conv_macs_at(keep_counts(hi)) - target)
                          < abs(graph.conv_macs_at(keep_counts(lo)) - target) else lo)
-    kept = {}
-    for root in roots:
-        scores = _importance(pruned, graph.groups[root])
-        kept[root] = torch.sort(torch.topk(scores, counts[root]).indices).values
+    return {r: torch.sort(torch.topk(_importance(module, graph.groups[r]), counts[r]).indices).values
+            for r in roots}
+
+
+def prune_channels(module: nn.Module, example_inputs: Sequence[torch.Tensor], macs_percent: float,
+                   choose: ChannelChooser = uniform_keep, method: str = UNIFORM_METHOD) -> PruneResult:
+    """A pruned copy with about macs_percent % fewer conv MACs; the original is left untouched. `choose`
+    decides how many channels each group keeps and which (quantize.reconstruct has a data-aware chooser)."""
+    pruned = copy.deepcopy(module).eval()
+    graph = ChannelGraph(pruned, example_inputs)
+    roots = graph.free_roots()
+    if not roots:
+        raise PruneError("no conv channels can be pruned: every group feeds an op that fixes its width "
+                         "(reshape, pixel_shuffle, a model output)")
+    before = graph.conv_macs_at({})
+    kept = choose(pruned, graph, roots, before * (1 - macs_percent / 100))
+    counts = {r: len(index) for r, index in kept.items()}
     with torch.no_grad():
         reference = [o.shape for o in _as_tuple(module(*example_inputs))]
         _apply(pruned, graph, kept)
         shapes = [o.shape for o in _as_tuple(pruned(*example_inputs))]
     if shapes != reference:
         raise PruneError(f"pruning changed the output shapes {reference} -> {shapes}")
-    fraction = sum(counts.values()) / sum(graph.groups[r].size for r in roots)
-    return PruneResult(pruned, fraction, macs_percent, before, graph.conv_macs_at(counts),
-                       sum(graph.groups[r].size for r in roots), sum(counts.values()), len(roots),
-                       sum(1 for g in range(len(graph.groups)) if graph.find(g) == g and graph.groups[g].frozen))
+    sizes = sum(graph.groups[r].size for r in roots)
+    return PruneResult(pruned, sum(counts.values()) / sizes, macs_percent, before, graph.conv_macs_at(counts),
+                       sizes, sum(counts.values()), len(roots),
+                       sum(1 for g in range(len(graph.groups)) if graph.find(g) == g and graph.groups[g].frozen),
+                       {name: index for root, index in kept.items() for name in graph.groups[root].producers},
+                       method)
 
 
 def _as_tuple(out: Any) -> tuple:

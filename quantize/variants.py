@@ -43,15 +43,25 @@ def zero_smallest_weights(module: nn.Module, percent: float) -> tuple[nn.Module,
                     "sparsity": round(zeroed / total, 4) if total else 0.0, "min_elements": SPARSE_MIN_ELEMENTS}
 
 
-def recovered_variant(pruned: ModuleVariant, teacher: nn.Module, training: Sequence[tuple],
-                      report: Callable[[str], None] = lambda _: None) -> ModuleVariant:
-    """prune<N>+recover: the pruned model distilled from the unpruned one on the training batches."""
+def recovered_variant(teacher: nn.Module, example_inputs: Sequence[torch.Tensor], macs_percent: float,
+                      training: Sequence[tuple], report: Callable[[str], None] = lambda _: None) -> ModuleVariant:
+    """prune<N>+recover: channels chosen from the activations on the training batches, each conv refit by least
+    squares, then distilled from the unpruned model."""
+    import time
+
+    from quantize.prune import prune_channels
+    from quantize.reconstruct import METHOD, activation_keep, refit_convs
     from quantize.recover import distil
 
-    recovery = distil(pruned.module, teacher, list(training), report=report)
-    details = {**pruned.details, "method": "structured L2-norm channel pruning, then distillation from the "
-               "unpruned model", "recovery": recovery.to_dict()}
-    return ModuleVariant(recovery.module, details, pruned.warning)
+    started = time.perf_counter()
+    result = prune_channels(teacher, example_inputs, macs_percent, activation_keep(training), METHOD)
+    report(f"pruned from the activations of {len(training)} photos in {time.perf_counter() - started:.0f} s")
+    refit = refit_convs(teacher, result.module, result.kept_outputs, training, report)
+    refit_seconds = time.perf_counter() - started
+    recovery = distil(refit, teacher, list(training), report=report)
+    details = {**result.to_dict(), "method": f"{METHOD}, then distillation from the unpruned model",
+               "prune_and_refit_seconds": round(refit_seconds, 1), "recovery": recovery.to_dict()}
+    return ModuleVariant(recovery.module, details, result.shortfall)
 
 
 def module_for_recipe(recipe: Recipe, module: nn.Module, example_inputs: Sequence[torch.Tensor]) -> ModuleVariant:

@@ -4,7 +4,8 @@
 Each pruner is asked for 50% of the MACs. A model counts as correctly pruned when the pruned model runs on
 the example input, its outputs keep their shapes, and at least 40% of the MACs are gone (both count MACs the
 same way, edgeport's profile). Torch-Pruning gets a global channel ratio found by bisection, and the layer
-that produces each output is left whole (as edgeport's pruner leaves any group a model output needs).
+that produces each output is left whole (as edgeport's pruner leaves any group a model output needs). The
+PSNR of each pruned model against the unpruned one (example input, no fine-tuning) is reported too.
 Writes pruners.json and pruners.md.
 
     .venv/bin/python scripts/pruner_comparison.py --out /tmp/pruners [--only realesr-general-x4v3,resnet18]
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 import time
 import traceback
@@ -62,6 +64,19 @@ def _shapes(module: nn.Module, example: tuple) -> list[tuple[int, ...]]:
     with torch.no_grad():
         out = module(*example)
     return [tuple(t.shape) for t in (out if isinstance(out, (tuple, list)) else (out,))]
+
+
+def _psnr_db(module: nn.Module, pruned: nn.Module, example: tuple) -> float | None:
+    """Worst PSNR of the pruned model's outputs against the unpruned model's (no fine-tuning either way)."""
+    with torch.no_grad():
+        want, got = module(*example), pruned(*example)
+    pairs = zip(*(o if isinstance(o, (tuple, list)) else (o,) for o in (want, got)))
+    worst = float("inf")
+    for a, b in pairs:
+        mse = float(((a - b) ** 2).mean())
+        span = float(a.max() - a.min()) or 1.0
+        worst = min(worst, 10 * math.log10(span ** 2 / mse) if mse > 0 else float("inf"))
+    return None if math.isinf(worst) else round(worst, 1)
 
 
 def _output_layers(module: nn.Module, example: tuple) -> list[nn.Module]:
@@ -120,6 +135,7 @@ def judge(name: str, make: Callable, prune: Callable) -> dict[str, Any]:
     why = ("" if got == shapes and removed >= ENOUGH else
            f"output shapes {got} != {shapes}" if got != shapes else f"only {removed:.0f}% of MACs removed")
     return {"model": name, "ok": not why, "why": why, "macs_removed_percent": round(removed, 1),
+            "psnr_db": _psnr_db(module, pruned, example) if got == shapes else None,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -146,7 +162,7 @@ def main() -> int:
         cells = [next(r for r in rows if r["model"] == name and r["pruner"] == p)
                  for p in ("edgeport", "torch-pruning")]
         lines.append(f"| {name} | " + " | ".join(
-            (f"ok, {c['macs_removed_percent']:.0f}% MACs" if c["ok"] else f"no: {c['why'][:80]}")
+            (f"ok, {c['macs_removed_percent']:.0f}% MACs, {c['psnr_db']} dB" if c["ok"] else f"no: {c['why'][:80]}")
             for c in cells) + " |")
     lines.append(f"\ncorrectly pruned: edgeport {counts['edgeport']}/{len(cases)}, "
                  f"Torch-Pruning {counts['torch-pruning']}/{len(cases)}")

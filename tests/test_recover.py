@@ -30,7 +30,7 @@ def test_distillation_brings_the_pruned_net_closer_to_the_original_and_says_why_
     teacher = _net()
     pruned = prune_channels(teacher, (torch.rand(1, 3, 40, 40),), 50).module
     before_state = {k: v.clone() for k, v in teacher.state_dict().items()}
-    result = distil(pruned, teacher, _photos(), target_db=99.0, max_steps=40, max_seconds=60)
+    result = distil(pruned, teacher, _photos(), target_db=99.0, max_steps=40, max_seconds=60, learning_rate=1e-3)
     assert result.train_db_after > result.train_db_before + 3, result.to_dict()
     assert result.stopped_because == "step budget (40)" and result.steps == 40
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before_state.items())   # teacher untouched
