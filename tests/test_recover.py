@@ -1,6 +1,7 @@
 """prune<N>+recover: distillation from the unpruned model, and the tune command's table and front."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -76,3 +77,21 @@ def test_identical_files_timed_apart_show_the_timing_noise():
             TuneRow("tflite", "w8a8+auto", "pass", 10, 46.5, 36.9, {}, "e", "e", digest="abc"),
             TuneRow("tflite", "fp32", "pass", 40, 129.0, 88.3, {}, "e", "e", digest="def")]
     assert timing_spread(rows) == ["tflite w8a8 = w8a8+auto: one file, timed 74.1 / 46.5 ms (59% apart: noise)"]
+
+
+@pytest.mark.e2e
+def test_prune_recover_export_beats_plain_pruning_against_the_original_and_says_how(tmp_path):
+    from edgeport.pipeline import ExportPlan, run_export
+
+    plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path,
+                      recipes=("prune50", "prune50+recover"), input_hw=(32, 32),
+                      config={"num_conv": 4, "num_feat": 32})
+    summary = run_export(plan)
+    assert summary.exit_code == 0 and all(r.status == "pass" for r in summary.rows)
+    folder = tmp_path / "realesr-general-x4v3"
+    plain = json.loads((folder / "onnx-prune50" / "manifest.json").read_text())["recipe"]
+    recovered = json.loads((folder / "onnx-prune50+recover" / "manifest.json").read_text())["recipe"]
+    assert 0.45 <= recovered["conv_macs_ratio"] <= 0.56 and "least squares" in recovered["method"]
+    assert recovered["vs_original_photos_before_recovery_db"] == plain["vs_original_photos_db"]
+    assert recovered["vs_original_photos_db"] > plain["vs_original_photos_db"] + 10, (plain, recovered)
+    assert recovered["recovery"]["steps"] >= 0 and recovered["prune_and_refit_seconds"] > 0
