@@ -130,6 +130,8 @@ def _add_reports(sub: Any) -> None:
     p.add_argument("--no-peaks", action="store_true", help="skip the runtimes' kernel-peak probes (no efficiency)")
     p.add_argument("--strict", action="store_true", help="refuse to measure when another process is busy")
     p.add_argument("--out", type=Path, help="where to write bench.{json,md,png} (default: the artifact folder)")
+    executor_arguments(p, "one task per model folder, one at a time on each node (the folder must be on a "
+                          "filesystem every node mounts)")
     p.add_argument("--compare", type=Path, metavar="BASELINE.json", help="an earlier bench.json to gate against")
     p.add_argument("--max-regression", default="10%", metavar="PCT",
                    help="fail when an artifact's p50/torch ratio grows past this (default 10%%)")

@@ -64,3 +64,23 @@ def export_on_ray(args: argparse.Namespace) -> list[Any]:
             say(f"ray: {key} ran {len(pids)} times: its worker died (pids {', '.join(map(str, pids))}) and Ray "
                 f"retried it")
     return out
+
+
+def bench_on_ray(plan: Any, address: str | None, workers: int | None, say: Any) -> dict[str, Any]:
+    """One bench task per model folder; each needs the node's one `edgeport_bench` slot, so two benchmarks
+    never share a node and measure each other. bench.json as the serial run writes it, each row with its node."""
+    from edgeport.ray_executor import bench_tasks
+    from parity_tests.manifest import find_manifests
+
+    _require_ray()
+    folders = sorted({p.parent.parent for p in find_manifests(Path(plan.root))})
+    if not folders:
+        raise FileNotFoundError(f"no manifest.json under {plan.root}: export something first (`edgeport export`)")
+    runs = bench_tasks([replace(plan, root=f.absolute()) for f in folders], address, workers, say)
+    merged = dict(runs[0])
+    merged["rows"] = [{**row, "node": run["node"]} for run in runs for row in run["rows"]]
+    merged["peaks"] = [{**p, "node": run["node"]} for run in runs for p in run["peaks"]]
+    merged["machines"] = {run["node"]: run["machine"] for run in runs}
+    merged["tasks"] = [{"folder": str(f), "node": run["node"], "window": run["window"]} for f, run in zip(folders, runs)]
+    merged["peak_problems"] = sorted({p for run in runs for p in run["peak_problems"]})
+    return merged

@@ -102,3 +102,41 @@ def _run(tasks: list[MatrixTask], store: Any, address: str | None, workers: int 
     finally:
         if started_here:
             ray.shutdown()
+
+
+BENCH_SLOT = "edgeport_bench"   # a custom resource each node has one of (local Ray: set here; cluster: ray start)
+
+
+def _bench_body(plan: Any) -> dict[str, Any]:
+    import socket
+
+    from benchmarks.latency import run_bench
+    from benchmarks.machine import check_load
+
+    began = time.time()
+    data = run_bench(plan, check_load()).to_dict()
+    return {**data, "node": socket.gethostname(), "window": [round(began, 3), round(time.time(), 3)]}
+
+
+def bench_tasks(plans: list[Any], address: str | None, workers: int | None,
+                say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Each plan's bench run, in plan order; a task whose worker dies is retried."""
+    import contextlib
+    import sys
+
+    import ray
+
+    with contextlib.redirect_stdout(sys.stderr):
+        started_here = start_ray(address, workers, {BENCH_SLOT: 1})
+        try:
+            remote = ray.remote(num_cpus=0, resources={BENCH_SLOT: 1}, max_retries=RETRIES)(_bench_body)
+            refs = {remote.remote(p): p for p in plans}
+            runs: dict[Any, dict[str, Any]] = {}
+            while len(runs) < len(refs):
+                done, _ = ray.wait([r for r in refs if r not in runs], num_returns=1)
+                runs[done[0]] = ray.get(done[0])
+                say(f"[{len(runs)}/{len(refs)}] bench {refs[done[0]].root.name} on {runs[done[0]]['node']}")
+            return [runs[r] for r in refs]
+        finally:
+            if started_here:
+                ray.shutdown()

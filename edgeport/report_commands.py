@@ -86,7 +86,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return USER_ERROR
         print(f"edgeport: warning: {load.describe()}", file=sys.stderr)
     say = (lambda _: None) if args.quiet else (lambda text: print(f"  bench {text}", file=sys.stderr, flush=True))
-    data = run_bench(plan, load, say).to_dict()
+    if args.executor == "ray":
+        from edgeport.ray_commands import bench_on_ray
+
+        data = bench_on_ray(plan, args.ray_address, args.ray_workers, say)
+    else:
+        data = run_bench(plan, load, say).to_dict()
     regressions: list = []
     if baseline is not None:
         compared, regressions = compare(baseline, data, limit)

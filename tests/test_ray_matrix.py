@@ -70,6 +70,16 @@ def test_a_matrix_on_two_ray_workers_survives_a_killed_worker_with_the_serial_di
             manifest = json.loads((folder / f"{fmt}-w8a8" / "manifest.json").read_text())
             assert manifest["artifact"]["digest"] == serial[model, fmt, "w8a8"]
             assert manifest["recipe"]["vs_fp32_artifact_db"] == against_fp32[model, fmt, "w8a8"] is not None
+    _bench_runs_one_task_per_node_at_a_time(tmp_path / "ray", capsys)
+
+
+def _bench_runs_one_task_per_node_at_a_time(folder: Path, capsys) -> None:
+    code = main(["bench", str(folder), "--executor", "ray", "--ray-workers", "2", "--threads", "1", "--runs", "2",
+                 "--warmup", "0", "--no-peaks", "--no-torch", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(data["rows"]) == 12 and all(r["status"] == "ok" for r in data["rows"])
+    first, second = sorted(t["window"] for t in data["tasks"])      # two model folders, two tasks, one node
+    assert len(data["tasks"]) == 2 and first[1] <= second[0], data["tasks"]
 
 
 def test_a_url_output_without_ray_and_ray_without_a_writable_store_are_refused(tmp_path, capsys):
