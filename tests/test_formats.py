@@ -93,17 +93,19 @@ def test_a_throwaway_format_from_one_module_flows_through_export_check_size_and_
 
 
 @pytest.mark.e2e
-def test_identical_exports_have_identical_digests_in_every_format(tiny_export, tmp_path):
-    """A second export in another process (another hash seed, another folder) gives the same bytes."""
+def test_identical_core_ml_exports_have_identical_digests(tiny_export, tmp_path):
+    """A second export in another process (another hash seed, another folder) gives the same bytes. ONNX,
+    TFLite and ExecuTorch are proven the same way by the Ray matrix test (tests/test_ray_matrix.py), whose
+    workers are other processes; Core ML, which that test does not export, is proven here."""
     out, summary = tiny_export
     settings = [a for k, v in TINY_X4PLUS.items() for a in ("--set", f"{k}={v}")]
-    proc = subprocess.run([sys.executable, "-m", "edgeport", "export", "realesrgan-x4plus", "--to", ",".join(ALL_FORMATS),
+    proc = subprocess.run([sys.executable, "-m", "edgeport", "export", "realesrgan-x4plus", "--to", "coreml",
                            "--input-size", "16x16", *settings, "--out", str(tmp_path), "--json", "--quiet"],
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     again = {(r["format"], r["recipe"]): r["digest"] for r in json.loads(proc.stdout)["rows"]}
-    first = {(r.format, r.recipe): r.digest for r in summary.rows}
-    assert first == again and all(d.startswith("sha256:") for d in first.values())
+    first = {(r.format, r.recipe): r.digest for r in summary.rows if r.format == "coreml"}
+    assert first == again and len(first) == 2 and all(d.startswith("sha256:") for d in first.values())
 
 
 @pytest.mark.e2e

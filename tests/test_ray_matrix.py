@@ -74,7 +74,7 @@ def test_a_matrix_on_two_ray_workers_survives_a_killed_worker_with_the_serial_di
 
 
 def _bench_runs_one_task_per_node_at_a_time(folder: Path, capsys) -> None:
-    code = main(["bench", str(folder), "--executor", "ray", "--ray-workers", "2", "--threads", "1", "--runs", "2",
+    code = main(["bench", str(folder), "--executor", "ray", "--ray-workers", "2", "--threads", "1", "--runs", "1",
                  "--warmup", "0", "--no-peaks", "--no-torch", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and len(data["rows"]) == 12 and all(r["status"] == "ok" for r in data["rows"])
