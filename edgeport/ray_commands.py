@@ -20,6 +20,19 @@ def _require_ray() -> None:
                          "cluster node)") from None
 
 
+def _absolute(plan: Any) -> Any:
+    """Files the plan names, as absolute paths: a worker does not start in the driver's folder."""
+    def full(value: Any) -> Any:
+        return Path(value).absolute() if value is not None and Path(str(value)).exists() else value
+
+    model = plan.model
+    if ".py:" in model:
+        file, factory = model.rsplit(":", 1)
+        model = f"{Path(file).absolute()}:{factory}"
+    return replace(plan, model=model, weights=full(plan.weights), calib_dir=full(plan.calib_dir),
+                   photos_dir=full(plan.photos_dir))
+
+
 def _checked_plans(args: argparse.Namespace) -> list[Any]:
     """The serial run's plans, each model's name, settings and input size checked without building it."""
     from edgeport.cli import _export_targets, export_plan
@@ -28,7 +41,7 @@ def _checked_plans(args: argparse.Namespace) -> list[Any]:
 
     plans = []
     for model in _export_targets(args):
-        plan = replace(export_plan(args, model, args.recipes), out_root=Path("."))
+        plan = _absolute(replace(export_plan(args, model, args.recipes), out_root=Path(".")))
         spec = get_spec(plan.model, list(plan.input_shapes))
         spec.check_config(plan.config)
         resolve_inputs(spec, plan.input_hw, plan.config)
