@@ -94,6 +94,7 @@ def bench_on_ray(plan: Any, address: str | None, workers: int | None, say: Any) 
     merged["rows"] = [{**row, "node": run["node"]} for run in runs for row in run["rows"]]
     merged["peaks"] = [{**p, "node": run["node"]} for run in runs for p in run["peaks"]]
     merged["machines"] = {run["node"]: run["machine"] for run in runs}
-    merged["tasks"] = [{"folder": str(f), "node": run["node"], "window": run["window"]} for f, run in zip(folders, runs)]
+    merged["tasks"] = [{"folder": str(f), "node": run["node"], "window": run["window"]}
+                       for f, run in zip(folders, runs)]
     merged["peak_problems"] = sorted({p for run in runs for p in run["peak_problems"]})
     return merged

@@ -73,8 +73,8 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: "Path | str 
 
 def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorContract, ...] | None = None) -> Any:
     """Build the module in eval mode: seeded init, then the checkpoint when there is one. Without one, the
-    spec's random_init calibrates on the sample photos at the contracts' size (so the same seed, settings
-    and input size always rebuild the same weights)."""
+    spec's random_init calibrates on the sample photos at the contracts' size, on one thread (so the same
+    seed, settings and input size always rebuild the same weights, on any number of cores)."""
     import numpy as np
     import torch
 
@@ -91,7 +91,10 @@ def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorCon
         contracts = contracts or resolve_inputs(spec, None, source.config)
         photos = [p for p in spec.make_inputs(contracts, 0) if not is_noise_sample(p.label)]
         batch = [torch.from_numpy(np.concatenate([p.arrays[c.name] for p in photos])) for c in contracts]
-        spec.random_init(module, batch)
+        from models.threads import one_torch_thread
+
+        with one_torch_thread():     # the same weights whatever the core count
+            spec.random_init(module, batch)
     return module.eval()
 
 

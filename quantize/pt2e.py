@@ -73,8 +73,10 @@ def calibrated_int8(module: Any, example_inputs: tuple, calibration: Sequence[tu
     if not calibration:
         raise ValueError("w8a8 needs calibration inputs")
     graph = torch.export.export(without_dropout(module), example_inputs).module()
+    from models.threads import one_torch_thread
+
     prepared = prepare_pt2e(graph, _keeping(quantizer, keep) if keep else quantizer)
-    with torch.no_grad():
+    with torch.no_grad(), one_torch_thread():     # the observed ranges, hence the scales, on any core count
         for batch in calibration:
             prepared(*batch)
     return move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=fold_quantize))

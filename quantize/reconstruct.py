@@ -28,6 +28,17 @@ METHOD = ("structured channel pruning chosen from the calibration activations (p
           "allocation by unexplained variance per MAC), each conv refit by least squares")
 
 
+def _hooked_forward(model: nn.Module, handles: list, batches: Sequence[tuple]) -> None:
+    """Forward passes without gradients with the hooks in `handles`, removed afterwards whatever happens."""
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(*batch)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _positions(count: int, wanted: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, count, (min(wanted, count),), generator=generator)
 
@@ -71,13 +82,7 @@ def channel_covariances(module: nn.Module, graph: ChannelGraph, roots: list[int]
         return hook
 
     handles = [module.get_submodule(name).register_forward_pre_hook(pre_hook(name)) for name in calls]
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                module(*batch)
-    finally:
-        for h in handles:
-            h.remove()
+    _hooked_forward(module, handles, batches)
     return {r: (s / n - torch.outer(m / n, m / n)) for r, (s, m, n) in sums.items() if n}
 
 
@@ -174,12 +179,7 @@ def _targets(original: nn.Module, names: list[str], stacked: tuple,
         return keep
 
     handles = [original.get_submodule(n).register_forward_hook(hook(n)) for n in names]
-    try:
-        with torch.no_grad():
-            original(*stacked)
-    finally:
-        for h in handles:
-            h.remove()
+    _hooked_forward(original, handles, [stacked])
     return found
 
 
@@ -227,10 +227,5 @@ def refit_convs(original: nn.Module, pruned: nn.Module, kept_outputs: dict[str, 
         return solve
 
     handles = [pruned.get_submodule(n).register_forward_pre_hook(hook(n)) for n in names]
-    try:
-        with torch.no_grad():
-            pruned(*stacked)
-    finally:
-        for h in handles:
-            h.remove()
+    _hooked_forward(pruned, handles, [stacked])
     return pruned
