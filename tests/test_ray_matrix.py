@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 
 from edgeport.cli import main
 from edgeport.matrix import TASK_PID_DIR
+from edgeport.ray_executor import BENCH_SLOT, start_ray
 from edgeport.pipeline import ExportPlan, run_export
 
 pytestmark = pytest.mark.e2e
@@ -39,19 +41,28 @@ def test_a_matrix_on_two_ray_workers_survives_a_killed_worker_with_the_serial_di
         summary = run_export(ExportPlan(model=model, formats=FORMATS, out_root=tmp_path / "serial",
                                         recipes=RECIPES, input_hw=(16, 16), config=TINY))
         serial.update({(model, r.format, r.recipe): r.digest for r in summary.rows})
-        against_fp32.update({(model, r.format, r.recipe): r.to_dict()["vs_fp32_artifact_db"] for r in summary.rows})
+        against_fp32.update({(model, r.format, r.recipe): r.to_dict()["vs_fp32_artifact_db"]
+                             for r in summary.rows})
     capsys.readouterr()         # the converters' own chatter during the serial run
     pid_dir, stop, killed = tmp_path / "pids", threading.Event(), []
-    monkeypatch.setenv(TASK_PID_DIR, str(pid_dir))
+    monkeypatch.setenv(TASK_PID_DIR, str(pid_dir))     # before Ray starts: its workers inherit it
+    start_ray(None, 2, {BENCH_SLOT: 1})   # one local Ray for the export and the bench (the CLI reuses it)
     killer = threading.Thread(target=_kill_first_attempt, args=(pid_dir, stop, killed), daemon=True)
     killer.start()
     try:
         code = main(["export", ",".join(MODELS), "--to", ",".join(FORMATS), "--recipe", ",".join(RECIPES),
                      "--input-size", "16x16", *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")],
                      "--executor", "ray", "--ray-workers", "2", "--out", str(tmp_path / "ray"), "--json"])
+        captured = capsys.readouterr()
+        _check_matrix(tmp_path, captured, code, killed, pid_dir, serial, against_fp32)
+        _bench_runs_one_task_per_node_at_a_time(tmp_path / "ray", capsys)
     finally:
         stop.set()
-    captured = capsys.readouterr()
+        ray.shutdown()
+
+
+def _check_matrix(tmp_path: Path, captured, code: int, killed: list[int], pid_dir: Path, serial: dict,
+                  against_fp32: dict) -> None:
     assert killed, "the victim task never started"
     assert code == 0, captured.err[-3000:]
     assert f"ran 2 times: its worker died (pids {killed[0]}" in captured.err      # Ray retried it elsewhere
@@ -70,7 +81,6 @@ def test_a_matrix_on_two_ray_workers_survives_a_killed_worker_with_the_serial_di
             manifest = json.loads((folder / f"{fmt}-w8a8" / "manifest.json").read_text())
             assert manifest["artifact"]["digest"] == serial[model, fmt, "w8a8"]
             assert manifest["recipe"]["vs_fp32_artifact_db"] == against_fp32[model, fmt, "w8a8"] is not None
-    _bench_runs_one_task_per_node_at_a_time(tmp_path / "ray", capsys)
 
 
 def _bench_runs_one_task_per_node_at_a_time(folder: Path, capsys) -> None:
