@@ -106,8 +106,8 @@ def source_arguments(p: Any) -> None:
     p.add_argument("--converter-timeout", type=float, default=None, metavar="SECONDS",
                    help="bound on a converter that runs in its own process, such as onnx2tf (default 900)")
     p.add_argument("--out", type=_output, default=Path("artifacts"),
-                   help="output root (default ./artifacts); with --executor ray also an fsspec URL every node "
-                        "can reach")
+                   help="output root (default ./artifacts); `export --executor ray` also takes an fsspec URL "
+                        "every node can reach")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 

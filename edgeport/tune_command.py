@@ -148,7 +148,7 @@ def cmd_tune(args: Any) -> int:
     from benchmarks.latency import BenchPlan, run_bench
     from benchmarks.machine import check_load
     from edgeport.atomic import write_json, write_text
-    from edgeport.cli import export_plan
+    from edgeport.cli import export_plan, local_output
     from edgeport.pipeline import run_export
     from edgeport.progress import Progress
     from edgeport.tune_chart import draw_pareto
@@ -157,6 +157,7 @@ def cmd_tune(args: Any) -> int:
 
     if bool(args.model) == bool(args.custom):
         raise UsageError("tune one model: a zoo MODEL or --model FILE.py:FACTORY (with --input)")
+    local_output(args)
     plan = export_plan(args, args.model or args.custom, tuple(args.recipes or LADDER))
     summary = run_export(plan, Progress(enabled=not args.quiet))
     root = plan.out_root / summary.model

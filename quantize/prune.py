@@ -260,7 +260,7 @@ class ChannelGraph:
         return touching
 
 
-def _importance(module: nn.Module, group: Group) -> torch.Tensor:
+def filter_importance(module: nn.Module, group: Group) -> torch.Tensor:
     """L2 norm of each output channel's filters, summed over the convs that write the group, scaled by a
     following BatchNorm's gain (a small filter behind a large gain still matters)."""
     score = torch.zeros(group.size)
@@ -341,7 +341,7 @@ def uniform_keep(module: nn.Module, graph: ChannelGraph, roots: list[int], targe
             lo = mid
     counts = keep_counts(hi if abs(graph.conv_macs_at(keep_counts(hi)) - target)
                          < abs(graph.conv_macs_at(keep_counts(lo)) - target) else lo)
-    return {r: torch.sort(torch.topk(_importance(module, graph.groups[r]), counts[r]).indices).values
+    return {r: torch.sort(torch.topk(filter_importance(module, graph.groups[r]), counts[r]).indices).values
             for r in roots}
 
 

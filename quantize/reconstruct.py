@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quantize.prune import MIN_KEEP, ChannelGraph, uniform_keep
+from quantize.prune import MIN_KEEP, ChannelGraph, filter_importance
 
 SAMPLES_PER_BATCH = 4096      # activation positions drawn per photo (covariances and least squares)
 STEPS_PER_GROUP = 32          # allocation granularity: a group loses at most 1/32 of its channels per step
@@ -137,18 +137,21 @@ def _allocate(graph: ChannelGraph, roots: list[int], unexplained: dict[int, torc
     return counts
 
 
+def _by_filter_norm(module: nn.Module, graph: ChannelGraph, root: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A group no conv reads (so no activations to judge): filters by norm, each channel an equal share."""
+    size = graph.groups[root].size
+    order = torch.argsort(filter_importance(module, graph.groups[root]), descending=True)
+    return order, torch.linspace(1.0, 0.0, size + 1, dtype=torch.float64)
+
+
 def activation_keep(batches: Sequence[tuple]) -> Callable:
-    """A prune_channels chooser driven by the activations on `batches` (groups no conv reads keep the uniform
-    L2 choice)."""
+    """A prune_channels chooser driven by the activations on `batches`."""
     def choose(module: nn.Module, graph: ChannelGraph, roots: list[int], target: float) -> dict[int, torch.Tensor]:
         covariances = channel_covariances(module, graph, roots, batches)
-        fallback = uniform_keep(module, graph, roots, target)
-        ranked = {r: pivoted_order(cov) for r, cov in covariances.items()}
-        curves = {r: ranked[r][1] if r in ranked else
-                  torch.linspace(1.0, 0.0, graph.groups[r].size + 1, dtype=torch.float64) for r in roots}
-        counts = _allocate(graph, roots, curves, target)
-        return {r: torch.sort(ranked[r][0][:counts[r]] if r in ranked else
-                              fallback[r][:counts[r]]).values for r in roots}
+        ranked = {r: pivoted_order(covariances[r]) if r in covariances else _by_filter_norm(module, graph, r)
+                  for r in roots}
+        counts = _allocate(graph, roots, {r: curve for r, (_, curve) in ranked.items()}, target)
+        return {r: torch.sort(ranked[r][0][:counts[r]]).values for r in roots}
     return choose
 
 

@@ -107,8 +107,8 @@ def distil(student: nn.Module, teacher: nn.Module, batches: list[tuple], target_
            set_mode: Callable[[nn.Module, bool], None] = frozen_norms,
            learning_rate: float = LEARNING_RATE, teacher_name: str = "the unpruned model") -> RecoveryResult:
     """The student fine-tuned towards the teacher (its best check is kept); the teacher is not changed.
-    crop=False trains on the whole inputs (flipped), for programs exported at one shape; set_mode switches the student between training and
-    evaluation (a PT2E program needs torchao's own switch)."""
+    crop=False trains on the whole inputs (flipped), for programs exported at one shape; set_mode switches the
+    student between training and evaluation (a PT2E program needs torchao's own switch)."""
     if not batches:
         raise ValueError("recovery needs training photos (the calibration set)")
     student = copy.deepcopy(student)

@@ -134,9 +134,10 @@ FP16_BELOW_GATE = {"depth-fcrn", "depth-fcrn-mobilenet"}
 
 
 # ExecuTorch's XNNPACK lowering takes 12-20 s per model for these graphs even at the reduced configs, so the
-# suite lowers the light ones (the segmenter and a denoiser among them); the deep graphs are lowered at full
-# size by `edgeport export --all` (README, "Formats").
-EXECUTORCH_LOWERED_IN_TESTS = ("denoise-dncnn-gray", "inpaint-pconv", "interactive-segmenter")
+# suite lowers two light ones (the two-input inpainter and the segmenter; tests/test_recipes.py lowers an
+# upscaler at every recipe); the deep graphs are lowered at full size by `edgeport export --all` (README,
+# "Formats").
+EXECUTORCH_LOWERED_IN_TESTS = ("inpaint-pconv", "interactive-segmenter")
 
 
 @pytest.mark.e2e
