@@ -7,9 +7,11 @@ artifact as in the serial run. An actor counts each task's attempts, so the summ
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from edgeport.matrix import Fp32Artifact, MatrixTask, TaskResult, failed_result, run_task
 
@@ -57,23 +59,25 @@ def start_ray(address: str | None, workers: int | None, resources: dict[str, flo
     return True
 
 
-def run_on_ray(tasks: list[MatrixTask], store: Any, address: str | None = None, workers: int | None = None,
-               say: Callable[[str], None] = lambda _: None) -> tuple[dict[str, TaskResult], dict[str, list[int]]]:
-    """Every task's result (failed rows included) and each task's attempts (worker pids). Ray's own messages
-    (a dead worker's notice) go to stderr: stdout is for --json."""
-    import contextlib
-    import sys
-
-    with contextlib.redirect_stdout(sys.stderr):
-        return _run(tasks, store, address, workers, say)
-
-
-def _run(tasks: list[MatrixTask], store: Any, address: str | None, workers: int | None,
-         say: Callable[[str], None]) -> tuple[dict[str, TaskResult], dict[str, list[int]]]:
+@contextlib.contextmanager
+def ray_session(address: str | None, workers: int | None, resources: dict[str, float] | None = None) -> Iterator:
+    """Ray for one command: started (and stopped) here unless already running; Ray's own messages (a dead
+    worker's notice) go to stderr, as stdout is for --json."""
     import ray
 
-    started_here = start_ray(address, workers)
-    try:
+    with contextlib.redirect_stdout(sys.stderr):
+        started_here = start_ray(address, workers, resources)
+        try:
+            yield ray
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def run_on_ray(tasks: list[MatrixTask], store: Any, address: str | None = None, workers: int | None = None,
+               say: Callable[[str], None] = lambda _: None) -> tuple[dict[str, TaskResult], dict[str, list[int]]]:
+    """Every task's result (failed rows included) and each task's attempts (worker pids)."""
+    with ray_session(address, workers) as ray:
         attempts = ray.remote(num_cpus=0)(_Attempts).remote()
         remote = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(_task_body)
         fp32_first = {(t.model, t.format) for t in tasks if t.recipe == "fp32"}
@@ -99,9 +103,6 @@ def _run(tasks: list[MatrixTask], store: Any, address: str | None, workers: int 
             say(f"[{len(results)}/{len(tasks)}] {task.key}: {result.row.status} in {result.seconds:.1f} s "
                 f"({time.perf_counter() - began:.0f} s elapsed)")
         return results, ray.get(attempts.all.remote())
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 BENCH_SLOT = "edgeport_bench"   # a custom resource each node has one of (local Ray: set here; cluster: ray start)
@@ -121,22 +122,12 @@ def _bench_body(plan: Any) -> dict[str, Any]:
 def bench_tasks(plans: list[Any], address: str | None, workers: int | None,
                 say: Callable[[str], None]) -> list[dict[str, Any]]:
     """Each plan's bench run, in plan order; a task whose worker dies is retried."""
-    import contextlib
-    import sys
-
-    import ray
-
-    with contextlib.redirect_stdout(sys.stderr):
-        started_here = start_ray(address, workers, {BENCH_SLOT: 1})
-        try:
-            remote = ray.remote(num_cpus=0, resources={BENCH_SLOT: 1}, max_retries=RETRIES)(_bench_body)
-            refs = {remote.remote(p): p for p in plans}
-            runs: dict[Any, dict[str, Any]] = {}
-            while len(runs) < len(refs):
-                done, _ = ray.wait([r for r in refs if r not in runs], num_returns=1)
-                runs[done[0]] = ray.get(done[0])
-                say(f"[{len(runs)}/{len(refs)}] bench {refs[done[0]].root.name} on {runs[done[0]]['node']}")
-            return [runs[r] for r in refs]
-        finally:
-            if started_here:
-                ray.shutdown()
+    with ray_session(address, workers, {BENCH_SLOT: 1}) as ray:
+        remote = ray.remote(num_cpus=0, resources={BENCH_SLOT: 1}, max_retries=RETRIES)(_bench_body)
+        refs = {remote.remote(p): p for p in plans}
+        runs: dict[Any, dict[str, Any]] = {}
+        while len(runs) < len(refs):
+            done, _ = ray.wait([r for r in refs if r not in runs], num_returns=1)
+            runs[done[0]] = ray.get(done[0])
+            say(f"[{len(runs)}/{len(refs)}] bench {refs[done[0]].root.name} on {runs[done[0]]['node']}")
+        return [runs[r] for r in refs]
