@@ -51,10 +51,8 @@ class Fp32Artifact:
 @dataclass(frozen=True)
 class TaskResult:
     key: str
-    model: str
     row: Any                          # edgeport.results.ExportRow, path pointing into the output store
     seconds: float
-    pid: int
     fp32: Fp32Artifact | None = None   # for the recipe tasks of this format, when this was the fp32 task
     header: tuple = ()                 # (source description, params, macs, input shapes) for export.json
 
@@ -83,7 +81,7 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 def run_task(task: MatrixTask, store: Any, fp32: Fp32Artifact | None,
              report: Callable[[str], None] = lambda _: None) -> TaskResult:
     """One artifact: exported and judged in a scratch folder, then published to the store as a whole."""
-    from edgeport.pipeline import export_job
+    from edgeport.pipeline import export_job, is_fp32_base
     from edgeport.preparation import VariantCache, prepare
     from edgeport.progress import Progress
     from edgeport.results import ExportRow
@@ -100,11 +98,10 @@ def run_task(task: MatrixTask, store: Any, fp32: Fp32Artifact | None,
         published = store.publish(outcome.path, f"{prepared.spec.name}/{outcome.path.name}") if outcome.path else ""
         row = replace(ExportRow.of(prepared.spec.name, outcome), path=published)
         keep = (Fp32Artifact(replace(outcome, path=None), _folder_files(outcome.path))
-                if task.recipe == "fp32" and outcome.manifest is not None
-                and outcome.manifest.parity.status != "error" else None)
+                if is_fp32_base(outcome) else None)
         base = prepared.base.profile
         header = (prepared.source.description, base.params, base.macs, tuple(c.shape for c in prepared.contracts))
-        return TaskResult(task.key, prepared.spec.name, row, time.perf_counter() - started, os.getpid(), keep, header)
+        return TaskResult(task.key, row, time.perf_counter() - started, keep, header)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -113,8 +110,8 @@ def failed_result(task: MatrixTask, message: str, seconds: float = 0.0) -> TaskR
     """A task that could not finish (its error, or retries used up): a failed row, the others go on."""
     from edgeport.results import ExportRow
 
-    return TaskResult(task.key, task.model, ExportRow(task.model, task.format, task.recipe, "task-failed",
-                                                      message=message), seconds, 0)
+    return TaskResult(task.key, ExportRow(task.model, task.format, task.recipe, "task-failed", message=message),
+                      seconds)
 
 
 def summaries(tasks: list[MatrixTask], results: dict[str, TaskResult], seconds: float) -> list[Any]:
@@ -124,7 +121,7 @@ def summaries(tasks: list[MatrixTask], results: dict[str, TaskResult], seconds: 
     out, by_model = [], {}
     for task in tasks:
         by_model.setdefault(task.model, []).append(results[task.key])
-    for model, got in by_model.items():
+    for got in by_model.values():
         header = next((r.header for r in got if r.header), ("", 0, 0, ()))
         out.append(ExportSummary(got[0].row.model, header[0], header[1], header[2], header[3],
                                  tuple(r.row for r in got), seconds))

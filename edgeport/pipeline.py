@@ -176,6 +176,11 @@ def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutc
                            None, seconds, manifest, final, evaluation.outputs)
 
 
+def is_fp32_base(outcome: ArtifactOutcome) -> bool:
+    """An fp32 artifact that ran in its runtime: the one its format's other recipes are compared with."""
+    return outcome.recipe == "fp32" and outcome.manifest is not None and outcome.manifest.parity.status != "error"
+
+
 def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSummary:
     """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
     started = time.perf_counter()
@@ -186,7 +191,7 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSumm
     outcomes = []
     for job in prepared.jobs:
         outcome = export_job(prepared, job, variants, fp32.get(job.format.name), progress)
-        if job.recipe.name == "fp32" and outcome.manifest is not None and outcome.manifest.parity.status != "error":
+        if is_fp32_base(outcome):
             fp32[job.format.name] = outcome
         outcomes.append(outcome)
     base = prepared.base.profile
