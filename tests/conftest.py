@@ -31,7 +31,7 @@ SMALL = {
     "interactive-segmenter": ({"head_channels": (8, 8, 4, 4)}, (64, 64)),
     "saliency-mobilenet": ({"lstm_channels": 32, "width": 0.5}, (64, 80)),  # at 16 channels the priors swamp the input
     "saliency-mobilenet-os16": ({"lstm_channels": 16, "width": 0.25}, (64, 80)),
-    "depth-fcrn": ({"width": 0.125, "bottleneck": 64}, (64, 96)),
+    "depth-fcrn": ({"width": 0.125, "bottleneck": 64, "layers": (2, 2, 2, 2)}, (64, 96)),
     "depth-fcrn-mobilenet": ({"width": 0.25, "bottleneck": 32}, (64, 96)),
 }
 

@@ -70,7 +70,7 @@ def _spec(name: str, config: dict, summary: str) -> ModelSpec:
 
 
 SPECS = (
-    _spec("depth-fcrn", {"backbone": "resnet50", "bottleneck": 1024, "width": 1.0},
+    _spec("depth-fcrn", {"backbone": "resnet50", "bottleneck": 1024, "width": 1.0, "layers": (3, 4, 6, 3)},
           "FCRN depth: ResNet-50 encoder, 4 fast up-projections, 228x304 -> 128x160"),
     _spec("depth-fcrn-mobilenet", {"backbone": "mobilenet_v1", "bottleneck": 192, "width": 1.0},
           "FCRN depth with a MobileNet v1 encoder, phone-sized (~19 MB fp32)"),

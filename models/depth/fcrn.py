@@ -46,10 +46,11 @@ class UpProjection(nn.Module):
 class FCRN(nn.Module):
     """encoder -> 1x1 conv + BN -> 4 up-projections -> 3x3 conv to depth, at half the input resolution."""
 
-    def __init__(self, backbone: str = "resnet50", bottleneck: int = 1024, width: float = 1.0) -> None:
+    def __init__(self, backbone: str = "resnet50", bottleneck: int = 1024, width: float = 1.0,
+                 layers: tuple[int, ...] = (3, 4, 6, 3)) -> None:
         super().__init__()
-        if backbone == "resnet50":
-            self.encoder: nn.Module = ResNet50Trunk(width=max(8, int(64 * width)))
+        if backbone == "resnet50":   # fewer `layers` only for reduced test configs: the checkpoint has (3, 4, 6, 3)
+            self.encoder: nn.Module = ResNet50Trunk(tuple(layers), width=max(8, int(64 * width)))
         elif backbone == "mobilenet_v1":
             self.encoder = MobileNetV1(width=width, output_stride=32)
         else:
