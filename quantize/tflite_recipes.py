@@ -1,5 +1,5 @@
 """TFLite recipes. fp16 and w8 rewrite the fp32 .tflite with Google's ai-edge-quantizer; w8a8 is a convert
-step: litert-torch converts a PT2E-quantized module (int8 kernels end to end), and the exporter's onnx2tf
+step: litert-torch converts a module quantized by PT2E with XNNPACK's annotation (int8 kernels end to end), and the exporter's onnx2tf
 fallback gets the TF converter's full-integer flags with our calibration photos.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from quantize.pt2e import xnnpack_quantizer
 from quantize.steps import register_step
 
 Calibration = Sequence[Mapping[str, np.ndarray]]
@@ -96,26 +97,25 @@ def onnx2tf_int8_args(calibration: Calibration, input_names: Sequence[str], work
     return args
 
 
-def w8a8_quantizer() -> Any:
-    from litert_torch.quantize import pt2e_quantizer
+def litert_quant_config() -> Any:
+    """What tells litert-torch's converter that the program carries PT2E quantize/dequantize pairs."""
+    from litert_torch.quantize import pt2e_quantizer, quant_config
 
-    return pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    return quant_config.QuantConfig(pt2e_quantizer=pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)))
 
 
-@register_step("tflite", "w8a8", "convert", "litert-torch PT2E (torchao prepare_pt2e/convert_pt2e)", keeps="torch",
-               edges=True, quantizer=w8a8_quantizer, onnx2tf_args=onnx2tf_int8_args,
-               onnx2tf_tool="onnx2tf -oiqt (TF converter full-integer)")
+@register_step("tflite", "w8a8", "convert", "XNNPACKQuantizer via PT2E (torchao prepare_pt2e/convert_pt2e), "
+               "converted by litert-torch", keeps="torch", edges=True, quantizer=xnnpack_quantizer,
+               onnx2tf_args=onnx2tf_int8_args, onnx2tf_tool="onnx2tf -oiqt (TF converter full-integer)")
 def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep: Sequence[str] = ()) -> tuple[Any, Any]:
     """The module with int8 observers calibrated on real inputs and converted (the modules in `keep` left
-    float); and litert-torch's config."""
-    from litert_torch.quantize import quant_config
-
+    float); and litert-torch's config. The annotation is XNNPACK's (quantize/pt2e.py says why), the int8
+    scheme litert-torch's own: symmetric per-channel weights, per-tensor activations."""
     from quantize.pt2e import calibrated_int8
 
-    quantizer = w8a8_quantizer()
-    return calibrated_int8(module, example_inputs, calibration, quantizer, keep=keep), \
-        quant_config.QuantConfig(pt2e_quantizer=quantizer)
+    return calibrated_int8(module, example_inputs, calibration, xnnpack_quantizer(), keep=keep), \
+        litert_quant_config()
 
 
 @register_step("tflite", "w8a8-qat", "convert", "PT2E QAT (torchao prepare_qat_pt2e with ExecuTorch's XNNPACKQuantizer "
@@ -124,9 +124,7 @@ def w8a8_qat(module: Any, example_inputs: tuple, calibration: Sequence[tuple], k
     """litert-torch's own QAT annotator fails here (its conv-bn pattern hands torch.export a function under
     torch 2.13), so the fake-quantized program is annotated with XNNPACK's QAT config, the same symmetric
     per-channel int8 scheme, and litert-torch converts its quantize/dequantize pairs as for w8a8."""
-    from litert_torch.quantize import quant_config
-
     from quantize.pt2e import qat_int8, xnnpack_qat_quantizer
 
     program = qat_int8(module, example_inputs, calibration, xnnpack_qat_quantizer())
-    return program, quant_config.QuantConfig(pt2e_quantizer=w8a8_quantizer())
+    return program, litert_quant_config()
