@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edgeport import __version__
 from edgeport.atomic import commit_dir, staging_dir, write_json, write_text
@@ -67,15 +67,27 @@ def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[st
 
 
 def _searched(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | None, base: Any,
-              work: Path) -> tuple[Any, Any]:
-    """<precision>+auto: the mixed-precision search (edgeport/precision_search.py) from the first attempt."""
+              work: Path, note: Callable[[str], None]) -> tuple[Any, Any]:
+    """<precision>+auto: the mixed-precision search (edgeport/precision_search.py) from the first attempt;
+    each re-export is a line of progress (a trial can take minutes on a large net)."""
     from dataclasses import replace
 
     from edgeport.precision_search import search_precision
 
     def export(keep: tuple[str, ...], folder: Path, recipe: Any) -> Any:
-        return _attempt(p, job if recipe is None else replace(job, recipe=recipe), variant, folder, keep)
+        attempt = _attempt(p, job if recipe is None else replace(job, recipe=recipe), variant, folder, keep)
+        what = f"{recipe.name} for the ranking" if recipe is not None else f"{len(keep)} units kept"
+        note(f"{p.spec.name}: {job.format.name} {job.recipe.name} search: {what}: {_verdict(attempt)} "
+             f"({attempt.seconds:.0f} s)")
+        return attempt
     return search_precision(p, job, variant, fp32, base, export, work)
+
+
+def _verdict(attempt: Any) -> str:
+    report = attempt.evaluation.report if attempt.evaluation is not None else None
+    if report is None or report.gated_db is None:
+        return f"failed: {attempt.problem[:80] or (report.status if report else 'no verdict')}"
+    return f"{report.gated_db:.1f} dB, {'pass' if attempt.passed else 'miss'}"
 
 
 def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp32: ArtifactOutcome | None,
@@ -158,7 +170,7 @@ def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutc
             return ArtifactOutcome(fmt.name, recipe.name, "export-failed", attempt.problem, attempt.op, attempt.seconds)
         search = None
         if recipe.auto:
-            attempt, search = _searched(p, job, variant, fp32, attempt, work)
+            attempt, search = _searched(p, job, variant, fp32, attempt, work, progress.note)
         record, evaluation, seconds = attempt.record, attempt.evaluation, attempt.seconds
         details = _recipe_details(p, job, variant, evaluation, fp32, record, work)
         if search is not None:

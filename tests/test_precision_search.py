@@ -77,14 +77,14 @@ def test_error_that_grows_along_a_chain_is_not_concentrated():
     assert not concentrated(blame_units(_traced(chain), _traced(growing), axis=1))
 
 
-def test_the_search_brings_fp16_over_its_gate_in_core_ml_and_w8a8_in_onnx(tmp_path):
+def test_the_search_brings_fp16_over_its_gate_in_core_ml_and_w8a8_in_onnx(tmp_path, capsys):
     """OffsetNet breaks both: fp16 keeps steps of 0.5 at 1000, a per-tensor int8 scale steps of 8. Without an
     fp32 row to compare with, each search exports its own fp32 reference."""
     from edgeport import api
 
     torch.manual_seed(0)
     rows = [*api.export(OffsetNet().eval(), inputs=[(1, 3, 16, 16)], to=["coreml"], recipes=["fp16+auto"],
-                        out=tmp_path, name="net").rows,
+                        out=tmp_path, name="net", progress=True).rows,
             *api.export(OffsetNet().eval(), inputs=[(1, 3, 16, 16)], to=["onnx"], recipes=["w8a8+auto"],
                         out=tmp_path, name="net").rows]
     for row in rows:
@@ -95,6 +95,8 @@ def test_the_search_brings_fp16_over_its_gate_in_core_ml_and_w8a8_in_onnx(tmp_pa
         assert search["outcome"] == "passed" and search["before_db"] < gate, search
         assert search["kept_units"] and any(t["passed"] for t in search["trials"])
         assert "kept at higher precision" in row.message
+    trials = [line for line in capsys.readouterr().err.splitlines() if "coreml fp16+auto search:" in line]
+    assert "fp32 for the ranking" in trials[0] and any(" units kept: " in t and "dB, pass (" in t for t in trials)
     onnx = json.loads((tmp_path / "net" / "onnx-w8a8+auto" / "manifest.json").read_text())
     assert {"node_conv2d", "node_conv2d_1"} <= set(onnx["recipe"]["mixed_precision"]["kept_units"])
 
