@@ -34,8 +34,8 @@ class LayerError:
 
     def to_dict(self) -> dict[str, Any]:
         return {"tensor": self.tensor, "op": self.op,
-                "psnr_db": None if math.isinf(self.psnr_db) else round(self.psnr_db, 2),
-                "max_abs": self.max_abs, "finite": self.finite}
+                "psnr_db": round(self.psnr_db, 2) if math.isfinite(self.psnr_db) else None,
+                "max_abs": self.max_abs if math.isfinite(self.max_abs) else None, "finite": self.finite}
 
     def describe(self) -> str:
         return f"{self.tensor} ({self.op}): " + (f"{self.psnr_db:.1f} dB" if self.finite else "NaN/Inf")
@@ -94,7 +94,8 @@ def tensor_errors(reference: Tensors, compressed: Tensors, axis: int) -> list[La
     for name, ref in reference.items():
         got = compressed.get(name)
         if (got is None or got.value.shape != ref.value.shape or ref.value.size == 0
-                or ref.value.dtype.kind != "f" or got.value.dtype.kind != "f"):
+                or ref.value.dtype.kind != "f" or got.value.dtype.kind != "f"
+                or not np.all(np.isfinite(ref.value))):    # a reference that is not a number judges nothing
             continue
         m = compare(ref.value, got.value)
         db = worst_channel_db(ref.value, got.value, axis) if m.finite else -math.inf

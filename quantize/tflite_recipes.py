@@ -97,16 +97,30 @@ def onnx2tf_int8_args(calibration: Calibration, input_names: Sequence[str], work
     return args
 
 
+def _litert_quantizer() -> Any:
+    from litert_torch.quantize import pt2e_quantizer
+
+    return pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+
+
 def litert_quant_config() -> Any:
     """What tells litert-torch's converter that the program carries PT2E quantize/dequantize pairs."""
-    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from litert_torch.quantize import quant_config
 
-    return quant_config.QuantConfig(pt2e_quantizer=pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)))
+    return quant_config.QuantConfig(pt2e_quantizer=_litert_quantizer())
+
+
+def w8a8_quantizer() -> Any:
+    """XNNPACK's annotation first (quantize/pt2e.py says why), then litert-torch's for what it leaves: the
+    fixed scales TFLite's int8 kernels demand (LOGISTIC's output must be 1/256, or LiteRT refuses the file)."""
+    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+
+    return ComposableQuantizer([xnnpack_quantizer(), _litert_quantizer()])
 
 
 @register_step("tflite", "w8a8", "convert", "XNNPACKQuantizer via PT2E (torchao prepare_pt2e/convert_pt2e), "
-               "converted by litert-torch", keeps="torch", edges=True, quantizer=xnnpack_quantizer,
+               "converted by litert-torch", keeps="torch", edges=True, quantizer=w8a8_quantizer,
                onnx2tf_args=onnx2tf_int8_args, onnx2tf_tool="onnx2tf -oiqt (TF converter full-integer)")
 def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep: Sequence[str] = ()) -> tuple[Any, Any]:
     """The module with int8 observers calibrated on real inputs and converted (the modules in `keep` left
@@ -114,7 +128,7 @@ def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep:
     scheme litert-torch's own: symmetric per-channel weights, per-tensor activations."""
     from quantize.pt2e import calibrated_int8
 
-    return calibrated_int8(module, example_inputs, calibration, xnnpack_quantizer(), keep=keep), \
+    return calibrated_int8(module, example_inputs, calibration, w8a8_quantizer(), keep=keep), \
         litert_quant_config()
 
 

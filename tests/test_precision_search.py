@@ -77,6 +77,18 @@ def test_error_that_grows_along_a_chain_is_not_concentrated():
     assert not concentrated(blame_units(_traced(chain), _traced(growing), axis=1))
 
 
+def test_a_reference_tensor_that_is_not_a_number_is_left_out_of_the_localisation():
+    """LiteRT's fp32 file can hand back a NaN intermediate; the manifest must still be written (strict JSON)."""
+    from parity_tests.localize import Localization, tensor_errors
+
+    reference, compressed = _traced([("t1", "Conv", "conv1", ("x",), 0), ("t2", "Conv", "conv2", ("t1",), 0)]), \
+        _traced([("t1", "Conv", "conv1", ("x",), 1e-3), ("t2", "Conv", "conv2", ("t1",), 1e-3)])
+    reference["t2"].value[0, 0, 0, 0] = np.nan
+    errors = tensor_errors(reference, compressed, axis=1)
+    assert [e.tensor for e in errors] == ["t1"]
+    json.dumps(Localization("test", 1, None, tuple(errors)).to_dict(), allow_nan=False)
+
+
 def test_the_search_brings_fp16_over_its_gate_in_core_ml_and_w8a8_in_onnx(tmp_path, capsys):
     """OffsetNet breaks both: fp16 keeps steps of 0.5 at 1000, a per-tensor int8 scale steps of 8. Without an
     fp32 row to compare with, each search exports its own fp32 reference."""
