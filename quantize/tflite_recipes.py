@@ -1,6 +1,6 @@
 """TFLite recipes. fp16 and w8 rewrite the fp32 .tflite with Google's ai-edge-quantizer; w8a8 is a convert
-step: litert-torch converts a module quantized by PT2E with XNNPACK's annotation (int8 kernels end to end), and the exporter's onnx2tf
-fallback gets the TF converter's full-integer flags with our calibration photos.
+step: litert-torch converts a module quantized by PT2E (XNNPACK's annotation; int8 kernels end to end), and
+the exporter's onnx2tf fallback gets the TF converter's full-integer flags with our calibration photos.
 """
 from __future__ import annotations
 
@@ -119,8 +119,8 @@ def w8a8_quantizer() -> Any:
     return ComposableQuantizer([xnnpack_quantizer(), _litert_quantizer()])
 
 
-@register_step("tflite", "w8a8", "convert", "XNNPACKQuantizer via PT2E (torchao prepare_pt2e/convert_pt2e), "
-               "converted by litert-torch", keeps="torch", edges=True, quantizer=w8a8_quantizer,
+@register_step("tflite", "w8a8", "convert", "XNNPACKQuantizer (then litert-torch's for fixed scales) via PT2E "
+               "(torchao prepare_pt2e/convert_pt2e), converted by litert-torch", keeps="torch", edges=True, quantizer=w8a8_quantizer,
                onnx2tf_args=onnx2tf_int8_args, onnx2tf_tool="onnx2tf -oiqt (TF converter full-integer)")
 def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep: Sequence[str] = ()) -> tuple[Any, Any]:
     """The module with int8 observers calibrated on real inputs and converted (the modules in `keep` left

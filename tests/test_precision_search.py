@@ -145,16 +145,18 @@ def test_w8a8_auto_keeps_torch_modules_float_on_the_pt2e_routes(tmp_path):
         assert row.route == "litert-torch"
 
 
-def test_kept_modules_stay_float_in_the_pt2e_program():
-    """The XNNPACKQuantizer annotation both PT2E routes (TFLite, ExecuTorch) share takes the pre-annotation
-    (TFLite runs end to end above; here the program itself, without lowering)."""
+def test_kept_modules_stay_float_in_the_pt2e_program_of_both_routes():
+    """ExecuTorch's XNNPACKQuantizer and TFLite's composition of it with litert-torch's take the same
+    pre-annotation (TFLite runs end to end above; here the program itself, without lowering)."""
     from quantize.pt2e import calibrated_int8, module_path, xnnpack_quantizer
+    from quantize.tflite_recipes import w8a8_quantizer
 
     torch.manual_seed(0)
     net, x = OutlierNet().eval(), (torch.rand(1, 3, 16, 16),)
-    program = calibrated_int8(net, x, [x, x], xnnpack_quantizer(), keep=("mix",))
-    convs = [n for n in program.graph.nodes if n.op == "call_function" and "conv2d" in str(n.target)]
-    fed = {module_path(n): [str(a.target) for a in n.all_input_nodes] for n in convs}
-    assert any("dequantize_per_channel" in t for t in fed["spread"]), fed   # int8 weights where not kept
-    assert not any("dequantize_per_channel" in t for t in fed["mix"]), fed  # float weights where kept
-    assert "mix.weight" in fed["mix"]
+    for quantizer in (xnnpack_quantizer(), w8a8_quantizer()):
+        program = calibrated_int8(net, x, [x, x], quantizer, keep=("mix",))
+        convs = [n for n in program.graph.nodes if n.op == "call_function" and "conv2d" in str(n.target)]
+        fed = {module_path(n): [str(a.target) for a in n.all_input_nodes] for n in convs}
+        assert any("dequantize_per_channel" in t for t in fed["spread"]), fed   # int8 weights where not kept
+        assert not any("dequantize_per_channel" in t for t in fed["mix"]), fed  # float weights where kept
+        assert "mix.weight" in fed["mix"]
