@@ -46,14 +46,23 @@ def _private_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory):
-    """realesrgan-x4plus with 1 RRDB block, exported once to every format, for tests that read artifacts."""
+def tiny_export(tmp_path_factory, worker_id):
+    """realesrgan-x4plus with 1 RRDB block, exported once to every format, for tests that read artifacts (and
+    never write there). Once per run, not per xdist worker: the first builds it, the other waits and reads."""
+    import pickle
+
+    from filelock import FileLock
+
     from edgeport.pipeline import ExportPlan, run_export
 
-    out = tmp_path_factory.mktemp("artifacts")
-    plan = ExportPlan(model="realesrgan-x4plus", formats=ALL_FORMATS, out_root=out, input_hw=(16, 16),
-                      config=TINY_X4PLUS)
-    summary = run_export(plan)
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    out, saved = shared / "tiny-export", shared / "tiny-export.pickle"
+    with FileLock(str(shared / "tiny-export.lock")):
+        if saved.is_file():
+            return out, pickle.loads(saved.read_bytes())
+        summary = run_export(ExportPlan(model="realesrgan-x4plus", formats=ALL_FORMATS, out_root=out,
+                                        input_hw=(16, 16), config=TINY_X4PLUS))
+        saved.write_bytes(pickle.dumps(summary))
     return out, summary
 
 
