@@ -18,6 +18,6 @@ def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep:
 
 @register_step("executorch", "w8a8-qat", "convert", "XNNPACKQuantizer QAT via PT2E (prepare_qat_pt2e, distilled)")
 def w8a8_qat(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep: Sequence[str] = ()) -> Any:
-    from quantize.pt2e import qat_int8, xnnpack_qat_quantizer
+    from quantize.pt2e import qat_int8
 
-    return qat_int8(module, example_inputs, calibration, xnnpack_qat_quantizer(), fold_quantize=True)
+    return qat_int8(module, example_inputs, calibration, xnnpack_quantizer(qat=True), fold_quantize=True)

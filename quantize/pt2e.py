@@ -107,10 +107,6 @@ def xnnpack_quantizer(qat: bool = False) -> Any:
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 
 
-def xnnpack_qat_quantizer() -> Any:
-    return xnnpack_quantizer(qat=True)
-
-
 def qat_int8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Any,
              fold_quantize: bool = False, report: Any = lambda _: None) -> Any:
     """Quantization-aware fine-tuning: the PT2E program with fake quantize, distilled from the float module

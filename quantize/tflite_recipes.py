@@ -138,7 +138,7 @@ def w8a8_qat(module: Any, example_inputs: tuple, calibration: Sequence[tuple], k
     """litert-torch's own QAT annotator fails here (its conv-bn pattern hands torch.export a function under
     torch 2.13), so the fake-quantized program is annotated with XNNPACK's QAT config, the same symmetric
     per-channel int8 scheme, and litert-torch converts its quantize/dequantize pairs as for w8a8."""
-    from quantize.pt2e import qat_int8, xnnpack_qat_quantizer
+    from quantize.pt2e import qat_int8
 
-    program = qat_int8(module, example_inputs, calibration, xnnpack_qat_quantizer())
+    program = qat_int8(module, example_inputs, calibration, xnnpack_quantizer(qat=True))
     return program, litert_quant_config()
