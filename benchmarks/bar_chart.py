@@ -4,8 +4,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-COLOURS = {"onnx": (66, 133, 244), "tflite": (234, 134, 0), "coreml": (52, 168, 83), "executorch": (150, 60, 170),
-           "torch": (140, 140, 140)}
+from edgeport.exporters.formats import all_formats
+
+TORCH_COLOUR = (140, 140, 140)
+
+
+def colour_of(key: str) -> tuple[int, int, int]:
+    """A format's own colour (Format.colour, so a plug-in format has one too); PyTorch eager is grey."""
+    if key == "torch":
+        return TORCH_COLOUR
+    fmt = all_formats().get(key)
+    return fmt.colour if fmt else (120, 120, 120)
+
+
 ROW, LABEL_W, BAR_W, PAD = 22, 300, 560, 12
 
 
@@ -41,7 +52,7 @@ def draw_bar_chart(title: str, groups: list[BarGroup], path: Path) -> None:
             draw.text((PAD * 3, y + 4), bar.label, fill=(60, 60, 60), font=font)
             length = max(1, int(BAR_W * bar.value / largest))
             draw.rectangle([LABEL_W, y + 3, LABEL_W + length, y + ROW - 3],
-                           fill=COLOURS.get(bar.colour_key, (120, 120, 120)))
+                           fill=colour_of(bar.colour_key))
             if group.tick is not None:
                 tick = LABEL_W + int(BAR_W * group.tick / largest)
                 draw.line([tick, y + 1, tick, y + ROW - 1], fill="black", width=2)

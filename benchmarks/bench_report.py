@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bar_chart import Bar, BarGroup, draw_bar_chart
+from edgeport.benchmarks.bar_chart import Bar, BarGroup, draw_bar_chart
 
 
 def _ms(v: float | None) -> str:

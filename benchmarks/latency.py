@@ -115,7 +115,7 @@ class BenchRun:
 def run_worker(job: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(job["threads"])}
     try:
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(job)], cwd=ROOT, env=env,
+        proc = subprocess.run([sys.executable, "-m", "edgeport.benchmarks.worker", json.dumps(job)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
@@ -136,8 +136,8 @@ def measured(row: BenchRow, result: dict[str, Any]) -> BenchRow:
 
 
 def _artifact_rows(path: Path, manifest: Any, plan: BenchPlan, progress: Callable[[str], None]) -> list[BenchRow]:
-    from exporters.formats import get_format
-    from quantize.recipes import parse_recipe
+    from edgeport.exporters.formats import get_format
+    from edgeport.quantize.recipes import parse_recipe
 
     fmt = get_format(manifest.artifact.format)
     unavailable = fmt.latency_unavailable()
@@ -178,9 +178,9 @@ def _best_of(row: BenchRow, results: list[dict[str, Any]]) -> BenchRow:
 
 
 def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lambda _: None) -> BenchRun:
-    from benchmarks.machine import describe_machine
-    from benchmarks.peaks import measure_peaks, torch_fp32_peak
-    from parity_tests.manifest import find_manifests, read_manifest
+    from edgeport.benchmarks.machine import describe_machine
+    from edgeport.benchmarks.peaks import measure_peaks, torch_fp32_peak
+    from edgeport.parity_tests.manifest import find_manifests, read_manifest
 
     targets = [(p, read_manifest(p)) for p in find_manifests(Path(plan.root))]
     if not targets:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtimes.paths import cache_root
+from edgeport.runtimes.paths import cache_root
 
 # (channels, height = width) of the probe: PROBE_DEPTH 3x3 convolutions + ReLU, channels -> channels, at 1xCxSxS
 PROBES = ((64, 64), (128, 32))
@@ -81,7 +81,7 @@ def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: P
     """The probe through the format's own exporter (w8a8 for int8, calibrated on noise); returns its record."""
     import torch
 
-    from exporters.base import ExportRequest
+    from edgeport.exporters.base import ExportRequest
 
     rng = np.random.default_rng(0)
     calib = [{"x": rng.uniform(0, 1, (1, channels, size, size)).astype(np.float32)} for _ in range(4)]
@@ -94,7 +94,7 @@ def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: P
 
 def probes_for(fmt: Any, arithmetic: str, shapes: tuple[tuple[int, int], ...] = PROBES) -> list[Probe]:
     """The format's probe artifacts, exported once per tool versions into the cache and reused."""
-    from models.spec import TensorContract
+    from edgeport.models.spec import TensorContract
 
     probes = []
     for channels, size in shapes:
@@ -120,7 +120,7 @@ def measure_peaks(threads: tuple[int, ...], run_worker: Callable[[dict], dict],
                   formats: tuple[str, ...] = ()) -> tuple[list[KernelPeak], list[str]]:
     """The fp32 and int8 peak of each timeable format among `formats` (all when empty) at each thread count;
     and what could not be measured."""
-    from exporters.formats import all_formats
+    from edgeport.exporters.formats import all_formats
 
     peaks, problems = [], []
     for fmt in all_formats().values():

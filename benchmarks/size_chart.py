@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.bar_chart import Bar, BarGroup, draw_bar_chart
-from benchmarks.size_report import ModelSizes
+from edgeport.benchmarks.bar_chart import Bar, BarGroup, draw_bar_chart
+from edgeport.benchmarks.size_report import ModelSizes
 
 
 def draw_size_chart(models: list[ModelSizes], path: Path) -> None:

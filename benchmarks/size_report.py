@@ -43,8 +43,8 @@ class ModelSizes:
 def largest_layers(manifest: Any, count: int = 5) -> tuple[list[tuple[str, int]], str]:
     """The modules holding the most parameters, from the model rebuilt as the manifest says (on the meta
     device: structure only)."""
-    from models import ModelError
-    from parity_tests.reference import rebuild_reference
+    from edgeport.models import ModelError
+    from edgeport.parity_tests.reference import rebuild_reference
 
     try:
         module = rebuild_reference(manifest, materialize=False).module
@@ -55,7 +55,7 @@ def largest_layers(manifest: Any, count: int = 5) -> tuple[list[tuple[str, int]]
 
 
 def collect(root: Path) -> list[ModelSizes]:
-    from parity_tests.manifest import find_manifests, read_manifest
+    from edgeport.parity_tests.manifest import find_manifests, read_manifest
 
     by_model: dict[str, ModelSizes] = {}
     for path in find_manifests(Path(root)):

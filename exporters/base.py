@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord, TensorBinding
+from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding
 
 # A converter that runs in its own process gets this long unless --converter-timeout says otherwise:
 # onnx2tf's full-integer route ran past 15 minutes on realesrgan-x4plus (64x64) with nothing written.
@@ -64,7 +64,7 @@ class ExportRequest:
 
     def calibration_batches(self) -> list[tuple[Any, ...]]:
         """The calibration inputs as torch tensors in input order, for PT2E observers."""
-        from quantize.pt2e import as_batches
+        from edgeport.quantize.pt2e import as_batches
 
         return as_batches(self.calibration, self.input_names)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
-from exporters.coreml_package import make_reproducible
-from exporters.formats import Format
-from exporters.image_io import dynamic_shapes_for, image_bindings, pixel_request
-from exporters.metadata import apply_coreml_metadata
-from runtimes.artifact import ArtifactRecord, file_records
-from runtimes.base import captured_output
-from runtimes.coreml import coreml_latency_unavailable, coreml_tensors, import_coremltools, open_coreml
+from edgeport.exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
+from edgeport.exporters.coreml_package import make_reproducible
+from edgeport.exporters.formats import Format
+from edgeport.exporters.image_io import dynamic_shapes_for, image_bindings, pixel_request
+from edgeport.exporters.metadata import apply_coreml_metadata
+from edgeport.runtimes.artifact import ArtifactRecord, file_records
+from edgeport.runtimes.base import captured_output
+from edgeport.runtimes.coreml import coreml_latency_unavailable, coreml_tensors, import_coremltools, open_coreml
 
 DEPLOYMENT_TARGET = "iOS16"
 DYNAMIC_HW_RANGE = (16, 2048)
@@ -24,7 +24,7 @@ DYNAMIC_HW_RANGE = (16, 2048)
 def _exported_program(request: ExportRequest) -> Any:
     import torch
 
-    from exporters.coreml_torch_ops import coreml_decompositions
+    from edgeport.exporters.coreml_torch_ops import coreml_decompositions
 
     dynamic_shapes = None
     if request.dynamic_hw:   # DYNAMIC hints, as the ONNX exporter: a named Dim over 16-2048 is refused for any net
@@ -89,7 +89,7 @@ def _compute_precision(ct: Any, request: ExportRequest, compute: str) -> Any:
 
 
 def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
-    from exporters.coreml_torch_ops import explicit_pool_strides, register_missing_torch_ops
+    from edgeport.exporters.coreml_torch_ops import explicit_pool_strides, register_missing_torch_ops
 
     register_missing_torch_ops()
     program = _exported_program(request)
@@ -109,7 +109,7 @@ class CoreMLExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
         import torch
 
-        from quantize.steps import step_for
+        from edgeport.quantize.steps import step_for
 
         ct = import_coremltools()
         if request.image_io:
@@ -156,7 +156,7 @@ class CoreMLExporter(Exporter):
 
 FORMAT = Format(
     name="coreml", label="Core ML", exporter=CoreMLExporter(), open_runtime=open_coreml,
-    recipe_module="quantize.coreml_recipes", channel_axis=1, read_tensors=coreml_tensors,
+    recipe_module="edgeport.quantize.coreml_recipes", channel_axis=1, read_tensors=coreml_tensors,
     tensors_engine="edgeport MIL evaluator", default_recipes=("fp32", "fp16"),
     latency_unavailable=coreml_latency_unavailable,
-)
+    unit_kind="MIL ops", colour=(52, 168, 83))

@@ -10,12 +10,12 @@ from dataclasses import replace
 from importlib.metadata import version
 from typing import Any
 
-from exporters.base import Exporter, ExportRequest, export_error
-from exporters.formats import Format
-from exporters.image_io import pixel_request, uint8_bindings
-from runtimes.artifact import ArtifactRecord, file_records
-from runtimes.base import captured_output
-from runtimes.executorch_runner import ExecuTorchRunner
+from edgeport.exporters.base import Exporter, ExportRequest, export_error
+from edgeport.exporters.formats import Format
+from edgeport.exporters.image_io import pixel_request, uint8_bindings
+from edgeport.runtimes.artifact import ArtifactRecord, file_records
+from edgeport.runtimes.base import captured_output
+from edgeport.runtimes.executorch_runner import ExecuTorchRunner
 
 
 def _lowered(request: ExportRequest, module: Any) -> Any:
@@ -52,7 +52,7 @@ def describe_delegation(summary: dict[str, Any]) -> str:
 
 class ExecuTorchExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
-        from quantize.steps import step_for
+        from edgeport.quantize.steps import step_for
 
         step = step_for("executorch", request.precision)
         ins, outs = request.pixels()
@@ -97,5 +97,5 @@ class ExecuTorchExporter(Exporter):
 
 FORMAT = Format(
     name="executorch", label="ExecuTorch", exporter=ExecuTorchExporter(), open_runtime=ExecuTorchRunner,
-    recipe_module="quantize.executorch_recipes", channel_axis=1,
-)
+    recipe_module="edgeport.quantize.executorch_recipes", channel_axis=1,
+    unit_kind="ExecuTorch ops", colour=(150, 60, 170))

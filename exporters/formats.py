@@ -16,15 +16,15 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from exporters.base import ExportError, Exporter
-from runtimes.artifact import ArtifactRecord
-from runtimes.base import Runtime, Tensors
+from edgeport.exporters.base import ExportError, Exporter
+from edgeport.runtimes.artifact import ArtifactRecord
+from edgeport.runtimes.base import Runtime, Tensors
 
 BUILTIN_FORMATS = (
-    "exporters.onnx_exporter",
-    "exporters.tflite_exporter",
-    "exporters.coreml_exporter",
-    "exporters.executorch_exporter",
+    "edgeport.exporters.onnx_exporter",
+    "edgeport.exporters.tflite_exporter",
+    "edgeport.exporters.coreml_exporter",
+    "edgeport.exporters.executorch_exporter",
 )
 DEFAULT_FORMATS = ("onnx", "tflite", "coreml", "executorch")   # what an export goes to without --to
 PLUGIN_ENV = "EDGEPORT_FORMATS"   # comma-separated module names defining FORMAT
@@ -50,11 +50,14 @@ class Format:
     default_recipes: tuple[str, ...] = ("fp32",)
     # '' when this machine can time the format's artifacts, else why not (Core ML needs macOS)
     latency_unavailable: Callable[[], str] = _always_timeable
+    # what the mixed-precision search (+auto) keeps at higher precision when a step keeps="artifact"
+    unit_kind: str = "artifact units"
+    colour: tuple[int, int, int] = (120, 60, 160)   # its bars and points in every chart
 
     @property
     def recipes(self) -> tuple[str, ...]:
         """The export precisions its tooling applies (fp32 always)."""
-        from quantize.steps import precisions_for
+        from edgeport.quantize.steps import precisions_for
 
         importlib.import_module(self.recipe_module)
         return precisions_for(self.name)

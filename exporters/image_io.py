@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from runtimes.artifact import TensorBinding
-from runtimes.base import to_artifact_layout
-from runtimes.pixels import PixelEncoding
+from edgeport.runtimes.artifact import TensorBinding
+from edgeport.runtimes.base import to_artifact_layout
+from edgeport.runtimes.pixels import PixelEncoding
 
 IO_MODES = ("image", "tensor")
 Encodings = tuple[PixelEncoding | None, ...]

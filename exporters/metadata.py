@@ -1,7 +1,7 @@
 """What an artifact says about itself, written in each format's own metadata so the tools of its platform
 show it: who made it, under which licence, what goes in and comes out, and the full I/O contract as JSON.
 
-`about` is built once per artifact by edgeport/artifact_about.py and is plain data: name, summary, author,
+`about` is built once per artifact by edgeport/export/artifact_about.py and is plain data: name, summary, author,
 license, version, inputs {name: line}, outputs {name: line}, contract (a JSON string).
 """
 from __future__ import annotations

@@ -6,13 +6,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from exporters.base import ExportError, Exporter, ExportRequest, export_error
-from exporters.formats import Format
-from exporters.image_io import dynamic_shapes_for, pixel_request
-from exporters.metadata import with_onnx_metadata
-from runtimes.artifact import ArtifactRecord, TensorBinding, file_records
-from runtimes.base import captured_output
-from runtimes.onnxruntime_runner import OnnxRuntimeRunner, onnx_tensors
+from edgeport.exporters.base import ExportError, Exporter, ExportRequest, export_error
+from edgeport.exporters.formats import Format
+from edgeport.exporters.image_io import dynamic_shapes_for, pixel_request
+from edgeport.exporters.metadata import with_onnx_metadata
+from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding, file_records
+from edgeport.runtimes.base import captured_output
+from edgeport.runtimes.onnxruntime_runner import OnnxRuntimeRunner, onnx_tensors
 
 OPSET = 18
 
@@ -40,7 +40,7 @@ def write_onnx(module, example_inputs: tuple, path: Path, input_names: Sequence[
 
 def _write(request: ExportRequest, path: Path) -> dict:
     """The fp32 file, or the recipe's rewrite of it; returns what the recipe step did."""
-    from quantize.steps import step_for
+    from edgeport.quantize.steps import step_for
 
     step = step_for("onnx", request.precision)
     args = (request.module, request.example_inputs)
@@ -114,6 +114,6 @@ class OnnxExporter(Exporter):
 
 FORMAT = Format(
     name="onnx", label="ONNX", exporter=OnnxExporter(), open_runtime=OnnxRuntimeRunner,
-    recipe_module="quantize.onnx_recipes", channel_axis=1, read_tensors=onnx_tensors,
+    recipe_module="edgeport.quantize.onnx_recipes", channel_axis=1, read_tensors=onnx_tensors,
     tensors_engine="onnxruntime, all tensors as outputs",
-)
+    unit_kind="ONNX nodes", colour=(66, 133, 244))

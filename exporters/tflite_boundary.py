@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from exporters.tflite_metadata import packed_model, unpacked_model
+from edgeport.exporters.tflite_metadata import packed_model, unpacked_model
 
 
 def _opcode(tfl: Any, model: Any, builtin: int, version: int) -> int:

@@ -16,15 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from exporters.base import (ExportError, Exporter, ExportRequest, detect_layout, export_error, failing_op,
+from edgeport.exporters.base import (ExportError, Exporter, ExportRequest, detect_layout, export_error, failing_op,
                             run_converter)
-from exporters.formats import Format
-from exporters.image_io import image_bindings, pixel_request
-from exporters.onnx_exporter import write_onnx
-from exporters.tflite_metadata import write_tflite_metadata
-from runtimes.artifact import ArtifactRecord, TensorBinding, file_records
-from runtimes.base import captured_output
-from runtimes.litert import LiteRTRunner, open_interpreter, tflite_tensors
+from edgeport.exporters.formats import Format
+from edgeport.exporters.image_io import image_bindings, pixel_request
+from edgeport.exporters.onnx_exporter import write_onnx
+from edgeport.exporters.tflite_metadata import write_tflite_metadata
+from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding, file_records
+from edgeport.runtimes.base import captured_output
+from edgeport.runtimes.litert import LiteRTRunner, open_interpreter, tflite_tensors
 
 ROUTES = ("litert-torch", "onnx2tf")
 # onnx2tf loads this file from its working directory, and downloads it when absent (which fails offline).
@@ -35,7 +35,7 @@ def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> dict
     """The module as is; or, for a convert-stage recipe (w8a8), the quantized module the step returns, with
     float32 put back around any input or output the converter made int8. Returns what the recipe did beyond
     the conversion (that boundary, a fine-tune's record)."""
-    from exporters.tflite_boundary import with_float_io
+    from edgeport.exporters.tflite_boundary import with_float_io
 
     quantizing = step.stage == "convert" and step.apply is not None
     try:
@@ -200,8 +200,8 @@ def _notes(recipe: dict[str, Any], delegation: Any, dynamic_hw: bool, route: str
 
 class TFLiteExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
-        from quantize.steps import step_for
-        from runtimes.xnnpack_delegation import xnnpack_delegation
+        from edgeport.quantize.steps import step_for
+        from edgeport.runtimes.litert import xnnpack_delegation
 
         step = step_for("tflite", request.precision)
         in_shapes = [tuple(t.shape) for t in request.example_inputs]   # NCHW, before any image wrapping
@@ -247,6 +247,6 @@ class TFLiteExporter(Exporter):
 
 FORMAT = Format(
     name="tflite", label="TFLite", exporter=TFLiteExporter(), open_runtime=LiteRTRunner,
-    recipe_module="quantize.tflite_recipes", channel_axis=-1, read_tensors=tflite_tensors,
+    recipe_module="edgeport.quantize.tflite_recipes", channel_axis=-1, read_tensors=tflite_tensors,
     tensors_engine="LiteRT interpreter, preserve_all_tensors, no delegate",
-)
+    unit_kind="TFLite ops (by output tensor)", colour=(234, 134, 0))

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import difflib
 
-from models.errors import CheckpointError, ModelError
-from models.spec import ModelSpec
+from edgeport.models.errors import CheckpointError, ModelError
+from edgeport.models.spec import ModelSpec
 
-_FAMILIES = ("models.realesrgan", "models.dncnn", "models.inpaint", "models.deblur", "models.segmenter", "models.saliency", "models.depth")
+_FAMILIES = ("edgeport.models.realesrgan", "edgeport.models.dncnn", "edgeport.models.inpaint", "edgeport.models.deblur", "edgeport.models.segmenter", "edgeport.models.saliency", "edgeport.models.depth")
 
 
 def all_specs() -> dict[str, ModelSpec]:
@@ -24,9 +24,9 @@ def all_specs() -> dict[str, ModelSpec]:
 
 def get_spec(name: str, input_shapes: "list[tuple[int, ...]] | None" = None) -> ModelSpec:
     """A zoo model by name, or a custom `path/to/file.py:factory` (which needs its input shapes)."""
-    from models.custom import IN_MEMORY, is_custom_reference, spec_from_reference
+    from edgeport.models.custom import IN_MEMORY, is_custom_reference, spec_from_reference
 
-    from models.spandrel_models import is_spandrel_reference, spandrel_spec
+    from edgeport.models.spandrel_models import is_spandrel_reference, spandrel_spec
 
     if is_spandrel_reference(name):
         return spandrel_spec(name)

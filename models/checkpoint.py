@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from models.errors import CheckpointError
+from edgeport.models.errors import CheckpointError
 
 
 def read_checkpoint(path: Path) -> Any:

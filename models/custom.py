@@ -13,10 +13,10 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from models.checkpoint import load_state_dict_file
-from models.errors import ModelError
-from models.samples import fit_photo, parity_photos, random_input
-from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
+from edgeport.models.checkpoint import load_state_dict_file
+from edgeport.models.errors import ModelError
+from edgeport.models.samples import fit_photo, parity_photos, random_input
+from edgeport.models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
 
 REFERENCE = re.compile(r"^(?P<path>.+\.py):(?P<factory>[A-Za-z_][A-Za-z0-9_]*)$")
 

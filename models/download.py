@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, IO
 from urllib.parse import urlparse
 
-from models.errors import CheckpointError
+from edgeport.models.errors import CheckpointError
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT_S = 30.0

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from models.errors import CheckpointError
+from edgeport.models.errors import CheckpointError
 
 PARAM_MAGIC = "7767517"
 FP16_TAG = 0x01306B47

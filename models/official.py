@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.download import NoNetwork, Progress, fetch_verified
-from models.errors import CheckpointError
-from models.spec import ModelSpec
-from models.weights import OfficialWeights, PackagedWeights, WeightsFile, download_url, offline, weights_dir
-from runtimes.artifact import sha256_file
+from edgeport.models.download import NoNetwork, Progress, fetch_verified
+from edgeport.models.errors import CheckpointError
+from edgeport.models.spec import ModelSpec
+from edgeport.models.weights import OfficialWeights, PackagedWeights, WeightsFile, download_url, offline, weights_dir
+from edgeport.runtimes.artifact import sha256_file
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from models.errors import ModelError
+from edgeport.models.errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.spec import ParityInput, Photo, TensorContract
+from edgeport.models.spec import ParityInput, Photo, TensorContract
 
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea")
 # Calibration for int8 uses other photos than parity does, so a quantized export is judged on images it

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from models.errors import CheckpointError, ModelError
-from models.spec import ModelSpec, TensorContract, is_noise_sample
-from runtimes.artifact import sha256_file
+from edgeport.models.errors import CheckpointError, ModelError
+from edgeport.models.spec import ModelSpec, TensorContract, is_noise_sample
+from edgeport.runtimes.artifact import sha256_file
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,10 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: "Path | str 
     model = spec.reference or spec.name
     if weights is None:
         return ModelSource(model, dict(config), seed=seed)
-    from models.weights import OFFICIAL
+    from edgeport.models.weights import OFFICIAL
 
     if str(weights) == OFFICIAL:
-        from models.official import resolve_official
+        from edgeport.models.official import resolve_official
 
         found = resolve_official(spec)
         return ModelSource(model, dict(config), str(found.path.resolve()), found.sha256, seed, found.origin,
@@ -65,7 +65,7 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: "Path | str 
         raise CheckpointError(f"weights file not found: {weights}")
     companions = {}
     if weights.suffix in (".param", ".bin"):
-        from models.ncnn_files import ncnn_pair
+        from edgeport.models.ncnn_files import ncnn_pair
 
         companions = {str(p.resolve()): sha256_file(p) for p in ncnn_pair(weights) if p.resolve() != weights.resolve()}
     return ModelSource(model, dict(config), str(weights.resolve()), sha256_file(weights), seed, companions=companions)
@@ -91,7 +91,7 @@ def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorCon
         contracts = contracts or resolve_inputs(spec, None, source.config)
         photos = [p for p in spec.make_inputs(contracts, 0) if not is_noise_sample(p.label)]
         batch = [torch.from_numpy(np.concatenate([p.arrays[c.name] for p in photos])) for c in contracts]
-        from models.threads import one_torch_thread
+        from edgeport.models.threads import one_torch_thread
 
         with one_torch_thread():     # the same weights whatever the core count
             spec.random_init(module, batch)

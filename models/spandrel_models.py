@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from models.errors import CheckpointError, ModelError
+from edgeport.models.errors import CheckpointError, ModelError
 
 PREFIX = "spandrel:"
 NEEDS_TORCHVISION = ("LaMa", "RestoreFormer")
@@ -90,7 +90,7 @@ def import_spandrel() -> Any:
 
 def detect(path: Path) -> Any:
     """spandrel's ImageModelDescriptor for a checkpoint read with weights_only (never spandrel's own loader)."""
-    from models.checkpoint import read_checkpoint
+    from edgeport.models.checkpoint import read_checkpoint
 
     spandrel = import_spandrel()
     raw = read_checkpoint(path)
@@ -156,9 +156,9 @@ def _plain(value: Any) -> Any:
 
 
 def _spec_from(descriptor: Any, path: Path) -> Any:
-    from models.samples import photo_inputs
-    from models.spec import ModelMetadata, ModelSpec, TensorContract
-    from runtimes.pixels import PixelEncoding
+    from edgeport.models.samples import photo_inputs
+    from edgeport.models.spec import ModelMetadata, ModelSpec, TensorContract
+    from edgeport.runtimes.pixels import PixelEncoding
 
     req, scale = descriptor.size_requirements, descriptor.scale
     side = _default_side(req.minimum, req.multiple_of)
@@ -191,7 +191,7 @@ def _safe_name(stem: str) -> str:
 
 
 def _load(module: Any, descriptor: Any, path: Path) -> None:
-    from models.checkpoint import load_strict
+    from edgeport.models.checkpoint import load_strict
 
     load_strict(module.model, descriptor.model.state_dict(), source=str(path))
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from runtimes.pixels import PixelEncoding
+from edgeport.runtimes.pixels import PixelEncoding
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ PhotoFeed = Callable[[np.ndarray, Mapping[str, Any]], dict[str, np.ndarray]]
 class PhotoPolicy:
     """How `edgeport run` fits a photo of any size to a fixed-size model. "tile": pixel-local restoration,
     tiled with `overlap` input pixels shared by neighbours, the `margin` nearest a tile's inner edge unweighted
-    (edgeport/tiling.py); "resize": a global task (saliency, depth, a click mask) sees the whole photo resized
+    (edgeport/photo/tiling.py); "resize": a global task (saliency, depth, a click mask) sees the whole photo resized
     to its input, and its outputs are resized back."""
 
     mode: str = "tile"
@@ -193,7 +193,7 @@ class ModelSpec:
     def check_config(self, overrides: Mapping[str, Any]) -> None:
         unknown = sorted(set(overrides) - set(self.config))
         if unknown:
-            from models.errors import ModelError
+            from edgeport.models.errors import ModelError
             raise ModelError(
                 f"{self.name} has no setting {', '.join(unknown)}; settings: {', '.join(sorted(self.config)) or 'none'}"
             )

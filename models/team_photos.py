@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from models.errors import ModelError
-from models.spec import Photo
-from runtimes.artifact import sha256_file
+from edgeport.models.errors import ModelError
+from edgeport.models.spec import Photo
+from edgeport.runtimes.artifact import sha256_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LABEL_PREFIX = "team/"
@@ -38,7 +38,7 @@ class PhotoSet:
 
 
 def _decode(path: Path) -> np.ndarray:
-    from models.samples import decode_image
+    from edgeport.models.samples import decode_image
 
     try:
         return decode_image(path)
@@ -88,7 +88,7 @@ def parity_samples(spec: Any, contracts: tuple, seed: int, photo_set: PhotoSet |
     """The spec's parity inputs: the bundled photos, the team's (when given), and the seeded noise."""
     if photo_set is None:
         return spec.make_inputs(contracts, seed)
-    from models.samples import parity_photos
+    from edgeport.models.samples import parity_photos
 
     _, _, height, width = next(c for c in contracts if len(c.shape) == 4).shape
     return spec.make_inputs(contracts, seed, parity_photos() + load_photos(photo_set, height, width))

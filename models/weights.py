@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtimes.paths import cache_root
+from edgeport.runtimes.paths import cache_root
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from models.spec import ParityGate, ParityInput, TaskMetric
-from parity_tests.manifest import Manifest, ManifestError, read_manifest
-from parity_tests.metrics import OutputMetrics, compare, compare_pixels
-from parity_tests.report import ParityReport, SampleResult, judge
-from runtimes.artifact import ArtifactRecord, sha256_file
-from runtimes.base import RuntimeUnavailable
+from edgeport.models.spec import ParityGate, ParityInput, TaskMetric
+from edgeport.parity_tests.manifest import Manifest, ManifestError, read_manifest
+from edgeport.parity_tests.metrics import OutputMetrics, compare, compare_pixels
+from edgeport.parity_tests.report import ParityReport, SampleResult, judge
+from edgeport.runtimes.artifact import ArtifactRecord, sha256_file
+from edgeport.runtimes.base import RuntimeUnavailable
 
 Outputs = list[dict[str, np.ndarray]]
 
@@ -30,8 +30,8 @@ class Evaluation:
 
 
 def _open(record: ArtifactRecord, artifact_dir: Path) -> Any:
-    from exporters.formats import open_runtime
-    from runtimes.base import PARITY_THREADS
+    from edgeport.exporters.formats import open_runtime
+    from edgeport.runtimes.base import PARITY_THREADS
 
     return open_runtime(record, artifact_dir, PARITY_THREADS)
 
@@ -116,8 +116,8 @@ class ReferenceCache:
     def get(self, manifest: Manifest) -> Reference | str:
         import json
 
-        from models.errors import ModelError
-        from parity_tests.reference import rebuild_reference, torch_outputs
+        from edgeport.models.errors import ModelError
+        from edgeport.parity_tests.reference import rebuild_reference, torch_outputs
 
         rewrite = manifest.recipe.name if manifest.recipe.rewrites_module else None
         key = json.dumps([manifest.source.to_dict(), [c.shape for c in manifest.inputs], manifest.parity.seed,
@@ -170,7 +170,7 @@ def check_artifact(manifest_path: Path, cache: ReferenceCache | None = None, fig
         return checked(ParityReport("error", "PyTorch reference", gate, message=reference, seed=seed))
     evaluation = evaluate(record, artifact_dir, reference.inputs, reference.outputs, gate, seed, reference.task_metric)
     if figure:
-        from parity_tests.figures import grid_for
+        from edgeport.parity_tests.figures import grid_for
 
         grid_for(artifact_dir / CHECK_FIGURE, f"check {manifest.model.name} {record.format} {manifest.recipe.name}",
                  evaluation.report, reference.inputs, reference.outputs, evaluation.outputs, manifest.inputs,

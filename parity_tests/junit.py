@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from parity_tests.gate import ArtifactCheck
+from edgeport.parity_tests.gate import ArtifactCheck
 
 
 def write_junit(path: Path, checks: Sequence[ArtifactCheck]) -> None:

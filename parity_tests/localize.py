@@ -9,6 +9,8 @@ evaluator, LiteRT with preserve_all_tensors and no delegate); a format without a
 """
 from __future__ import annotations
 
+from edgeport.runtimes.json_numbers import db_for_json
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +18,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from parity_tests.metrics import compare
-from runtimes.artifact import ArtifactRecord
-from runtimes.base import Tensors
+from edgeport.parity_tests.metrics import compare
+from edgeport.runtimes.artifact import ArtifactRecord
+from edgeport.runtimes.base import Tensors
 
 COLLAPSE_DB = 20.0
 WORST_SHOWN = 5
@@ -34,7 +36,7 @@ class LayerError:
 
     def to_dict(self) -> dict[str, Any]:
         return {"tensor": self.tensor, "op": self.op,
-                "psnr_db": round(self.psnr_db, 2) if math.isfinite(self.psnr_db) else None,
+                "psnr_db": db_for_json(self.psnr_db),
                 "max_abs": self.max_abs if math.isfinite(self.max_abs) else None, "finite": self.finite}
 
     def describe(self) -> str:
@@ -106,7 +108,7 @@ def tensor_errors(reference: Tensors, compressed: Tensors, axis: int) -> list[La
 def localize(fp32_record: ArtifactRecord, fp32_dir: Path, record: ArtifactRecord, artifact_dir: Path,
              inputs: Mapping[str, np.ndarray]) -> Localization:
     """Compare the two artifacts tensor by tensor on one input."""
-    from exporters.formats import get_format
+    from edgeport.exporters.formats import get_format
 
     fmt = get_format(record.format)
     engine = fmt.tensors_engine or fmt.label
@@ -148,7 +150,7 @@ class UnitBlame:
 
     def to_dict(self) -> dict[str, Any]:
         return {"unit": self.unit, "op": self.op, "tensor": self.tensor, "added_noise": float(f"{self.added:.3g}"),
-                "psnr_db": None if math.isinf(self.psnr_db) else round(self.psnr_db, 2),
+                "psnr_db": db_for_json(self.psnr_db),
                 **({"consumers": list(self.consumers)} if self.consumers else {})}
 
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from models.source import ModelSource
-from models.spec import TensorContract
-from models.team_photos import PhotoSet
-from parity_tests.report import ParityReport
-from runtimes.artifact import ArtifactRecord
+from edgeport.models.source import ModelSource
+from edgeport.models.spec import TensorContract
+from edgeport.models.team_photos import PhotoSet
+from edgeport.parity_tests.report import ParityReport
+from edgeport.runtimes.artifact import ArtifactRecord
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "edgeport.manifest/2"

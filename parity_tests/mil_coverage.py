@@ -88,7 +88,7 @@ class CoverageReport:
 def judge_case(result: OpCaseResult) -> str | None:
     """Why a converted case fails the evaluator's bar, or None when it passes (refused cases are not judged).
     A case the converter is known to change (CONVERTER_UNFAITHFUL) must still differ from PyTorch."""
-    from models.corpus.ops import CONVERTER_UNFAITHFUL
+    from edgeport.models.corpus.ops import CONVERTER_UNFAITHFUL
 
     if not result.converted:
         return None
@@ -117,10 +117,10 @@ class CaseBundle(nn.Module):
 
 def convert(module: nn.Module, x: torch.Tensor, precision: str, work_dir: Path) -> Any:
     """Export with edgeport's Core ML exporter (one input x, outputs y0, y1, ...); the saved MIL program."""
-    from exporters.base import ExportRequest
-    from exporters.coreml_exporter import CoreMLExporter
-    from quantize import coreml_recipes  # noqa: F401  (registers the fp16 step)
-    from runtimes.mil.program import load_mil_program
+    from edgeport.exporters.base import ExportRequest
+    from edgeport.exporters.coreml_exporter import CoreMLExporter
+    from edgeport.quantize import coreml_recipes  # noqa: F401  (registers the fp16 step)
+    from edgeport.runtimes.mil.program import load_mil_program
 
     with torch.no_grad():
         out = module(x)
@@ -135,7 +135,7 @@ def convert(module: nn.Module, x: torch.Tensor, precision: str, work_dir: Path) 
 
 def reference(case: Any, module: nn.Module, x: torch.Tensor, precision: str) -> np.ndarray:
     """PyTorch's output; for a step function at fp16, given the input as the program holds it (DISCRETE)."""
-    from models.corpus.ops import DISCRETE
+    from edgeport.models.corpus.ops import DISCRETE
 
     seen = x.half().float() if precision == "fp16" and case.name in DISCRETE else x
     with torch.no_grad():
@@ -148,8 +148,8 @@ def program_ops(program: Any) -> tuple[str, ...]:
 
 def evaluate(program: Any, x: np.ndarray, references: Sequence[np.ndarray]) -> list[tuple[float, float]]:
     """(PSNR, largest difference) per output, the program run by the MIL evaluator."""
-    from parity_tests.metrics import compare
-    from runtimes.mil.program import MilEvaluator
+    from edgeport.parity_tests.metrics import compare
+    from edgeport.runtimes.mil.program import MilEvaluator
 
     evaluator = MilEvaluator(program)
     got = evaluator.run({"x": x})
@@ -160,9 +160,9 @@ def evaluate(program: Any, x: np.ndarray, references: Sequence[np.ndarray]) -> l
 
 def run_case(case: Any, precision: str, root: Path) -> OpCaseResult:
     """One corpus case converted on its own: its ops, and its parity where the evaluator has them all."""
-    from exporters.base import ExportError
-    from models.corpus.ops import build_case, op_input
-    from runtimes.mil.ops import MIL_OPS, MilEvalError
+    from edgeport.exporters.base import ExportError
+    from edgeport.models.corpus.ops import build_case, op_input
+    from edgeport.runtimes.mil.registry import MIL_OPS, MilEvalError
 
     base = OpCaseResult(case.name, case.group, precision)
     x = op_input()
@@ -188,7 +188,7 @@ def coverage_report(cases: Iterable[Any], precisions: Sequence[str] = PRECISIONS
                     progress: Callable[[str], None] = lambda line: None, root: Path | None = None) -> CoverageReport:
     import coremltools as ct
 
-    from runtimes.mil.ops import MIL_OPS
+    from edgeport.runtimes.mil.registry import MIL_OPS
 
     results = []
     work_root = Path(root or tempfile.gettempdir())
@@ -231,7 +231,7 @@ def coverage_markdown(report: CoverageReport) -> str:
 
 def cases_markdown(report: CoverageReport) -> str:
     """Per case and precision: the worst parity, or why it was not judged."""
-    from parity_tests.metrics import format_db
+    from edgeport.parity_tests.metrics import format_db
 
     rows = ["| case | group | fp32 | fp16 |", "|---|---|---|---|"]
     by_case: dict[str, dict[str, OpCaseResult]] = {}

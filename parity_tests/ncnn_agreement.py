@@ -15,12 +15,12 @@ def ncnn_agreement(spec: Any, size: int) -> list[dict[str, Any]]:
     import numpy as np
     import torch
 
-    from models.ncnn_files import ncnn_pair
-    from models.official import packaged_files
-    from models.source import instantiate, resolve_inputs, source_for
-    from models.spec import is_noise_sample
-    from parity_tests.metrics import compare
-    from runtimes.ncnn_runner import run_ncnn
+    from edgeport.models.ncnn_files import ncnn_pair
+    from edgeport.models.official import packaged_files
+    from edgeport.models.source import instantiate, resolve_inputs, source_for
+    from edgeport.models.spec import is_noise_sample
+    from edgeport.parity_tests.metrics import compare
+    from edgeport.runtimes.ncnn_runner import run_ncnn
 
     found = packaged_files(spec)
     module = instantiate(spec, source_for(spec, {}, found.path, seed=0))

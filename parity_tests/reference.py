@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from models.spec import ModelSpec, ParityInput
-from parity_tests.manifest import Manifest
+from edgeport.models.spec import ModelSpec, ParityInput
+from edgeport.parity_tests.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,9 @@ def rebuild_reference(manifest: Manifest, materialize: bool = True) -> RebuiltRe
     the unpruned architecture on the meta device: its structure, without weights or inputs."""
     import torch
 
-    from models import get_spec
-    from models.source import instantiate
-    from models.team_photos import parity_samples
+    from edgeport.models import get_spec
+    from edgeport.models.source import instantiate
+    from edgeport.models.team_photos import parity_samples
 
     spec = get_spec(manifest.source.model, [c.shape for c in manifest.inputs])
     if not materialize:
@@ -38,8 +38,8 @@ def rebuild_reference(manifest: Manifest, materialize: bool = True) -> RebuiltRe
     module = instantiate(spec, manifest.source, manifest.inputs)
     inputs = tuple(parity_samples(spec, manifest.inputs, manifest.parity.seed, manifest.photos))
     if manifest.recipe.rewrites_module:   # the reference is the rewritten model, rebuilt as the export built it
-        from quantize.recipes import parse_recipe
-        from quantize.variants import module_for_recipe
+        from edgeport.quantize.recipes import parse_recipe
+        from edgeport.quantize.variants import module_for_recipe
 
         example = tuple(torch.from_numpy(inputs[0].arrays[c.name]) for c in manifest.inputs)
         module = module_for_recipe(parse_recipe(manifest.recipe.name), module, example).module

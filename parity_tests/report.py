@@ -1,12 +1,14 @@
 """What a parity run found, as typed results with one reader each; judging is separate from running."""
 from __future__ import annotations
 
+from edgeport.runtimes.json_numbers import db_for_json
+
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from models.spec import ParityGate, is_noise_sample
-from parity_tests.metrics import OutputMetrics, format_db
+from edgeport.models.spec import ParityGate, is_noise_sample
+from edgeport.parity_tests.metrics import OutputMetrics, format_db
 
 SATURATION_WARNING = 0.25
 
@@ -91,11 +93,11 @@ class ParityReport:
         return {
             "status": self.status, "engine": self.engine, "gate": self.gate.to_dict(), "message": self.message,
             "seed": self.seed,
-            "worst_psnr_db": None if worst is None or math.isinf(worst) else round(worst, 3),
+            "worst_psnr_db": db_for_json(worst, 3),
             "worst_bit_exact": self.bit_exact,
             "worst_max_abs": max((s.metrics.max_abs for s in self.samples), default=None),
             "min_cosine": min((s.metrics.cosine for s in self.samples), default=None),
-            "photo_psnr_db": _db_or_none(self.photo_db), "noise_psnr_db": _db_or_none(self.noise_db),
+            "photo_psnr_db": db_for_json(self.photo_db, 3), "noise_psnr_db": db_for_json(self.noise_db, 3),
             "photo_max_8bit_diff": self.photo_max_8bit, "samples": [s.to_dict() for s in self.samples],
             "task": {label: scores for label, scores in self.task}, "task_worst": self.task_worst,
         }
@@ -106,9 +108,6 @@ class ParityReport:
                    tuple(SampleResult.from_dict(s) for s in d.get("samples") or ()), d.get("message", ""),
                    int(d.get("seed", 0)), tuple((d.get("task") or {}).items()))
 
-
-def _db_or_none(value: float | None) -> float | None:
-    return None if value is None or math.isinf(value) else round(value, 3)
 
 
 def gated(samples: Sequence[SampleResult], gate: ParityGate) -> list[SampleResult]:

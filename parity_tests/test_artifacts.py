@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from parity_tests.gate import ReferenceCache, check_artifact
-from parity_tests.manifest import find_manifests
+from edgeport.parity_tests.gate import ReferenceCache, check_artifact
+from edgeport.parity_tests.manifest import find_manifests
 
 
 def pytest_generate_tests(metafunc):

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from models.errors import ModelError
-from models.spec import ModelSpec, ParityInput, Photo, TensorContract, is_noise_sample
+from edgeport.models.errors import ModelError
+from edgeport.models.spec import ModelSpec, ParityInput, Photo, TensorContract, is_noise_sample
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_IMAGES = 64
@@ -58,7 +58,7 @@ def read_photo_dir(folder: Path, limit: int = MAX_IMAGES) -> list[Photo]:
 def calibration_set(spec: ModelSpec, contracts: tuple[TensorContract, ...], folder: Path | None = None,
                     seed: int = 0) -> CalibrationSet:
     """The spec's own input maker builds the inputs (clicks, holes, noise as for parity), from other photos."""
-    from models.samples import bundled_calibration_photos
+    from edgeport.models.samples import bundled_calibration_photos
 
     photos = read_photo_dir(folder) if folder is not None else bundled_calibration_photos()
     inputs = [s for s in spec.make_inputs(contracts, seed + 1000, photos) if not is_noise_sample(s.label)]

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from quantize.steps import declare_step, register_step
+from edgeport.quantize.steps import declare_step, register_step
 
 Calibration = Sequence[Mapping[str, np.ndarray]]
 # Below this many elements a weight stays float: compressing it saves little and costs accuracy
@@ -83,7 +83,7 @@ def sparse(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
 
 def activation_ranges(mlmodel: Any, calibration: Calibration) -> dict[str, dict[str, float]]:
     """min/max of every non-constant value (and input) over the calibration inputs, by MIL variable name."""
-    from runtimes.mil.program import MilEvaluator, load_mil_program
+    from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 
     with tempfile.TemporaryDirectory(prefix="edgeport-calib-") as tmp:
         package = Path(tmp) / "fp32.mlpackage"

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from quantize.steps import register_step
+from edgeport.quantize.steps import register_step
 
 Calibration = Sequence[Mapping[str, np.ndarray]]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from runtimes.base import Tensors, TracedTensor
+from edgeport.runtimes.base import Tensors, TracedTensor
 
 
 def module_path(node: Any) -> str:
@@ -73,7 +73,7 @@ def calibrated_int8(module: Any, example_inputs: tuple, calibration: Sequence[tu
     if not calibration:
         raise ValueError("w8a8 needs calibration inputs")
     graph = torch.export.export(without_dropout(module), example_inputs).module()
-    from models.threads import one_torch_thread
+    from edgeport.models.threads import one_torch_thread
 
     prepared = prepare_pt2e(graph, _keeping(quantizer, keep) if keep else quantizer)
     with torch.no_grad(), one_torch_thread():     # the observed ranges, hence the scales, on any core count
@@ -115,7 +115,7 @@ def qat_int8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], q
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
-    from quantize.recover import distil
+    from edgeport.quantize.recover import distil
 
     if not calibration:
         raise ValueError("w8a8+qat needs calibration inputs")

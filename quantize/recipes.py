@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
-from models.spec import ParityGate
+from edgeport.models.spec import ParityGate
 
 
 class RecipeError(ValueError):
@@ -34,7 +34,7 @@ class Recipe:
     # on the data (calibrated or lossy weights), "all" for conversion fidelity
     gated_samples: str = "all"
     # <precision>+auto: when the artifact misses its gate, keep the fewest layers at higher precision that make
-    # it pass (edgeport/precision_search.py)
+    # it pass (edgeport/export/precision_search.py)
     auto: bool = False
     # prune<N>+recover: the pruned model distilled from the unpruned one before export (quantize/recover.py)
     recover: bool = False

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quantize.prune import MIN_KEEP, ChannelGraph, filter_importance
+from edgeport.quantize.prune import MIN_KEEP, ChannelGraph, filter_importance
 
 SAMPLES_PER_BATCH = 4096      # activation positions drawn per photo (covariances and least squares)
 STEPS_PER_GROUP = 32          # allocation granularity: a group loses at most 1/32 of its channels per step

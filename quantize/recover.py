@@ -8,6 +8,8 @@ result: the export's parity photos are never trained on.
 """
 from __future__ import annotations
 
+from edgeport.runtimes.json_numbers import db_for_json
+
 import copy
 import math
 import time
@@ -43,13 +45,10 @@ class RecoveryResult:
         return {"method": f"distillation from {self.teacher} (MSE on its outputs), Adam with cosine decay, "
                           f"BatchNorm statistics frozen, {views} of the training photos",
                 "steps": self.steps, "seconds": round(self.seconds, 1), "stopped_because": self.stopped_because,
-                "train_photos": self.photos, "train_db_before": _db(self.train_db_before),
-                "train_db_after": _db(self.train_db_after),
-                "history": [[s, _db(d)] for s, d in self.history]}
+                "train_photos": self.photos, "train_db_before": db_for_json(self.train_db_before),
+                "train_db_after": db_for_json(self.train_db_after),
+                "history": [[s, db_for_json(d)] for s, d in self.history]}
 
-
-def _db(value: float) -> float | None:
-    return None if math.isinf(value) or math.isnan(value) else round(value, 2)
 
 
 def _outputs(module: nn.Module, batch: Sequence[torch.Tensor]) -> list[torch.Tensor]:

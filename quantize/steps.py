@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from quantize.recipes import FAMILIES, RECIPES, RecipeError
+from edgeport.quantize.recipes import FAMILIES, RECIPES, RecipeError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from quantize.recipes import Recipe
+from edgeport.quantize.recipes import Recipe
 
 # Same threshold as the Core ML compression (quantize.coreml_recipes): tiny weights stay dense.
 SPARSE_MIN_ELEMENTS = 2048
@@ -49,9 +49,9 @@ def recovered_variant(teacher: nn.Module, example_inputs: Sequence[torch.Tensor]
     squares, then distilled from the unpruned model."""
     import time
 
-    from quantize.prune import prune_channels
-    from quantize.reconstruct import METHOD, activation_keep, refit_convs
-    from quantize.recover import distil
+    from edgeport.quantize.prune import prune_channels
+    from edgeport.quantize.reconstruct import METHOD, activation_keep, refit_convs
+    from edgeport.quantize.recover import distil
 
     started = time.perf_counter()
     result = prune_channels(teacher, example_inputs, macs_percent, activation_keep(training), METHOD)
@@ -66,7 +66,7 @@ def recovered_variant(teacher: nn.Module, example_inputs: Sequence[torch.Tensor]
 
 def module_for_recipe(recipe: Recipe, module: nn.Module, example_inputs: Sequence[torch.Tensor]) -> ModuleVariant:
     if recipe.prune_percent:
-        from quantize.prune import prune_channels
+        from edgeport.quantize.prune import prune_channels
 
         result = prune_channels(module, example_inputs, recipe.prune_percent)
         return ModuleVariant(result.module, result.to_dict(), result.shortfall)

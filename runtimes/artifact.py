@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from runtimes.pixels import PixelEncoding
+from edgeport.runtimes.pixels import PixelEncoding
 
 
 def sha256_file(path: Path) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Protocol
 
 import numpy as np
 
-from runtimes.artifact import TensorBinding
+from edgeport.runtimes.artifact import TensorBinding
 
 PARITY_THREADS = 2
 

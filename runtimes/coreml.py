@@ -9,8 +9,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord
-from runtimes.base import (PARITY_THREADS, RuntimeUnavailable, Tensors, TracedTensor, artifact_feed, captured_output,
+from edgeport.runtimes.artifact import ArtifactRecord
+from edgeport.runtimes.base import (PARITY_THREADS, RuntimeUnavailable, Tensors, TracedTensor, artifact_feed, captured_output,
                            from_artifact_layout)
 
 
@@ -57,8 +57,8 @@ def _image_levels(image: object) -> np.ndarray:
 
 class MilProgramRunner:
     def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
-        from runtimes.mil.ops import MilEvalError
-        from runtimes.mil.program import MilEvaluator, load_mil_program
+        from edgeport.runtimes.mil.registry import MilEvalError
+        from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 
         ct = import_coremltools()
         try:
@@ -92,7 +92,7 @@ def coreml_tensors(record: ArtifactRecord, artifact_dir: Path, inputs: Mapping[s
     """Every value the program computes; an int8 activation is shown as the value its consumer reads (after
     the quantize/dequantize round trip), under the float tensor's name. Names drop the `_cast_fp16` suffix
     of fp16 programs, so they match the fp32 program's and the names coremltools' op selectors see."""
-    from runtimes.mil.program import MilEvaluator, load_mil_program
+    from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 
     evaluator = MilEvaluator(load_mil_program(artifact_dir / record.main_file))
     env = evaluator.trace(artifact_feed(record.inputs, inputs, np.float32))

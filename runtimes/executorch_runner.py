@@ -9,8 +9,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord
-from runtimes.base import PARITY_THREADS, RuntimeUnavailable, artifact_feed, captured_output, from_artifact_layout
+from edgeport.runtimes.artifact import ArtifactRecord
+from edgeport.runtimes.base import PARITY_THREADS, RuntimeUnavailable, artifact_feed, captured_output, from_artifact_layout
 
 
 def _set_threads(threads: int) -> int:

@@ -8,8 +8,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord
-from runtimes.base import PARITY_THREADS, Tensors, TracedTensor, artifact_feed, captured_output, from_artifact_layout
+from edgeport.runtimes.artifact import ArtifactRecord
+from edgeport.runtimes.base import PARITY_THREADS, Tensors, TracedTensor, artifact_feed, captured_output, from_artifact_layout
+from edgeport.runtimes.xnnpack_delegation import Delegation, delegation_of
 
 
 def open_interpreter(path: Path, threads: int = PARITY_THREADS, delegate: bool = True,
@@ -26,14 +27,17 @@ def open_interpreter(path: Path, threads: int = PARITY_THREADS, delegate: bool =
     return interp
 
 
+def xnnpack_delegation(path: Path, threads: int = 2) -> Delegation:
+    """How XNNPACK partitions the file: what the interpreter's execution plan shows after delegation."""
+    return delegation_of(open_interpreter(path, threads))
+
+
 def litert_version() -> str:
     return metadata.version("ai-edge-litert")
 
 
 class LiteRTRunner:
     def __init__(self, record: ArtifactRecord, artifact_dir: Path, threads: int = PARITY_THREADS) -> None:
-        from runtimes.xnnpack_delegation import delegation_of
-
         self.interp = open_interpreter(artifact_dir / record.main_file, threads)
         self.partitions = delegation_of(self.interp).partitions
         delegate = f"XNNPACK, {self.partitions} partition{'s' if self.partitions > 1 else ''}" if self.partitions \

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import RuntimeUnavailable
+from edgeport.runtimes.base import RuntimeUnavailable
 
 
 def ncnn_version() -> str:

@@ -7,8 +7,8 @@ from typing import Mapping
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord
-from runtimes.base import PARITY_THREADS, Tensors, TracedTensor, artifact_feed, from_artifact_layout
+from edgeport.runtimes.artifact import ArtifactRecord
+from edgeport.runtimes.base import PARITY_THREADS, Tensors, TracedTensor, artifact_feed, from_artifact_layout
 
 
 def _options(threads: int, optimize: bool = True):

@@ -62,12 +62,6 @@ def undelegated_ops(ops: list[dict[str, Any]], model_outputs: set[int]) -> Count
     return Counter(originals[i]["op_name"] for i in outside)
 
 
-def xnnpack_delegation(path: Path, threads: int = 2) -> Delegation:
-    from runtimes.litert import open_interpreter
-
-    return delegation_of(open_interpreter(path, threads))
-
-
 def delegation_of(interp: Any) -> Delegation:
     """For an interpreter that has applied its delegates (allocate_tensors done)."""
     ops = interp._get_ops_details()

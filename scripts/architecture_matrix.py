@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts.export_process import run_export  # noqa: E402
+from export_process import run_export  # noqa: E402  (this folder: the script's own)
 
 CORPUS_FILE = "models/corpus/architectures.py"
 FORMATS = ("onnx", "tflite", "coreml", "executorch")
@@ -71,8 +70,8 @@ def markdown(rows: list[dict[str, Any]], formats: list[str], recipes: list[str])
 
 
 def main() -> int:
-    from edgeport.atomic import write_text
-    from models.corpus.architectures import ARCHITECTURES
+    from edgeport.runtimes.atomic import write_text
+    from edgeport.models.corpus.architectures import ARCHITECTURES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)

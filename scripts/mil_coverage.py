@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     args = parser.parse_args(argv)
 
-    from edgeport.atomic import write_text
-    from models.corpus.ops import CONVERTER_REFUSES, OP_CASES
-    from parity_tests.mil_coverage import (cases_markdown, coverage_markdown, coverage_report, judge_case,
+    from edgeport.runtimes.atomic import write_text
+    from edgeport.models.corpus.ops import CONVERTER_REFUSES, OP_CASES
+    from edgeport.parity_tests.mil_coverage import (cases_markdown, coverage_markdown, coverage_report, judge_case,
                                            refusal_drift)
 
     wanted = set(args.only.split(",")) if args.only else None

@@ -26,15 +26,14 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from edgeport.atomic import write_json, write_text  # noqa: E402
+from edgeport.runtimes.atomic import write_json, write_text  # noqa: E402
 
 TARGET, ENOUGH = 50.0, 40.0
 
 
 def zoo_cases() -> dict[str, Callable[[], tuple[nn.Module, tuple]]]:
-    from models import all_specs
-    from models.source import instantiate, resolve_inputs, source_for
+    from edgeport.models import all_specs
+    from edgeport.models.source import instantiate, resolve_inputs, source_for
 
     def build(name: str) -> Callable[[], tuple[nn.Module, tuple]]:
         def make() -> tuple[nn.Module, tuple]:
@@ -48,14 +47,14 @@ def zoo_cases() -> dict[str, Callable[[], tuple[nn.Module, tuple]]]:
 
 
 def corpus_cases() -> dict[str, Callable[[], tuple[nn.Module, tuple]]]:
-    from models.corpus.architectures import ARCHITECTURES, INPUT_SIZE
+    from edgeport.models.corpus.architectures import ARCHITECTURES, INPUT_SIZE
 
     return {f"corpus/{n}": (lambda f=f: (f().eval(), (torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE),)))
             for n, f in ARCHITECTURES.items()}
 
 
 def _macs(module: nn.Module, example: tuple) -> int:
-    from models.profile import profile_model
+    from edgeport.models.profile import profile_model
 
     return profile_model(lambda: copy.deepcopy(module).to("meta"), [tuple(t.shape) for t in example]).macs
 
@@ -92,7 +91,7 @@ def _output_layers(module: nn.Module, example: tuple) -> list[nn.Module]:
 
 
 def edgeport_pruner(module: nn.Module, example: tuple) -> nn.Module:
-    from quantize.prune import prune_channels
+    from edgeport.quantize.prune import prune_channels
 
     return prune_channels(module, example, TARGET).module
 

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts.export_process import run_export  # noqa: E402
+from export_process import run_export  # noqa: E402  (this folder: the script's own)
 
 FORMATS = ("onnx", "tflite", "coreml", "executorch")
 # (module under spandrel.architectures, class name, kwargs): small configs so every row runs in minutes
@@ -82,7 +81,7 @@ NOT_RUN = {
 def build_checkpoint(arch: str, folder: Path) -> tuple[Path | None, str]:
     import torch
 
-    from models.spandrel_models import detect, import_spandrel
+    from edgeport.models.spandrel_models import detect, import_spandrel
 
     import_spandrel()
     module_name, cls_name, kwargs = BUILDS[arch]

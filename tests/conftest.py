@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 # tests lift this for a server they start on 127.0.0.1.
 os.environ["EDGEPORT_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 TINY_X4PLUS = {"num_block": 1, "num_feat": 16, "num_grow_ch": 8}
 
@@ -53,7 +51,7 @@ def tiny_export(tmp_path_factory, worker_id):
 
     from filelock import FileLock
 
-    from edgeport.pipeline import ExportPlan, run_export
+    from edgeport.export.pipeline import ExportPlan, run_export
 
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
     out, saved = shared / "tiny-export", shared / "tiny-export.pickle"

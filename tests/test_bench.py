@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from benchmarks.latency import BENCH_SCHEMA, BenchPlan, BenchRow, BenchRun, Stats, compare, run_bench, run_worker
-from benchmarks.machine import LoadCheck, check_load, cpu_flags, simd_features
-from benchmarks.peaks import KernelPeak
+from edgeport.benchmarks.latency import BENCH_SCHEMA, BenchPlan, BenchRow, BenchRun, Stats, compare, run_bench, run_worker
+from edgeport.benchmarks.machine import LoadCheck, check_load, cpu_flags, simd_features
+from edgeport.benchmarks.peaks import KernelPeak
 from edgeport.cli import main
 
 
@@ -77,7 +77,7 @@ def test_simd_features_are_read_from_cpu_flags():
 
 
 def test_an_efficiency_above_the_peak_is_never_printed():
-    from benchmarks.latency import derive
+    from edgeport.benchmarks.latency import derive
 
     row = BenchRow("m", "onnx", "fp32", 1, "ok", macs=10 ** 9, stats=Stats.of([1.0, 1.0]))   # 2000 GOP/s
     (slow_peak,) = derive([row], [KernelPeak("onnx", "fp32", 1, 100.0, "ort", "probe")])
@@ -88,7 +88,7 @@ def test_an_efficiency_above_the_peak_is_never_printed():
 
 @pytest.mark.e2e
 def test_runtime_workers_do_not_load_torch(tiny_export):
-    from parity_tests.manifest import read_manifest
+    from edgeport.parity_tests.manifest import read_manifest
 
     out, _ = tiny_export
     folder = out / "realesrgan-x4plus" / "onnx-fp32"
@@ -123,8 +123,8 @@ def _fake_run(ratio: float) -> BenchRun:
 
 @pytest.mark.parametrize("ratio,limit,code", [(0.50, "10%", 0), (0.60, "10%", 1), (0.60, "25%", 0)])
 def test_compare_exit_codes(tmp_path, monkeypatch, ratio, limit, code):
-    import benchmarks.latency as latency
-    import benchmarks.machine as machine
+    import edgeport.benchmarks.latency as latency
+    import edgeport.benchmarks.machine as machine
 
     (tmp_path / "art").mkdir()
     baseline = tmp_path / "baseline.json"
@@ -150,7 +150,7 @@ def test_busy_machine_is_detected_and_strict_refuses(tmp_path, monkeypatch, caps
     finally:
         os.kill(pid, signal.SIGKILL)
 
-    import benchmarks.machine as machine
+    import edgeport.benchmarks.machine as machine
 
     busy = LoadCheck(2, (1.5, 1.0, 0.5), [(4242, "make", 97.0)])
     monkeypatch.setattr(machine, "check_load", lambda: busy)

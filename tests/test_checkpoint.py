@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models import CheckpointError, get_spec
-from models.source import instantiate, source_for
+from edgeport.models import CheckpointError, get_spec
+from edgeport.models.source import instantiate, source_for
 
 SMALL = {"num_block": 1, "num_feat": 8, "num_grow_ch": 4}
 

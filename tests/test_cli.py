@@ -92,7 +92,7 @@ def test_unwritable_output_folder(tmp_path, capsys):
 @pytest.mark.e2e
 def test_export_json_with_real_weights(tmp_path):
     torch.manual_seed(3)
-    from models import get_spec
+    from edgeport.models import get_spec
 
     state = get_spec("realesrgan-x4plus").build(num_block=1, num_feat=16, num_grow_ch=8).state_dict()
     torch.save({"params_ema": state}, tmp_path / "w.pth")

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.corpus.architectures import ARCHITECTURES, INPUT_SIZE, _example_batch
-from models.corpus.ops import CONVERTER_REFUSES, OP_CASES, build_case, op_input
+from edgeport.models.corpus.architectures import ARCHITECTURES, INPUT_SIZE, _example_batch
+from edgeport.models.corpus.ops import CONVERTER_REFUSES, OP_CASES, build_case, op_input
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def test_core_ml_dynamic_size_takes_a_unet_that_needs_multiples_of_four(tmp_path
     import numpy as np
 
     import edgeport.api as api
-    from runtimes.mil.program import MilEvaluator, load_mil_program
+    from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 
     summary = api.export(f"{ROOT / 'models/corpus/architectures.py'}:unet", inputs=[(1, 3, 64, 64)], to=["coreml"],
                          recipes=["fp32"], out=tmp_path, dynamic_hw=True)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import edgeport.api as api
-from models import ModelError, get_spec
+from edgeport.models import ModelError, get_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,8 @@
 import numpy as np
 from PIL import Image
 
-from models.spec import TensorContract
-from parity_tests.figures import PANEL, parity_grid
+from edgeport.models.spec import TensorContract
+from edgeport.parity_tests.figures import PANEL, parity_grid
 
 
 def test_parity_grid_draws_logits_tokens_and_maps_and_keeps_strips_readable(tmp_path):

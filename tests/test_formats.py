@@ -10,16 +10,16 @@ import textwrap
 
 import pytest
 
-from edgeport.pipeline import ExportPlan, run_export
-from tests.conftest import ALL_FORMATS, ROOT, TINY_X4PLUS
+from edgeport.export.pipeline import ExportPlan, run_export
+from conftest import ALL_FORMATS, ROOT, TINY_X4PLUS
 
 THROWAWAY = textwrap.dedent('''
     """A throwaway format: the model as an ONNX file under another name, run by onnxruntime."""
-    from exporters.base import Exporter, nchw_bindings
-    from exporters.formats import Format
-    from exporters.onnx_exporter import write_onnx
-    from runtimes.artifact import ArtifactRecord, file_records
-    from runtimes.onnxruntime_runner import OnnxRuntimeRunner
+    from edgeport.exporters.base import Exporter, nchw_bindings
+    from edgeport.exporters.formats import Format
+    from edgeport.exporters.onnx_exporter import write_onnx
+    from edgeport.runtimes.artifact import ArtifactRecord, file_records
+    from edgeport.runtimes.onnxruntime_runner import OnnxRuntimeRunner
 
 
     class ThrowawayExporter(Exporter):
@@ -39,22 +39,22 @@ THROWAWAY = textwrap.dedent('''
 
 
 def test_every_builtin_format_is_one_registry_entry_with_its_recipes():
-    from exporters.formats import all_formats, get_format
+    from edgeport.exporters.formats import all_formats, get_format
 
     formats = all_formats()
     assert tuple(formats) == ALL_FORMATS
     assert get_format("executorch").recipes == ("fp32", "w8a8", "w8a8-qat")
     assert "palettize4" in get_format("coreml").recipes and "palettize4" not in get_format("onnx").recipes
-    from exporters.base import ExportError
+    from edgeport.exporters.base import ExportError
 
     with pytest.raises(ExportError, match="unknown format 'pdf'; formats: onnx, tflite, coreml, executorch"):
         get_format("pdf")
 
 
 def test_recipe_and_step_registries_refuse_duplicates():
-    import quantize.onnx_recipes  # noqa: F401  (registers ONNX's steps)
-    from quantize.recipes import RECIPES, Recipe, register_recipe
-    from quantize.steps import register_step
+    import edgeport.quantize.onnx_recipes  # noqa: F401  (registers ONNX's steps)
+    from edgeport.quantize.recipes import RECIPES, Recipe, register_recipe
+    from edgeport.quantize.steps import register_step
 
     with pytest.raises(RuntimeError, match="registered twice"):
         register_recipe(Recipe("fp16", "precision", "again", 40.0, "fp16"))
@@ -68,8 +68,8 @@ def test_recipe_and_step_registries_refuse_duplicates():
 @pytest.mark.e2e
 def test_a_throwaway_format_from_one_module_flows_through_export_check_size_and_bench(tmp_path, monkeypatch,
                                                                                      capsys):
-    from benchmarks.latency import BenchPlan, run_bench
-    from benchmarks.machine import LoadCheck
+    from edgeport.benchmarks.latency import BenchPlan, run_bench
+    from edgeport.benchmarks.machine import LoadCheck
     from edgeport.cli import main
 
     (tmp_path / "throwaway_format.py").write_text(THROWAWAY)

@@ -3,10 +3,10 @@ import math
 
 import pytest
 
-from models.spec import ParityGate
-from parity_tests.metrics import OutputMetrics
-from parity_tests.report import ParityReport, SampleResult, judge
-from quantize.recipes import parse_recipe
+from edgeport.models.spec import ParityGate
+from edgeport.parity_tests.metrics import OutputMetrics
+from edgeport.parity_tests.report import ParityReport, SampleResult, judge
+from edgeport.quantize.recipes import parse_recipe
 
 
 def _sample(label, db, finite=True):

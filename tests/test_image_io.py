@@ -20,8 +20,8 @@ def _manifest(folder):
 def test_each_format_file_declares_its_image_io(tiny_export):
     import onnx
 
-    from exporters.tflite_metadata import read_tflite_metadata
-    from runtimes.coreml import import_coremltools
+    from edgeport.exporters.tflite_metadata import read_tflite_metadata
+    from edgeport.runtimes.coreml import import_coremltools
 
     root = tiny_export[0] / "realesrgan-x4plus"
     proto = onnx.load(str(root / "onnx-fp32" / "realesrgan-x4plus.onnx"))
@@ -82,7 +82,7 @@ def test_run_upscales_a_photo_in_every_runtime_and_checks_its_seams(tiny_export,
 
 def test_tensor_io_and_team_photos(tmp_path, capsys):
     from edgeport.cli import main
-    from edgeport.pipeline import ExportPlan, run_export
+    from edgeport.export.pipeline import ExportPlan, run_export
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -107,7 +107,7 @@ def test_tensor_io_and_team_photos(tmp_path, capsys):
 
 def test_run_fills_a_hole_and_keeps_every_pixel_outside_it(tmp_path, capsys):
     from edgeport.cli import main
-    from edgeport.pipeline import ExportPlan, run_export
+    from edgeport.export.pipeline import ExportPlan, run_export
 
     config, hw = SMALL["inpaint-pconv"]
     (row,) = run_export(ExportPlan(model="inpaint-pconv", formats=("onnx",), out_root=tmp_path, config=config,

@@ -4,17 +4,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.corpus.ops import CONVERTER_REFUSES, OP_CASES, build_case, op_input
-from parity_tests.metrics import compare
-from parity_tests.mil_coverage import (PRECISIONS, CaseBundle, CoverageReport, OpCaseResult, convert, coverage_markdown,
+from edgeport.models.corpus.ops import CONVERTER_REFUSES, OP_CASES, build_case, op_input
+from edgeport.parity_tests.metrics import compare
+from edgeport.parity_tests.mil_coverage import (PRECISIONS, CaseBundle, CoverageReport, OpCaseResult, convert, coverage_markdown,
                                        evaluate, judge_case, program_ops, reference, run_case)
-from runtimes.mil.ops import MIL_OPS, MilEvalError
-from runtimes.mil.resize import bilinear_grid
+from edgeport.runtimes.mil.registry import MIL_OPS, MilEvalError
+from edgeport.runtimes.mil.resize import bilinear_grid
 
 
 def _convert(module, x, precision, tmp_path):
     """Through edgeport's Core ML exporter, as every artifact is converted (input x, output y0)."""
-    from runtimes.mil.program import MilEvaluator
+    from edgeport.runtimes.mil.program import MilEvaluator
 
     return MilEvaluator(convert(module.eval(), x, precision, tmp_path))
 
@@ -100,7 +100,7 @@ def test_unknown_op_is_named_with_the_file_it_belongs_in_not_skipped(tmp_path):
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
 
-    from runtimes.mil.program import MilEvaluator, load_mil_program
+    from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 4, 4))], opset_version=ct.target.iOS16)
     def program(x):
@@ -179,7 +179,7 @@ def _builder_program(tmp_path, name, shape, body):
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
 
-    from runtimes.mil.program import MilEvaluator, load_mil_program
+    from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 
     @mb.program(input_specs=[mb.TensorSpec(shape=shape)], opset_version=ct.target.iOS16)
     def program(x):

@@ -2,10 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import ModelError, all_specs, get_spec
-from models.profile import profile_model
-from models.realesrgan.rrdbnet import RRDBNet, basicsr_pixel_unshuffle
-from models.realesrgan.srvgg import SRVGGNetCompact
+from edgeport.models import ModelError, all_specs, get_spec
+from edgeport.models.profile import profile_model
+from edgeport.models.realesrgan.rrdbnet import RRDBNet, basicsr_pixel_unshuffle
+from edgeport.models.realesrgan.srvgg import SRVGGNetCompact
 
 
 def _meta_state(factory, **kw):
@@ -94,8 +94,8 @@ def test_random_init_references_vary_with_the_input_and_are_not_clamped(name):
     """Parity on a saturated or input-independent output compares constants: every zoo model's random-init
     output must vary over the image, differ between photos, and stay off its clamp."""
     from conftest import SMALL
-    from models.source import instantiate, resolve_inputs, source_for
-    from parity_tests.metrics import compare
+    from edgeport.models.source import instantiate, resolve_inputs, source_for
+    from edgeport.parity_tests.metrics import compare
 
     spec = get_spec(name)
     small, hw = SMALL[name]

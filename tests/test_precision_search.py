@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from edgeport.precision_search import kept_units, smallest_passing_prefix
-from parity_tests.localize import blame_units, by_blame, concentrated
-from quantize.recipes import RecipeError, parse_recipe
-from runtimes.base import TracedTensor
-from tests.fragile_nets import OffsetNet, OutlierNet
+from edgeport.export.precision_search import kept_units, smallest_passing_prefix
+from edgeport.parity_tests.localize import blame_units, by_blame, concentrated
+from edgeport.quantize.recipes import RecipeError, parse_recipe
+from edgeport.runtimes.base import TracedTensor
+from fragile_nets import OffsetNet, OutlierNet
 
 
 @pytest.mark.parametrize("threshold", [1, 2, 3, 5, 8, 13, 40])
@@ -79,7 +79,7 @@ def test_error_that_grows_along_a_chain_is_not_concentrated():
 
 def test_a_reference_tensor_that_is_not_a_number_is_left_out_of_the_localisation():
     """LiteRT's fp32 file can hand back a NaN intermediate; the manifest must still be written (strict JSON)."""
-    from parity_tests.localize import Localization, tensor_errors
+    from edgeport.parity_tests.localize import Localization, tensor_errors
 
     reference, compressed = _traced([("t1", "Conv", "conv1", ("x",), 0), ("t2", "Conv", "conv2", ("t1",), 0)]), \
         _traced([("t1", "Conv", "conv1", ("x",), 1e-3), ("t2", "Conv", "conv2", ("t1",), 1e-3)])
@@ -116,7 +116,7 @@ def test_the_search_brings_fp16_over_its_gate_in_core_ml_and_w8a8_in_onnx(tmp_pa
 def test_an_artifact_that_passes_needs_no_search():
     from types import SimpleNamespace
 
-    from edgeport.precision_search import Attempt, search_precision
+    from edgeport.export.precision_search import Attempt, search_precision
 
     report = SimpleNamespace(passed=True, gated_db=52.0, status="pass")
     base = Attempt("work", SimpleNamespace(total_bytes=10), SimpleNamespace(report=report))
@@ -148,8 +148,8 @@ def test_w8a8_auto_keeps_torch_modules_float_on_the_pt2e_routes(tmp_path):
 def test_kept_modules_stay_float_in_the_pt2e_program_of_both_routes():
     """ExecuTorch's XNNPACKQuantizer and TFLite's composition of it with litert-torch's take the same
     pre-annotation (TFLite runs end to end above; here the program itself, without lowering)."""
-    from quantize.pt2e import calibrated_int8, module_path, xnnpack_quantizer
-    from quantize.tflite_recipes import w8a8_quantizer
+    from edgeport.quantize.pt2e import calibrated_int8, module_path, xnnpack_quantizer
+    from edgeport.quantize.tflite_recipes import w8a8_quantizer
 
     torch.manual_seed(0)
     net, x = OutlierNet().eval(), (torch.rand(1, 3, 16, 16),)

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quantize.prune import PruneError, prune_channels
-from quantize.recipes import RecipeError, parse_recipe, parse_recipes
-from quantize.variants import zero_smallest_weights
+from edgeport.quantize.prune import PruneError, prune_channels
+from edgeport.quantize.recipes import RecipeError, parse_recipe, parse_recipes
+from edgeport.quantize.variants import zero_smallest_weights
 
 
 def test_recipe_names_parse_and_bad_ones_list_the_valid_ones():
@@ -105,8 +105,8 @@ def test_pruning_refuses_a_model_whose_every_width_is_fixed():
 
 
 def test_zoo_models_prune_to_about_half_the_macs():
-    from models import get_spec
-    from models.source import instantiate, resolve_inputs, source_for
+    from edgeport.models import get_spec
+    from edgeport.models.source import instantiate, resolve_inputs, source_for
     from tests.conftest import SMALL
 
     for name in ("realesr-general-x4v3", "interactive-segmenter"):
@@ -146,7 +146,7 @@ def test_palette_sparse_and_affine_weights_decompress_as_coremltools_does():
     from coremltools.converters.mil.mil.ops.defs.iOS16 import constexpr_ops as defs
     from coremltools.optimize import _utils as opt_utils
 
-    from runtimes.mil.ops import MIL_OPS, OpArgs
+    from edgeport.runtimes.mil.registry import MIL_OPS, OpArgs
 
     rng = np.random.default_rng(0)
     shape = np.array([6, 5, 3, 3], dtype=np.uint32)

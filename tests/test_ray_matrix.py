@@ -13,9 +13,9 @@ import pytest
 import ray
 
 from edgeport.cli import main
-from edgeport.matrix import TASK_PID_DIR
-from edgeport.ray_executor import BENCH_SLOT, start_ray
-from edgeport.pipeline import ExportPlan, run_export
+from edgeport.cluster.matrix import TASK_PID_DIR
+from edgeport.cluster.ray_executor import BENCH_SLOT, start_ray
+from edgeport.export.pipeline import ExportPlan, run_export
 
 pytestmark = pytest.mark.e2e
 

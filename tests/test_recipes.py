@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgeport.pipeline import ExportPlan, run_export
-from tests.conftest import ALL_FORMATS, ROOT
-from tests.fragile_nets import OutlierNet
+from edgeport.export.pipeline import ExportPlan, run_export
+from conftest import ALL_FORMATS, ROOT
+from fragile_nets import OutlierNet
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +83,7 @@ def _manifests_record_recipe_tooling_calibration_and_pruning(recipe_export):
 
 
 def _check_rebuilds_pruned_references_and_passes(recipe_export):
-    from parity_tests.gate import ReferenceCache, check_artifact
+    from edgeport.parity_tests.gate import ReferenceCache, check_artifact
 
     out, _ = recipe_export
     cache = ReferenceCache()
@@ -139,7 +139,7 @@ def _cli(*args):
 def test_calib_folder_is_used_and_counted_and_bad_ones_fail_cleanly(tmp_path):
     from PIL import Image
 
-    from models.samples import sample_photo
+    from edgeport.models.samples import sample_photo
 
     photos = tmp_path / "photos"
     photos.mkdir()

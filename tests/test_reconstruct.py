@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from quantize.prune import prune_channels
-from quantize.reconstruct import activation_keep, pivoted_order, refit_convs
+from edgeport.quantize.prune import prune_channels
+from edgeport.quantize.reconstruct import activation_keep, pivoted_order, refit_convs
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from edgeport.tune_command import TuneRow, int8_verdicts, pareto, timing_spread, tune_table
-from quantize.prune import prune_channels
-from quantize.recipes import parse_recipe
-from quantize.recover import distil
+from edgeport.tune.ladder import TuneRow, int8_verdicts, pareto, timing_spread, tune_table
+from edgeport.quantize.prune import prune_channels
+from edgeport.quantize.recipes import parse_recipe
+from edgeport.quantize.recover import distil
 
 
 def _net() -> nn.Module:
@@ -81,7 +81,7 @@ def test_identical_files_timed_apart_show_the_timing_noise():
 
 @pytest.mark.e2e
 def test_prune_recover_export_beats_plain_pruning_against_the_original_and_says_how(tmp_path):
-    from edgeport.pipeline import ExportPlan, run_export
+    from edgeport.export.pipeline import ExportPlan, run_export
 
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path,
                       recipes=("prune50", "prune50+recover"), input_hw=(32, 32),

@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image
 
 from edgeport.cli import main
-from edgeport.task_outputs import resized_run
-from models.spec import PhotoPolicy, TensorContract
-from runtimes.pixels import PixelEncoding
+from edgeport.photo.task_outputs import resized_run
+from edgeport.models.spec import PhotoPolicy, TensorContract
+from edgeport.runtimes.pixels import PixelEncoding
 
 
 def test_run_refuses_what_it_cannot_run_with_one_line(tmp_path, capsys):
@@ -29,7 +29,7 @@ def test_a_file_that_is_not_an_image_is_named(tmp_path):
     import pytest
 
     from edgeport.errors import UsageError
-    from edgeport.photo_run import read_photo
+    from edgeport.photo.run import read_photo
 
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a picture")
@@ -89,7 +89,7 @@ def test_global_tasks_see_the_resized_photo_and_write_a_heatmap_with_crops_and_a
 
 
 def test_model_feeds_build_every_input_from_a_photo_its_mask_and_clicks():
-    from models import get_spec
+    from edgeport.models import get_spec
 
     pixels = np.random.default_rng(1).integers(0, 256, (1, 4, 32, 32), dtype=np.uint8)
     pixels[:, 3] = 0

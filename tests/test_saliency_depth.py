@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from models import get_spec
-from models.backbones.mobilenet_v1 import MobileNetV1
-from models.backbones.resnet import ResNet50Trunk
-from models.depth.fcrn import FastUpConv, unpool_conv5x5_reference
-from models.profile import profile_model
-from models.saliency import saliency_agreement, smart_crop
-from models.source import instantiate, source_for
+from edgeport.models import get_spec
+from edgeport.models.backbones.mobilenet_v1 import MobileNetV1
+from edgeport.models.backbones.resnet import ResNet50Trunk
+from edgeport.models.depth.fcrn import FastUpConv, unpool_conv5x5_reference
+from edgeport.models.profile import profile_model
+from edgeport.models.saliency import saliency_agreement, smart_crop
+from edgeport.models.source import instantiate, source_for
 
 
 def _brute_force_crop(sal, aspect):

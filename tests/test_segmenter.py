@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from models import get_spec
-from models.segmenter import click_maps, mask_iou
-from models.segmenter.squeezenet import squeezenet1_1_features
-from models.source import instantiate, source_for
+from edgeport.models import get_spec
+from edgeport.models.segmenter import click_maps, mask_iou
+from edgeport.models.segmenter.squeezenet import squeezenet1_1_features
+from edgeport.models.source import instantiate, source_for
 
 
 def test_click_maps_follow_xu_et_al_convention():

@@ -5,8 +5,8 @@ import sys
 import pytest
 import torch
 
-from models import CheckpointError, get_spec
-from models.spandrel_models import detect, import_spandrel, reference_for
+from edgeport.models import CheckpointError, get_spec
+from edgeport.models.spandrel_models import detect, import_spandrel, reference_for
 
 
 def _esrgan_checkpoint(path, **kwargs):
@@ -45,7 +45,7 @@ def test_unknown_state_dict_and_torchvision_architectures_are_refused(tmp_path, 
     torch.save({"some.weight": torch.zeros(3, 3)}, tmp_path / "odd.pth")
     with pytest.raises(CheckpointError, match="does not recognise the architecture"):
         detect(tmp_path / "odd.pth")
-    import models.spandrel_models as sm
+    import edgeport.models.spandrel_models as sm
 
     monkeypatch.setattr(sm, "NEEDS_TORCHVISION", ("ESRGAN",))
     with pytest.raises(CheckpointError, match="ESRGAN model: spandrel runs it through torchvision"):

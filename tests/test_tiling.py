@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgeport.png_stream import PngStream, write_png
-from edgeport.tiling import TilePlan, tiled_rows
-from runtimes.pixels import PixelEncoding, imagenet
+from edgeport.photo.png_stream import PngStream, write_png
+from edgeport.photo.tiling import TilePlan, tiled_rows
+from edgeport.runtimes.pixels import PixelEncoding, imagenet
 
 
 def _local_x2(pixels: np.ndarray, radius: int = 2) -> np.ndarray:

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-import models.dncnn as dncnn
+import edgeport.models.dncnn as dncnn
 from edgeport.cli import main
-from models.download import DownloadError, NoNetwork, fetch_verified
+from edgeport.models.download import DownloadError, NoNetwork, fetch_verified
 
 BODY = bytes(range(256)) * 4096          # 1 MiB
 BODY_SHA = hashlib.sha256(BODY).hexdigest()

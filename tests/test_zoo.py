@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import ALL_FORMATS, SMALL
-from edgeport.pipeline import ExportPlan, run_export
-from models import CheckpointError, ModelError, get_spec
-from models.profile import profile_model
-from models.source import instantiate, resolve_inputs, source_for
+from edgeport.export.pipeline import ExportPlan, run_export
+from edgeport.models import CheckpointError, ModelError, get_spec
+from edgeport.models.profile import profile_model
+from edgeport.models.source import instantiate, resolve_inputs, source_for
 
 NEW_MODELS = ["denoise-dncnn-gray", "denoise-dncnn-color", "inpaint-gmcnn", "inpaint-pconv", "deblur-r2attunet",
               "interactive-segmenter", "saliency-mobilenet", "depth-fcrn-mobilenet", "depth-fcrn"]
@@ -75,7 +75,7 @@ def test_loader_reads_upstream_layout_checkpoint(name, wrap, tmp_path):
 
 
 def test_partial_conv_rewrite_is_identical_to_nvidia_formulation():
-    from models.inpaint.pconv import PartialConv2d, reference_partial_conv
+    from edgeport.models.inpaint.pconv import PartialConv2d, reference_partial_conv
 
     torch.manual_seed(0)
     x = torch.randn(1, 6, 20, 20)
@@ -92,7 +92,7 @@ def test_partial_conv_rewrite_is_identical_to_nvidia_formulation():
 
 
 def test_partial_conv_reference_epsilon_gives_nan_in_fp16_ours_does_not():
-    from models.inpaint.pconv import PartialConv2d
+    from edgeport.models.inpaint.pconv import PartialConv2d
 
     coverage = torch.tensor([0.0, 1.0, 9.0], dtype=torch.float16)
     update = coverage.clamp(0, 1)
@@ -108,7 +108,7 @@ def test_partial_conv_reference_epsilon_gives_nan_in_fp16_ours_does_not():
 
 
 def test_recurrent_block_applies_its_one_conv_t_plus_one_times():
-    from models.deblur import Recurrent_block
+    from edgeport.models.deblur import Recurrent_block
 
     block = Recurrent_block(4, t=2).eval()
     calls = []

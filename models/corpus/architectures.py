@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.corpus.blocks import (BasicBlock, ConvNeXtBlock, InvertedResidual, LayerNorm2d, ShiftedWindowBlock,
+from edgeport.models.corpus.blocks import (BasicBlock, ConvNeXtBlock, InvertedResidual, LayerNorm2d, ShiftedWindowBlock,
                                   SqueezeExcite, TransformerBlock, conv_bn)
 
 INPUT_SIZE = 64   # every factory's example input: 1x3x64x64
@@ -168,8 +168,8 @@ class TwoHeads(nn.Module):
 
 def _example_batch() -> list[torch.Tensor]:
     """The bundled parity photos at 64x64 in [0, 1], as one batch: what the random init is measured on."""
-    from models.samples import fit_photo, parity_photos
-    from models.spec import TensorContract
+    from edgeport.models.samples import fit_photo, parity_photos
+    from edgeport.models.spec import TensorContract
 
     contract = TensorContract("image", (1, 3, INPUT_SIZE, INPUT_SIZE))
     return [torch.from_numpy(np.concatenate([fit_photo(p, contract) for _, p in parity_photos()]))]
@@ -177,7 +177,7 @@ def _example_batch() -> list[torch.Tensor]:
 
 def seeded(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
     """The factory a team would write, plus the zoo's random init (models/random_init.py) at seed 0."""
-    from models.random_init import calibrate_batchnorm, unit_variance_init
+    from edgeport.models.random_init import calibrate_batchnorm, unit_variance_init
 
     def factory() -> nn.Module:
         torch.manual_seed(0)

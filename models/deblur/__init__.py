@@ -10,11 +10,11 @@ from torch import nn
 
 from functools import partial
 
-from models.checkpoint import load_state_dict_file
-from models.random_init import OutputInit
-from models.samples import photo_inputs
-from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
-from runtimes.pixels import PixelEncoding
+from edgeport.models.checkpoint import load_state_dict_file
+from edgeport.models.random_init import OutputInit
+from edgeport.models.samples import photo_inputs
+from edgeport.models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
+from edgeport.runtimes.pixels import PixelEncoding
 
 
 def _conv_bn_relu(ch_in: int, ch_out: int, k: int = 3) -> list[nn.Module]:

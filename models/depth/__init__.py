@@ -7,13 +7,13 @@ from typing import Mapping, Sequence
 import numpy as np
 from torch import nn
 
-from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
-from models.depth.fcrn import FCRN
-from models.random_init import OutputInit
-from models.samples import fit_photo, parity_photos, random_input
-from models.segmenter import normalise_rgb
-from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract
-from runtimes.pixels import PixelEncoding, imagenet
+from edgeport.models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
+from edgeport.models.depth.fcrn import FCRN
+from edgeport.models.random_init import OutputInit
+from edgeport.models.samples import fit_photo, parity_photos, random_input
+from edgeport.models.segmenter import normalise_rgb
+from edgeport.models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract
+from edgeport.runtimes.pixels import PixelEncoding, imagenet
 
 
 def depth_inputs(contracts: tuple[TensorContract, ...], seed: int,

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.backbones.mobilenet_v1 import MobileNetV1
-from models.backbones.resnet import ResNet50Trunk
+from edgeport.models.backbones.mobilenet_v1 import MobileNetV1
+from edgeport.models.backbones.resnet import ResNet50Trunk
 
 # (kernel, F.pad (left, right, top, bottom)) for output rows/cols of parity (even, even), (even, odd),
 # (odd, even), (odd, odd); pixel_shuffle puts channel group k at (k // 2, k % 2).

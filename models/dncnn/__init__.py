@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoint import load_state_dict_file
-from models.samples import fit_photo, parity_photos, random_input
-from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
-from models.weights import OfficialWeights, WeightsFile
-from runtimes.pixels import PixelEncoding
+from edgeport.models.checkpoint import load_state_dict_file
+from edgeport.models.samples import fit_photo, parity_photos, random_input
+from edgeport.models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, TensorContract
+from edgeport.models.weights import OfficialWeights, WeightsFile
+from edgeport.runtimes.pixels import PixelEncoding
 
 
 class DnCNN(nn.Module):

@@ -7,13 +7,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from torch import nn
 
-from models.checkpoint import load_state_dict_file
-from models.inpaint.gmcnn import GMCNN
-from models.inpaint.pconv import PConvUNet
-from models.random_init import OutputInit
-from models.samples import fit_photo, parity_photos
-from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract, multiple_of
-from runtimes.pixels import PixelEncoding
+from edgeport.models.checkpoint import load_state_dict_file
+from edgeport.models.inpaint.gmcnn import GMCNN
+from edgeport.models.inpaint.pconv import PConvUNet
+from edgeport.models.random_init import OutputInit
+from edgeport.models.samples import fit_photo, parity_photos
+from edgeport.models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract, multiple_of
+from edgeport.runtimes.pixels import PixelEncoding
 
 
 def hole_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,17 +5,17 @@ from pathlib import Path
 
 from torch import nn
 
-from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
-from models.errors import CheckpointError
-from models.ncnn_files import is_ncnn_path, read_ncnn
-from models.random_init import OutputInit
-from models.realesrgan.ncnn_weights import realesrgan_from_ncnn
-from models.realesrgan import releases
-from models.realesrgan.rrdbnet import RRDBNet
-from models.realesrgan.srvgg import SRVGGNetCompact
-from models.samples import photo_inputs
-from models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
-from runtimes.pixels import PixelEncoding
+from edgeport.models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
+from edgeport.models.errors import CheckpointError
+from edgeport.models.ncnn_files import is_ncnn_path, read_ncnn
+from edgeport.models.random_init import OutputInit
+from edgeport.models.realesrgan.ncnn_weights import realesrgan_from_ncnn
+from edgeport.models.realesrgan import releases
+from edgeport.models.realesrgan.rrdbnet import RRDBNet
+from edgeport.models.realesrgan.srvgg import SRVGGNetCompact
+from edgeport.models.samples import photo_inputs
+from edgeport.models.spec import ModelMetadata, ModelSpec, TensorContract, multiple_of
+from edgeport.runtimes.pixels import PixelEncoding
 
 
 def load_basicsr_checkpoint(module: nn.Module, path: Path) -> None:

@@ -10,8 +10,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from models.errors import CheckpointError
-from models.ncnn_files import NcnnGraph, NcnnLayer
+from edgeport.models.errors import CheckpointError
+from edgeport.models.ncnn_files import NcnnGraph, NcnnLayer
 
 LEAKY = 2          # ncnn Convolution activation_type 2 = leaky ReLU, slope in activation_params
 NEAREST = 1        # ncnn Interp resize_type 1 = nearest

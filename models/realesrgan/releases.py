@@ -3,7 +3,7 @@ the models the ncnn release covers, the same weights as ncnn fp16 files inside P
 (hashes pinned from the copy that reached this machine: upstream publishes none)."""
 from __future__ import annotations
 
-from models.weights import OPENMODELDB, OfficialWeights, PackagedWeights, WeightsFile
+from edgeport.models.weights import OPENMODELDB, OfficialWeights, PackagedWeights, WeightsFile
 
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 _PAGE = "https://github.com/xinntao/Real-ESRGAN"

@@ -5,12 +5,12 @@ from typing import Mapping
 
 import numpy as np
 
-from models.checkpoint import load_state_dict_file
-from models.random_init import OutputInit
-from models.samples import photo_inputs
-from models.saliency.sam import SAMSaliency
-from models.spec import ModelMetadata, ModelSpec, PhotoPolicy, TensorContract, multiple_of
-from runtimes.pixels import PixelEncoding
+from edgeport.models.checkpoint import load_state_dict_file
+from edgeport.models.random_init import OutputInit
+from edgeport.models.samples import photo_inputs
+from edgeport.models.saliency.sam import SAMSaliency
+from edgeport.models.spec import ModelMetadata, ModelSpec, PhotoPolicy, TensorContract, multiple_of
+from edgeport.runtimes.pixels import PixelEncoding
 
 
 def smart_crop(saliency: np.ndarray, aspect: float) -> tuple[int, int, int, int]:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.backbones.mobilenet_v1 import MobileNetV1
+from edgeport.models.backbones.mobilenet_v1 import MobileNetV1
 
 
 def _conv(c_in: int, c_out: int, k: int = 3, dilation: int = 1, bias: bool = True) -> nn.Conv2d:

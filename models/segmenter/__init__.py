@@ -8,13 +8,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
-from models.errors import CheckpointError
-from models.random_init import OutputInit
-from models.samples import fit_photo, parity_photos
-from models.segmenter.sharpmask import ClickSegmenter
-from models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract
-from runtimes.pixels import PixelEncoding, imagenet
+from edgeport.models.checkpoint import load_strict, read_checkpoint, unwrap_state_dict
+from edgeport.models.errors import CheckpointError
+from edgeport.models.random_init import OutputInit
+from edgeport.models.samples import fit_photo, parity_photos
+from edgeport.models.segmenter.sharpmask import ClickSegmenter
+from edgeport.models.spec import ModelMetadata, ModelSpec, ParityInput, Photo, PhotoPolicy, TensorContract
+from edgeport.runtimes.pixels import PixelEncoding, imagenet
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

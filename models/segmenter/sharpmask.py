@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.segmenter.squeezenet import squeezenet1_1_features
+from edgeport.models.segmenter.squeezenet import squeezenet1_1_features
 
 # (backbone layer whose output is the skip, its channels); deepest first
 SKIPS = ((7, 256), (4, 128), (1, 64))

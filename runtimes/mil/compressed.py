@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from runtimes.mil.ops import MilEvalError, OpArgs, register_mil_op
+from edgeport.runtimes.mil.registry import MilEvalError, OpArgs, register_mil_op
 
 _INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from runtimes.mil.ops import MilEvalError, OpArgs, register_mil_op
+from edgeport.runtimes.mil.registry import MilEvalError, OpArgs, register_mil_op
 
 
 def _axis_positions(size: int, begin: int | None, end: int | None, stride: int) -> torch.Tensor:

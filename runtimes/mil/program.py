@@ -12,8 +12,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from runtimes.base import captured_output
-from runtimes.mil.ops import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
+from edgeport.runtimes.base import captured_output
+from edgeport.runtimes.mil.registry import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
 
 
 def load_mil_program(package: Path) -> Any:

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from runtimes.mil.ops import MilOp, OpArgs, register_mil_op
+from edgeport.runtimes.mil.registry import MilOp, OpArgs, register_mil_op
 
 
 def _reduce(fn: Callable[[torch.Tensor, tuple[int, ...], bool], torch.Tensor]) -> MilOp:

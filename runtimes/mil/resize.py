@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runtimes.mil.ops import MilEvalError, OpArgs, register_mil_op
+from edgeport.runtimes.mil.registry import MilEvalError, OpArgs, register_mil_op
 
 
 def bilinear_grid(size_in: int, size_out: int, mode: str) -> torch.Tensor:

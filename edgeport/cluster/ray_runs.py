@@ -2,17 +2,26 @@
 model's export.json and report.md in the output store, as the serial run writes them."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from edgeport.benchmarks.latency import BenchPlan
+from edgeport.cluster.matrix import plan_tasks, summaries
+from edgeport.cluster.ray_executor import bench_tasks, run_on_ray
+from edgeport.cluster.store import OutputStore
+from edgeport.errors import UsageError
+from edgeport.export.plan import ExportPlan
+from edgeport.export.results import ExportSummary
+from edgeport.models import get_spec
+from edgeport.models.source import resolve_inputs
+from edgeport.parity_tests.manifest import find_manifests
+from edgeport.report import export_markdown
 
 
 def _require_ray() -> None:
-    from edgeport.errors import UsageError
-
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -20,9 +29,9 @@ def _require_ray() -> None:
                          "cluster node)") from None
 
 
-def _absolute(plan: Any) -> Any:
+def _absolute(plan: ExportPlan) -> ExportPlan:
     """Files the plan names, as absolute paths: a worker does not start in the driver's folder."""
-    def full(value: Any) -> Any:
+    def full(value: Path | str | None) -> Path | str | None:
         return Path(value).absolute() if value is not None and Path(str(value)).exists() else value
 
     model = plan.model
@@ -33,38 +42,31 @@ def _absolute(plan: Any) -> Any:
                    photos_dir=full(plan.photos_dir))
 
 
-def _checked_plans(args: argparse.Namespace) -> list[Any]:
-    """The serial run's plans, each model's name, settings and input size checked without building it."""
-    from edgeport.cli import _export_targets, export_plan
-    from models import get_spec
-    from models.source import resolve_inputs
-
-    plans = []
-    for model in _export_targets(args):
-        plan = _absolute(replace(export_plan(args, model, args.recipes), out_root=Path(".")))
+def _checked_plans(plans: list[ExportPlan]) -> list[ExportPlan]:
+    """The serial run's plans, each model's name, settings and input size checked without building it, with
+    absolute paths and the output root left to the store."""
+    checked = []
+    for plan in plans:
+        plan = _absolute(replace(plan, out_root=Path(".")))
         spec = get_spec(plan.model, list(plan.input_shapes))
         spec.check_config(plan.config)
         resolve_inputs(spec, plan.input_hw, plan.config)
-        plans.append(plan)
-    return plans
+        checked.append(plan)
+    return checked
 
 
-def export_on_ray(args: argparse.Namespace) -> list[Any]:
-    from edgeport.matrix import plan_tasks, summaries
-    from edgeport.ray_executor import run_on_ray
-    from edgeport.report import export_markdown
-    from edgeport.store import OutputStore
-
+def export_on_ray(plans: list[ExportPlan], out: Path | str, address: str | None, workers: int | None,
+                  quiet: bool) -> list[ExportSummary]:
     _require_ray()
-    plans = _checked_plans(args)
+    plans = _checked_plans(plans)
     tasks = plan_tasks(plans)
-    store = OutputStore(str(args.out))
+    store = OutputStore(str(out))
     store.check()
-    say = (lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    where = args.ray_address or f"a local Ray with {args.ray_workers or 'all'} workers"
+    say = (lambda _: None) if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    where = address or f"a local Ray with {workers or 'all'} workers"
     say(f"ray: {len(tasks)} tasks ({len(plans)} models) on {where}")
     started = time.perf_counter()
-    results, attempts = run_on_ray(tasks, store, args.ray_address, args.ray_workers, say)
+    results, attempts = run_on_ray(tasks, store, address, workers, say)
     out = summaries(tasks, results, time.perf_counter() - started)
     for summary in out:
         store.write_json(f"{summary.model}/export.json", summary.to_dict())
@@ -79,12 +81,10 @@ def export_on_ray(args: argparse.Namespace) -> list[Any]:
     return out
 
 
-def bench_on_ray(plan: Any, address: str | None, workers: int | None, say: Any) -> dict[str, Any]:
+def bench_on_ray(plan: BenchPlan, address: str | None, workers: int | None,
+                 say: Callable[[str], None]) -> dict[str, Any]:
     """One bench task per model folder; each needs the node's one `edgeport_bench` slot, so two benchmarks
     never share a node and measure each other. bench.json as the serial run writes it, each row with its node."""
-    from edgeport.ray_executor import bench_tasks
-    from parity_tests.manifest import find_manifests
-
     _require_ray()
     folders = sorted({p.parent.parent for p in find_manifests(Path(plan.root))})
     if not folders:

@@ -1,4 +1,4 @@
-"""The export matrix (edgeport/matrix.py) on Ray: a local Ray by default, a running cluster by address.
+"""The export matrix (edgeport/cluster/matrix.py) on Ray: a local Ray by default, a running cluster by address.
 
 Each model x format x recipe is one Ray task. A task whose worker process dies is retried (Ray's
 max_retries); an error inside a task is that row's result, and the others go on. A format's recipe tasks are
@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-from edgeport.matrix import Fp32Artifact, MatrixTask, TaskResult, failed_result, run_task
+from edgeport.cluster.matrix import Fp32Artifact, MatrixTask, TaskResult, failed_result, run_task
 
 RETRIES = 3    # attempts after the first when a task's worker dies
 
@@ -21,7 +21,7 @@ RETRIES = 3    # attempts after the first when a task's worker dies
 def _task_body(task: MatrixTask, store: Any, fp32: Fp32Artifact | None, attempts: Any) -> TaskResult:
     import ray
 
-    from exporters.base import short_message
+    from edgeport.exporters.base import short_message
 
     ray.get(attempts.started.remote(task.key, os.getpid()))
     started = time.perf_counter()
@@ -111,8 +111,8 @@ BENCH_SLOT = "edgeport_bench"   # a custom resource each node has one of (local 
 def _bench_body(plan: Any) -> dict[str, Any]:
     import socket
 
-    from benchmarks.latency import run_bench
-    from benchmarks.machine import check_load
+    from edgeport.benchmarks.latency import run_bench
+    from edgeport.benchmarks.machine import check_load
 
     began = time.time()
     data = run_bench(plan, check_load()).to_dict()

@@ -43,7 +43,7 @@ class OutputStore:
 
     def check(self) -> None:
         """Fail before any task runs when the store cannot be written (one clear line, nothing left behind)."""
-        from edgeport.atomic import OutputError, check_writable
+        from edgeport.runtimes.atomic import OutputError, check_writable
 
         if self.local is not None:
             check_writable(self.local)
@@ -59,7 +59,7 @@ class OutputStore:
 
     def publish(self, folder: Path, rel: str) -> str:
         """Put a finished local folder at rel (replacing an older one only once the new one is complete)."""
-        from edgeport.atomic import commit_dir
+        from edgeport.runtimes.atomic import commit_dir
 
         if self.local is not None:
             final = self.local / rel
@@ -80,7 +80,7 @@ class OutputStore:
         return final
 
     def write_text(self, rel: str, text: str) -> None:
-        from edgeport.atomic import write_text
+        from edgeport.runtimes.atomic import write_text
 
         if self.local is not None:
             write_text(self.local / rel, text)

@@ -1,8 +1,8 @@
 """`edgeport run`: an exported artifact on photos of any size, in the artifact's own runtime.
 
-A fixed-size restoration model is tiled (edgeport/tiling.py) and its image streamed to a PNG; a flexible-size
+A fixed-size restoration model is tiled (edgeport/photo/tiling.py) and its image streamed to a PNG; a flexible-size
 artifact runs whole while the photo fits --max-pixels; a global task (saliency, depth) sees the photo resized
-to its input and its outputs resized back (edgeport/task_outputs.py writes what each task leaves).
+to its input and its outputs resized back (edgeport/photo/task_outputs.py writes what each task leaves).
 """
 from __future__ import annotations
 
@@ -82,9 +82,9 @@ def peak_rss_mib() -> float:
 
 def load_artifact(path: Path, threads: int) -> LoadedArtifact:
     """Raises UsageError when the folder is no artifact or its model takes more than a photo."""
-    from exporters.formats import open_runtime
-    from models import get_spec
-    from parity_tests.manifest import MANIFEST, ManifestError, read_manifest
+    from edgeport.exporters.formats import open_runtime
+    from edgeport.models import get_spec
+    from edgeport.parity_tests.manifest import MANIFEST, ManifestError, read_manifest
 
     folder = path if path.is_dir() and not path.suffix == ".mlpackage" else path.parent
     try:
@@ -102,7 +102,7 @@ def load_artifact(path: Path, threads: int) -> LoadedArtifact:
 
 def read_photo(path: Path, color: str) -> np.ndarray:
     """HxWxC uint8 in the contract's colour order, upright per its EXIF orientation."""
-    from models.samples import decode_image
+    from edgeport.models.samples import decode_image
 
     try:
         arr = decode_image(path, "L" if color == "GRAY" else "RGB")
@@ -119,7 +119,7 @@ def tile_function(art: LoadedArtifact, output: Any) -> Callable[[np.ndarray], np
 
 
 def tile_plan(art: LoadedArtifact, options: RunOptions, hw: tuple[int, int]) -> Any:
-    from edgeport.tiling import TilePlan
+    from edgeport.photo.tiling import TilePlan
 
     policy = art.spec.photo
     overlap = policy.overlap if options.overlap is None else options.overlap
@@ -145,7 +145,7 @@ def _output_path(options: RunOptions, photo: Path, art: LoadedArtifact, suffix: 
 
 def _whole_plan(art: LoadedArtifact, hw: tuple[int, int]) -> Any:
     """One tile covering the photo, padded up to a multiple of 16 (every zoo size rule divides it)."""
-    from edgeport.tiling import TilePlan
+    from edgeport.photo.tiling import TilePlan
 
     h, w = (-(-s // 16) * 16 for s in hw)
     return TilePlan(h, w, min(h, w) // 2, 0)
@@ -154,7 +154,7 @@ def _whole_plan(art: LoadedArtifact, hw: tuple[int, int]) -> Any:
 def run_tiled(art: LoadedArtifact, photo: np.ndarray, plan: Any, on_tile: Callable[[], None] = lambda: None,
               sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray | None, tuple[float, float]]:
     """The picture output over the photo; streamed to `sink` row block by row block, or returned whole."""
-    from edgeport.tiling import tiled_rows
+    from edgeport.photo.tiling import tiled_rows
 
     output = picture_output(art)
     scale = (output.shape[2] / art.image.shape[2], output.shape[3] / art.image.shape[3])
@@ -201,9 +201,9 @@ def _composited(sink: Callable[[np.ndarray], None], photo: np.ndarray) -> Callab
 
 def run_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions,
               on_tile: Callable[[int, int], None] = lambda done, total: None) -> PhotoRun:
-    from edgeport.png_stream import PngStream
-    from edgeport.task_outputs import resized_run
-    from runtimes.artifact import sha256_file
+    from edgeport.photo.png_stream import PngStream
+    from edgeport.photo.task_outputs import resized_run
+    from edgeport.runtimes.artifact import sha256_file
 
     start = time.perf_counter()
     photo = _photo_channels(art, photo_path, options)

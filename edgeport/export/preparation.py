@@ -10,27 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from edgeport.results import finite_or_none
-
-
-@dataclass(frozen=True)
-class ExportPlan:
-    model: str
-    formats: tuple[str, ...]
-    out_root: Path
-    recipes: tuple[str, ...] | None = None      # names (quantize/recipes.py); None: each format's defaults
-    weights: Path | str | None = None           # a file, "official", or None (random init)
-    seed: int = 0
-    parity_seed: int = 0
-    input_hw: tuple[int, int] | None = None
-    config: Mapping[str, Any] = field(default_factory=dict)
-    dynamic_hw: bool = False
-    options: Mapping[str, Any] = field(default_factory=dict)   # tflite_route, converter_timeout
-    input_shapes: tuple[tuple[int, ...], ...] = ()   # a custom model's inputs (--input)
-    spec: Any = None                                  # a ready ModelSpec (Python API); overrides `model`
-    calib_dir: Path | None = None                     # calibration photos; None: the bundled ones
-    io: str = "image"                                 # "image": pixels compiled in where the contract is a picture
-    photos_dir: Path | None = None                    # the team's validation photos, added to the parity samples
+from edgeport.export.plan import ExportPlan
+from edgeport.runtimes.json_numbers import db_for_json
 
 
 @dataclass(frozen=True)
@@ -83,8 +64,8 @@ class Prepared:
 
 def plan_jobs(formats: tuple[str, ...], recipes: tuple[str, ...] | None) -> tuple[Job, ...]:
     """Each format's recipes, fp32 first so the others can be compared with it. Unknown names raise."""
-    from exporters.formats import get_format
-    from quantize.recipes import parse_recipe, parse_recipes
+    from edgeport.exporters.formats import get_format
+    from edgeport.quantize.recipes import parse_recipe, parse_recipes
 
     chosen = parse_recipes(",".join(recipes)) if recipes else None
     jobs = []
@@ -97,7 +78,7 @@ def plan_jobs(formats: tuple[str, ...], recipes: tuple[str, ...] | None) -> tupl
 def check_output_shapes(spec: Any, contracts: tuple, measured: tuple, config: Mapping[str, Any]) -> None:
     """A spec declares its outputs at its default input: there they must match PyTorch's exactly; at another
     size, batch and channels must. Settings (--set) may change both, and custom specs measure their own."""
-    from models.errors import ModelError
+    from edgeport.models.errors import ModelError
 
     if config or spec.reference:
         return
@@ -111,9 +92,9 @@ def check_output_shapes(spec: Any, contracts: tuple, measured: tuple, config: Ma
 
 
 def _references(spec: Any, module: Any, samples: list, contracts: tuple) -> list:
-    from exporters.base import short_message
-    from models import ModelError
-    from parity_tests.reference import torch_outputs
+    from edgeport.exporters.base import short_message
+    from edgeport.models import ModelError
+    from edgeport.parity_tests.reference import torch_outputs
 
     try:
         return torch_outputs(module, samples, [c.name for c in contracts], [c.name for c in spec.outputs])
@@ -124,14 +105,14 @@ def _references(spec: Any, module: Any, samples: list, contracts: tuple) -> list
 
 def prepare(plan: ExportPlan, progress: Any) -> Prepared:
     """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
-    from edgeport.atomic import check_writable, ensure_writable
-    from exporters.base import ExportError
-    from exporters.image_io import IO_MODES
-    from models import get_spec
-    from models.profile import profile_model
-    from models.source import instantiate, resolve_inputs, source_for
-    from models.team_photos import parity_samples, read_photo_set
-    from quantize.calibration import calibration_set
+    from edgeport.runtimes.atomic import check_writable, ensure_writable
+    from edgeport.exporters.base import ExportError
+    from edgeport.exporters.image_io import IO_MODES
+    from edgeport.models import get_spec
+    from edgeport.models.profile import profile_model
+    from edgeport.models.source import instantiate, resolve_inputs, source_for
+    from edgeport.models.team_photos import parity_samples, read_photo_set
+    from edgeport.quantize.calibration import calibration_set
 
     if plan.io not in IO_MODES:
         raise ExportError(f"io must be one of {', '.join(IO_MODES)}, not {plan.io!r}")
@@ -168,8 +149,8 @@ class VariantCache:
         self.report = report    # progress lines of long rewrites (recovery's fine-tune)
 
     def get(self, recipe: Any) -> Variant:
-        from exporters.base import short_message
-        from quantize.recipes import RecipeError
+        from edgeport.exporters.base import short_message
+        from edgeport.quantize.recipes import RecipeError
 
         if recipe.kind != "module":
             return self.prepared.base
@@ -185,7 +166,7 @@ class VariantCache:
         return found
 
     def _build(self, recipe: Any) -> Variant:
-        from quantize.variants import module_for_recipe
+        from edgeport.quantize.variants import module_for_recipe
 
         p, base = self.prepared, self.prepared.base
         if recipe.recover:
@@ -194,14 +175,14 @@ class VariantCache:
 
     def _variant(self, made: Any, extra: Mapping[str, Any] | None = None) -> Variant:
         """PyTorch references, profile and PSNR against the original model of a rewritten module."""
-        from models.profile import profile_model
-        from parity_tests.gate import versus_outputs
-        from parity_tests.reference import torch_outputs
+        from edgeport.models.profile import profile_model
+        from edgeport.parity_tests.gate import versus_outputs
+        from edgeport.parity_tests.reference import torch_outputs
 
         p, base = self.prepared, self.prepared.base
         refs = torch_outputs(made.module, p.samples, p.input_names, p.output_names)
         profile = profile_model(lambda: copy.deepcopy(made.module).to("meta"), [c.shape for c in p.contracts])
-        details = {**made.details, "vs_original_pytorch_db": finite_or_none(versus_outputs(base.references, refs)),
+        details = {**made.details, "vs_original_pytorch_db": db_for_json(versus_outputs(base.references, refs)),
                    **_versus_original_on_photos(p, base.references, refs),
                    "original_params": base.profile.params, "original_macs": base.profile.macs, **(extra or {})}
         return Variant(made.module, refs, profile, details, made.warning)
@@ -209,9 +190,9 @@ class VariantCache:
     def _recovered(self, recipe: Any) -> Variant:
         """Pruned from the activations, refit and distilled; the plain prune<N> variant (built once, shared with
         that recipe) gives the report's PSNR against the unpruned model before recovery."""
-        from quantize.pt2e import as_batches
-        from quantize.recipes import parse_recipe
-        from quantize.variants import recovered_variant
+        from edgeport.quantize.pt2e import as_batches
+        from edgeport.quantize.recipes import parse_recipe
+        from edgeport.quantize.variants import recovered_variant
 
         p, base = self.prepared, self.prepared.base
         plain = self.get(parse_recipe(f"prune{recipe.prune_percent}"))
@@ -225,7 +206,7 @@ class VariantCache:
 
 def _team_rows(p: Prepared) -> list:
     """The team's --photos (parity samples labelled photo:team/...), which recovery also trains on."""
-    from models.team_photos import LABEL_PREFIX
+    from edgeport.models.team_photos import LABEL_PREFIX
 
     return [s.arrays for s in p.samples if s.label.startswith(f"photo:{LABEL_PREFIX}")]
 
@@ -233,11 +214,11 @@ def _team_rows(p: Prepared) -> list:
 def _versus_original_on_photos(p: Prepared, original: list, rewritten: list) -> dict[str, Any]:
     """The rewritten model against the original on the photo samples: worst PSNR and the worst task score
     (the segmenter's mask IoU), what a pruned model has to keep."""
-    from parity_tests.gate import versus_outputs
-    from models.spec import is_noise_sample
+    from edgeport.parity_tests.gate import versus_outputs
+    from edgeport.models.spec import is_noise_sample
 
     photos = [i for i, s in enumerate(p.samples) if not is_noise_sample(s.label)]
-    out: dict[str, Any] = {"vs_original_photos_db": finite_or_none(
+    out: dict[str, Any] = {"vs_original_photos_db": db_for_json(
         versus_outputs([original[i] for i in photos], [rewritten[i] for i in photos]))}
     if p.spec.task_metric is not None and photos:
         worst: dict[str, float] = {}

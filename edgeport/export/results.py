@@ -1,18 +1,16 @@
 """What an export run returns: one typed outcome per (format, recipe), and the summary rows derived from them."""
 from __future__ import annotations
 
+from edgeport.runtimes.json_numbers import db_for_json
+
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity_tests.manifest import Manifest
+from edgeport.parity_tests.manifest import Manifest
 
 SUMMARY_SCHEMA = "edgeport.export-summary/2"
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(value, 2)
 
 
 @dataclass(frozen=True)
@@ -72,12 +70,12 @@ class ExportRow:
     def to_dict(self) -> dict[str, Any]:
         psnr = self.worst_psnr_db
         return {"model": self.model, "format": self.format, "recipe": self.recipe, "status": self.status,
-                "route": self.route, "bytes": self.bytes, "worst_psnr_db": finite_or_none(psnr),
+                "route": self.route, "bytes": self.bytes, "worst_psnr_db": db_for_json(psnr),
                 "bit_exact": psnr is not None and math.isinf(psnr) and psnr > 0,
                 "engine": self.engine, "export_seconds": round(self.export_seconds, 2), "path": self.path,
-                "message": self.message, "op": self.op, "vs_fp32_artifact_db": finite_or_none(self.vs_fp32_artifact_db),
-                "digest": self.digest, "photo_psnr_db": finite_or_none(self.photo_db),
-                "noise_psnr_db": finite_or_none(self.noise_db), "gated_on": self.gated_on,
+                "message": self.message, "op": self.op, "vs_fp32_artifact_db": db_for_json(self.vs_fp32_artifact_db),
+                "digest": self.digest, "photo_psnr_db": db_for_json(self.photo_db),
+                "noise_psnr_db": db_for_json(self.noise_db), "gated_on": self.gated_on,
                 "photo_max_8bit_diff": self.photo_max_8bit}
 
 

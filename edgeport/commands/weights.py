@@ -4,10 +4,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+from edgeport.errors import UsageError
+from edgeport.models.weights import weights_dir
+from edgeport.report import human_bytes, table
+
+if TYPE_CHECKING:
+    from edgeport.models.spec import ModelSpec
 
 
-def add_weights_parser(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("weights", help="official weights per model: URL, sha256, license, and what is cached here; "
                                        "`weights fetch MODEL` downloads and verifies one")
     p.add_argument("action", nargs="?", choices=("list", "fetch", "verify"), default="list",
@@ -16,12 +23,11 @@ def add_weights_parser(sub: Any) -> None:
     p.add_argument("model", nargs="?", help="the model whose official weights to fetch or verify")
     p.add_argument("--size", type=int, default=64, help="verify: photo side in pixels (default 64)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_weights)
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from edgeport.errors import UsageError
-    from models import all_specs, get_spec
-    from models.weights import weights_dir
+    from edgeport.models import all_specs, get_spec
 
     if args.action in ("fetch", "verify"):
         if not args.model:
@@ -31,13 +37,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
         return _fetch(get_spec(args.model), args.json)
     if args.model:
         raise UsageError("`edgeport weights` lists every model; to download one: edgeport weights fetch MODEL")
-    from models.official import weights_table
+    from edgeport.models.official import weights_table
 
     rows = weights_table(all_specs())
     if args.json:
         print(json.dumps({"schema": "edgeport.weights/1", "cache": str(weights_dir()), "files": rows}, indent=2))
         return 0
-    from edgeport.report import human_bytes, table
 
     print(table(("model", "file", "size", "sha256", "here", "license", "from"), [
         (r["model"], r["file"] or "-", human_bytes(r["bytes"]) if r.get("bytes") else "-",
@@ -50,8 +55,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch(spec: Any, as_json: bool) -> int:
-    from models.official import resolve_official
+def _fetch(spec: ModelSpec, as_json: bool) -> int:
+    from edgeport.models.official import resolve_official
 
     def progress(got: int, total: int | None) -> None:
         if not as_json and sys.stderr.isatty():
@@ -67,9 +72,9 @@ def _fetch(spec: Any, as_json: bool) -> int:
     return 0
 
 
-def _verify(spec: Any, size: int, as_json: bool) -> int:
-    from parity_tests.ncnn_agreement import NCNN_GATE_DB, ncnn_agreement
-    from runtimes.ncnn_runner import ncnn_version
+def _verify(spec: ModelSpec, size: int, as_json: bool) -> int:
+    from edgeport.parity_tests.ncnn_agreement import NCNN_GATE_DB, ncnn_agreement
+    from edgeport.runtimes.ncnn_runner import ncnn_version
 
     rows = ncnn_agreement(spec, size)
     ok = all(r["psnr_db"] >= NCNN_GATE_DB for r in rows)
@@ -78,7 +83,6 @@ def _verify(spec: Any, size: int, as_json: bool) -> int:
         print(json.dumps({"model": spec.name, "engine": engine, "gate_db": NCNN_GATE_DB, "ok": ok, "photos": rows},
                          indent=2))
     else:
-        from edgeport.report import table
 
         print(table(("photo", "PSNR dB", "max abs"), [(r["photo"], f"{r['psnr_db']:.1f}", f"{r['max_abs']:.2e}")
                                                        for r in rows]))

@@ -3,6 +3,8 @@ compared as 8-bit pictures. What it measures is everything tiling adds (truncate
 blending) on top of the artifact's own error, so it is judged by the artifact's own gate."""
 from __future__ import annotations
 
+from edgeport.runtimes.json_numbers import db_for_json
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,7 @@ class SeamCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {"crop_hw": list(self.crop_hw), "tiles": self.tiles, "tile": list(self.tile), "overlap": self.overlap,
-                "margin": self.margin, "psnr_db": None if np.isinf(self.psnr_db) else round(self.psnr_db, 2),
+                "margin": self.margin, "psnr_db": db_for_json(self.psnr_db),
                 "bit_exact": bool(np.isinf(self.psnr_db)), "max_8bit_diff": self.max_8bit_diff,
                 "gate_db": self.gate_db, "passed": self.passed, "engine": self.engine}
 
@@ -37,8 +39,8 @@ class SeamCheck:
 def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
     import torch
 
-    from edgeport.photo_run import picture_output
-    from parity_tests.reference import rebuild_reference
+    from edgeport.photo.run import picture_output
+    from edgeport.parity_tests.reference import rebuild_reference
 
     output = picture_output(art)
     module = rebuild_reference(art.manifest).module
@@ -52,9 +54,9 @@ def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
 
 def seam_check(art: Any, photo: np.ndarray, plan: Any) -> SeamCheck:
     """Two by two tiles sharing one seam each way: the crop is 2 x tile - overlap on each side."""
-    from edgeport.photo_run import run_tiled
-    from models.team_photos import fitted
-    from parity_tests.metrics import compare
+    from edgeport.photo.run import run_tiled
+    from edgeport.models.team_photos import fitted
+    from edgeport.parity_tests.metrics import compare
 
     side_h, side_w = 2 * plan.tile_h - plan.overlap, 2 * plan.tile_w - plan.overlap
     rule = art.spec.size_rule

@@ -6,30 +6,21 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.bar_chart import COLOURS
+from edgeport.benchmarks.bar_chart import colour_of
+from edgeport.tune.ladder import TuneRow, pareto_front
 
 PANEL_W, PANEL_H, MARGIN = 520, 380, 56
 EXACT_DB = 160.0    # where an exact artifact is drawn (PSNR is infinite)
 
 
-def _db(row: Any) -> float:
+def _db(row: TuneRow) -> float:
     return EXACT_DB if math.isinf(row.db_vs_original) else min(row.db_vs_original, EXACT_DB)
 
 
-def _front(points: list[tuple[Any, float]]) -> set[tuple[str, str]]:
-    """Per format, the rows no other row beats on both axes (smaller x, higher PSNR)."""
-    front = set()
-    for row, x in points:
-        if not any(o.format == row.format and o is not row and ox <= x and _db(o) >= _db(row)
-                   and (ox < x or _db(o) > _db(row)) for o, ox in points):
-            front.add((row.format, row.recipe))
-    return front
-
-
-def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[Any, float]],
+def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[TuneRow, float]],
            label: Callable[[float], str]) -> None:
     """One scatter panel: x = the value given (log scale), y = PSNR, each format's Pareto front joined."""
-    front = _front(points)
+    front = pareto_front(points)
     draw.rectangle([x0 + MARGIN, MARGIN, x0 + PANEL_W - 12, PANEL_H - MARGIN], outline=(180, 180, 180))
     draw.text((x0 + MARGIN, 12), title, fill="black", font=font)
     if not points:
@@ -53,10 +44,10 @@ def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[Any, fl
         on_front = sorted((math.log10(max(v, 1e-9)), _db(r)) for r, v in points
                           if r.format == fmt and (r.format, r.recipe) in front)
         if len(on_front) > 1:
-            draw.line([at(x, y) for x, y in on_front], fill=COLOURS.get(fmt, (0, 0, 0)), width=2)
+            draw.line([at(x, y) for x, y in on_front], fill=colour_of(fmt), width=2)
     for (row, value), x, y in zip(points, xs, ys):
         px, py = at(x, y)
-        colour = COLOURS.get(row.format, (120, 60, 160))
+        colour = colour_of(row.format)
         draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour)
         draw.text((px + 6, py - 6), row.recipe, fill=colour, font=font)
 
@@ -75,7 +66,7 @@ def draw_pareto(model: str, rows: list[Any], path: Path) -> None:
            [(r, r.p50_ms) for r in passing if r.p50_ms], lambda v: f"{v:.0f} ms")
     x = MARGIN
     for fmt in sorted({r.format for r in passing}):
-        draw.rectangle([x, PANEL_H + 10, x + 10, PANEL_H + 20], fill=COLOURS.get(fmt, (120, 60, 160)))
+        draw.rectangle([x, PANEL_H + 10, x + 10, PANEL_H + 20], fill=colour_of(fmt))
         draw.text((x + 14, PANEL_H + 8), fmt, fill="black", font=font)
         x += 24 + 7 * len(fmt)
     draw.text((x + 10, PANEL_H + 8), f"lines join each format's Pareto front; exact drawn at {EXACT_DB:.0f} dB",

@@ -1,16 +1,16 @@
-"""`edgeport tune`: the compression trade-off of one model, measured.
-
-Exports the recipe ladder to each format (parity in the real runtimes), times every artifact in its runtime
-(benchmarks/, one worker process at a time, the runtimes' kernel peaks beside), and prints size, p50, PSNR and
-the task metric per row, with whether int8 beats fp32 on this CPU, and a Pareto chart (tune.png).
-"""
+"""The tune ladder's results: one row per artifact (verdict joined with latency), the Pareto front, whether
+int8 beats fp32 on this CPU, and the timing spread read off identical files."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from edgeport.export.results import ExportRow, ExportSummary
+from edgeport.parity_tests.manifest import Manifest, read_manifest
+from edgeport.report import human_bytes
+from edgeport.runtimes.json_numbers import db_for_json
 
 LADDER = ("fp32", "fp16", "w8", "w8a8", "fp16+auto", "w8+auto", "w8a8+auto", "prune50+recover", "prune50+w8a8")
 
@@ -31,14 +31,13 @@ class TuneRow:
     digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        r = lambda v, n=2: None if v is None or (isinstance(v, float) and math.isinf(v)) else round(v, n)  # noqa: E731
         return {"format": self.format, "recipe": self.recipe, "status": self.status, "bytes": self.bytes,
-                "p50_ms": r(self.p50_ms), "psnr_vs_original_db": r(self.db_vs_original), "task": self.task,
+                "p50_ms": db_for_json(self.p50_ms), "psnr_vs_original_db": db_for_json(self.db_vs_original), "task": self.task,
                 "parity_engine": self.engine, "latency_engine": self.latency_engine,
-                "p50_vs_fp32": r(self.vs_fp32_latency, 3), "note": self.note}
+                "p50_vs_fp32": db_for_json(self.vs_fp32_latency, 3), "note": self.note}
 
 
-def _versus_original(row: Any, manifest: Any) -> float | None:
+def _versus_original(row: ExportRow, manifest: Manifest | None) -> float | None:
     """What the row costs in quality: a module recipe (prune50+...) is judged by its gate against the pruned
     model it exports, but the trade-off is against the original, on the photos."""
     if manifest is not None and manifest.recipe.rewrites_module:
@@ -47,7 +46,7 @@ def _versus_original(row: Any, manifest: Any) -> float | None:
     return row.photo_db if row.gated_on == "photos" else row.worst_psnr_db
 
 
-def _task_versus_original(manifest: Any) -> dict[str, float]:
+def _task_versus_original(manifest: Manifest) -> dict[str, float]:
     """The task score (mask IoU) against the original model: for a module recipe the parity report's is
     against the pruned model, so the rewrite's own score against the original is added (PyTorch level)."""
     task = manifest.parity.task_worst
@@ -56,10 +55,8 @@ def _task_versus_original(manifest: Any) -> dict[str, float]:
     return task
 
 
-def tune_rows(summary: Any, bench: dict[str, Any], threads: int) -> list[TuneRow]:
+def tune_rows(summary: ExportSummary, bench: dict[str, Any], threads: int) -> list[TuneRow]:
     """One row per exported artifact: the export's verdict joined with its latency at `threads`."""
-    from parity_tests.manifest import read_manifest
-
     timed = {(b["format"], b["recipe"]): b for b in bench["rows"] if b["threads"] == threads}
     rows = []
     for r in summary.rows:
@@ -102,20 +99,21 @@ def timing_spread(rows: list[TuneRow]) -> list[str]:
     return lines
 
 
+def pareto_front(points: list[tuple[TuneRow, float]]) -> set[tuple[str, str]]:
+    """Per format, the (row, cost) points no other point beats on both axes (lower cost, higher PSNR); rows
+    without a PSNR figure are never on it. The table uses size as the cost, the chart size and latency."""
+    known = [(r, x) for r, x in points if r.db_vs_original is not None and not math.isnan(r.db_vs_original)]
+    return {(r.format, r.recipe) for r, x in known
+            if not any(o.format == r.format and o is not r and ox <= x and o.db_vs_original >= r.db_vs_original
+                       and (ox < x or o.db_vs_original > r.db_vs_original) for o, ox in known)}
+
+
 def pareto(rows: list[TuneRow]) -> set[tuple[str, str]]:
     """Rows no other passing row of the same format beats on both size and PSNR."""
-    front = set()
-    ok = [r for r in rows if r.status == "pass" and r.db_vs_original is not None and not math.isnan(r.db_vs_original)]
-    for r in ok:
-        if not any(o.format == r.format and o is not r and o.bytes <= r.bytes and o.db_vs_original >= r.db_vs_original
-                   and (o.bytes < r.bytes or o.db_vs_original > r.db_vs_original) for o in ok):
-            front.add((r.format, r.recipe))
-    return front
+    return pareto_front([(r, r.bytes) for r in rows if r.status == "pass"])
 
 
 def tune_table(rows: list[TuneRow], front: set[tuple[str, str]]) -> str:
-    from edgeport.report import human_bytes
-
     head = ["format", "recipe", "size", "p50 ms", "vs fp32", "PSNR vs original", "task", "status", "pareto"]
     body = [[r.format, r.recipe, human_bytes(r.bytes) if r.bytes else "-",
              f"{r.p50_ms:.1f}" if r.p50_ms else "-",
@@ -130,66 +128,12 @@ def tune_table(rows: list[TuneRow], front: set[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def add_tune_parser(sub: Any) -> None:
-    from edgeport.cli import source_arguments
-
-    p = sub.add_parser("tune", help="the compression trade-off of one model: the recipe ladder exported, checked "
-                                    "and timed, with size, p50, PSNR and task metric per row and a Pareto chart")
-    source_arguments(p)
-    p.add_argument("--recipe", dest="recipes", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
-                   default=None, metavar="LIST", help=f"the ladder (default: {','.join(LADDER)})")
-    p.add_argument("--threads", type=int, default=2, help="threads for the latency rows (default 2)")
-    p.add_argument("--runs", type=int, default=10, help="timed runs per artifact after warm-up (default 10)")
-
-
-def cmd_tune(args: Any) -> int:
-    import sys
-
-    from benchmarks.latency import BenchPlan, run_bench
-    from benchmarks.machine import check_load
-    from edgeport.atomic import write_json, write_text
-    from edgeport.cli import export_plan, local_output
-    from edgeport.pipeline import run_export
-    from edgeport.progress import Progress
-    from edgeport.tune_chart import draw_pareto
-
-    from edgeport.errors import UsageError
-
-    if bool(args.model) == bool(args.custom):
-        raise UsageError("tune one model: a zoo MODEL or --model FILE.py:FACTORY (with --input)")
-    local_output(args)
-    plan = export_plan(args, args.model or args.custom, tuple(args.recipes or LADDER))
-    summary = run_export(plan, Progress(enabled=not args.quiet))
-    root = plan.out_root / summary.model
-    say = (lambda _: None) if args.quiet else (lambda text: print(f"  bench {text}", file=sys.stderr, flush=True))
-    bench = run_bench(BenchPlan(root, threads=(args.threads,), runs=args.runs, torch_baseline=False), check_load(),
-                      say).to_dict()
-    rows = tune_rows(summary, bench, args.threads)
-    front = pareto(rows)
-    data = {"schema": "edgeport.tune/1", "model": summary.model, "source": summary.source,
-            "machine": bench["machine"], "threads": args.threads, "peaks": bench["peaks"],
-            "rows": [r.to_dict() | {"pareto": (r.format, r.recipe) in front} for r in rows],
-            "int8_vs_fp32": int8_verdicts(rows), "timing_noise": timing_spread(rows)}
-    write_json(root / "tune.json", data)
-    write_text(root / "tune.md", _markdown(data, rows, front))
-    draw_pareto(summary.model, rows, root / "tune.png")
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        print(f"\n{summary.model} ({summary.source}); {_machine(bench['machine'])}; {args.threads} threads")
-        print(tune_table(rows, front))
-        for line in data["int8_vs_fp32"] + data["timing_noise"]:
-            print(f"  {line}")
-        print(f"  * on the size/PSNR Pareto front of its format; chart: {root / 'tune.png'}")
-    return summary.exit_code
-
-
-def _machine(machine: dict[str, Any]) -> str:
+def machine_text(machine: dict[str, Any]) -> str:
     simd = ", ".join(machine.get("simd", []))
     return f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores; {simd})"
 
 
-def _markdown(data: dict[str, Any], rows: list[TuneRow], front: set[tuple[str, str]]) -> str:
-    return (f"# edgeport tune: {data['model']}\n\n{data['source']}; {_machine(data['machine'])}; {data['threads']} "
+def tune_markdown(data: dict[str, Any], rows: list[TuneRow], front: set[tuple[str, str]]) -> str:
+    return (f"# edgeport tune: {data['model']}\n\n{data['source']}; {machine_text(data['machine'])}; {data['threads']} "
             f"threads\n\n```\n{tune_table(rows, front)}\n```\n\n" + "\n".join(f"- {x}" for x in data["int8_vs_fp32"])
             + "\n" + "\n".join(f"- {x}" for x in data["timing_noise"]) + "\n\n![size and PSNR](tune.png)\n")

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgeport import __version__
-from edgeport.atomic import commit_dir, staging_dir, write_json, write_text
-from edgeport.preparation import ExportPlan, Job, Prepared, Variant, VariantCache, prepare
+from edgeport.runtimes.atomic import commit_dir, staging_dir, write_json, write_text
+from edgeport.export.preparation import ExportPlan, Job, Prepared, Variant, VariantCache, prepare
 from edgeport.progress import Progress
 from edgeport.report import export_markdown
-from edgeport.results import ArtifactOutcome, ExportRow, ExportSummary, finite_or_none
+from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary
+from edgeport.runtimes.json_numbers import db_for_json
 
 __all__ = ["ExportPlan", "ExportRow", "ExportSummary", "run_export"]
 
@@ -31,9 +32,9 @@ def _convert(p: Prepared, job: Job, variant: Variant, work: Path,
              keep: tuple[str, ...] = ()) -> tuple[Any, str, str | None]:
     """(record, '', None) or, when the converter refused, (None, its message, the op it names): a converter's
     failure is this row's outcome, never raised past it."""
-    from exporters.base import ExportError, ExportRequest, failing_op, short_message
-    from edgeport.artifact_about import artifact_about
-    from exporters.image_io import encodings
+    from edgeport.exporters.base import ExportError, ExportRequest, failing_op, short_message
+    from edgeport.export.artifact_about import artifact_about
+    from edgeport.exporters.image_io import encodings
 
     request = ExportRequest(module=variant.module, example_inputs=p.example(), input_names=p.input_names,
                             output_names=p.output_names, output_shapes=p.output_shapes,
@@ -53,8 +54,8 @@ def _convert(p: Prepared, job: Job, variant: Variant, work: Path,
 
 def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[str, ...] = ()) -> Any:
     """Export into `work` and judge the artifact in its runtime."""
-    from edgeport.precision_search import Attempt
-    from parity_tests.gate import evaluate
+    from edgeport.export.precision_search import Attempt
+    from edgeport.parity_tests.gate import evaluate
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -68,11 +69,11 @@ def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[st
 
 def _searched(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | None, base: Any,
               work: Path, note: Callable[[str], None]) -> tuple[Any, Any]:
-    """<precision>+auto: the mixed-precision search (edgeport/precision_search.py) from the first attempt;
+    """<precision>+auto: the mixed-precision search (edgeport/export/precision_search.py) from the first attempt;
     each re-export is a line of progress (a trial can take minutes on a large net)."""
     from dataclasses import replace
 
-    from edgeport.precision_search import search_precision
+    from edgeport.export.precision_search import search_precision
 
     def export(keep: tuple[str, ...], folder: Path, recipe: Any) -> Any:
         attempt = _attempt(p, job if recipe is None else replace(job, recipe=recipe), variant, folder, keep)
@@ -94,20 +95,20 @@ def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp
                     record: Any, work: Path) -> dict[str, Any]:
     """What the recipe did, and how far the artifact sits from the fp32 artifact of its format (with the
     layer where the error starts when it collapsed)."""
-    from models.spec import is_noise_sample
-    from parity_tests.gate import versus_outputs
-    from parity_tests.localize import collapse, localize
+    from edgeport.models.spec import is_noise_sample
+    from edgeport.parity_tests.gate import versus_outputs
+    from edgeport.parity_tests.localize import collapse, localize
 
     details: dict[str, Any] = dict(variant.details)
     if job.recipe.needs_calibration and p.calibration is not None:
         details["calibration"] = p.calibration.to_dict()
     if job.recipe.kind == "module" and evaluation.outputs:   # what an app gets against the model it started from
         photos = [i for i, s in enumerate(p.samples) if not is_noise_sample(s.label)]
-        details["artifact_vs_original_photos_db"] = finite_or_none(versus_outputs(
+        details["artifact_vs_original_photos_db"] = db_for_json(versus_outputs(
             [p.base.references[i] for i in photos], [evaluation.outputs[i] for i in photos]))
     if fp32 is None or job.recipe.name == "fp32" or len(fp32.outputs) != len(evaluation.outputs):
         return details
-    details["vs_fp32_artifact_db"] = finite_or_none(versus_outputs(fp32.outputs, evaluation.outputs))
+    details["vs_fp32_artifact_db"] = db_for_json(versus_outputs(fp32.outputs, evaluation.outputs))
     if collapse(evaluation.report):
         details["error_localization"] = localize(fp32.manifest.artifact, fp32.path, record, work,
                                                  p.samples[0].arrays).to_dict()
@@ -116,7 +117,7 @@ def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp
 
 def _manifest(p: Prepared, job: Job, variant: Variant, record: Any, report: Any, details: dict[str, Any],
               seconds: float) -> Any:
-    from parity_tests.manifest import Manifest, ModelInfo, RecipeInfo
+    from edgeport.parity_tests.manifest import Manifest, ModelInfo, RecipeInfo
 
     spec, meta = p.spec, p.spec.metadata
     outputs = tuple(c.with_shape(s) for c, s in zip(spec.outputs, p.output_shapes))
@@ -150,10 +151,10 @@ def _notes(*parts: str) -> str:
 def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutcome | None,
                progress: Progress) -> ArtifactOutcome:
     """One format and recipe: staged, exported, judged in its runtime, and put in place with its manifest."""
-    from edgeport.precision_search import describe
-    from parity_tests.figures import PARITY_FIGURE, grid_for
-    from parity_tests.manifest import MANIFEST
-    from quantize.recipes import RecipeError
+    from edgeport.export.precision_search import describe
+    from edgeport.parity_tests.figures import PARITY_FIGURE, grid_for
+    from edgeport.parity_tests.manifest import MANIFEST
+    from edgeport.quantize.recipes import RecipeError
 
     fmt, recipe = job.format, job.recipe
     if recipe.export_precision not in fmt.recipes:

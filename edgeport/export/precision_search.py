@@ -10,6 +10,8 @@ quantize_with_accuracy_control, the ranking is computed once; the verdict is alw
 """
 from __future__ import annotations
 
+from edgeport.runtimes.json_numbers import db_for_json
+
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,7 +19,6 @@ from typing import Any, Callable
 MAX_TRIALS = 14            # exports per search; the bisection stops early rather than run past it
 PROBE_UNITS = 8            # each ordering is first tried with this many units kept
 TOP_SHOWN = 10
-UNIT_KIND = {"onnx": "ONNX nodes", "coreml": "MIL ops", "tflite": "TFLite ops (by output tensor)"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class SearchTrial:
     ordering: str = "blame"
 
     def to_dict(self) -> dict[str, Any]:
-        db = None if self.gated_db is None or math.isinf(self.gated_db) else round(self.gated_db, 2)
+        db = db_for_json(self.gated_db)
         return {"ordering": self.ordering, "kept": self.kept, "gated_db": db, "passed": self.passed,
                 "status": self.status, "bytes": self.bytes, "seconds": round(self.seconds, 1)}
 
@@ -138,7 +139,7 @@ Exporting = Callable[[tuple[str, ...], Any, Any], Attempt]   # (keep, folder, re
 
 def _worst_sample(p: Any, report: Any) -> dict[str, Any]:
     """The gated sample the artifact does worst on: the ranking is read there."""
-    from parity_tests.report import gated
+    from edgeport.parity_tests.report import gated
 
     worst = min(gated(report.samples, report.gate), key=lambda s: s.metrics.psnr_db, default=None)
     chosen = next((s for s in p.samples if worst is not None and s.label == worst.sample), p.samples[0])
@@ -148,9 +149,9 @@ def _worst_sample(p: Any, report: Any) -> dict[str, Any]:
 def _artifact_blame(p: Any, job: Any, fp32: Any, base: Attempt, sample: dict, export: Exporting,
                     scratch: Any) -> tuple[list[Any], str]:
     """Units ranked from the artifact's own tensors against an fp32 artifact of the same module and format."""
-    from parity_tests.localize import blame_units
-    from quantize.recipes import parse_recipe
-    from quantize.steps import step_for
+    from edgeport.parity_tests.localize import blame_units
+    from edgeport.quantize.recipes import parse_recipe
+    from edgeport.quantize.steps import step_for
 
     fmt = job.format
     if fmt.read_tensors is None:
@@ -173,8 +174,8 @@ def _artifact_blame(p: Any, job: Any, fp32: Any, base: Attempt, sample: dict, ex
 def _torch_blame(p: Any, job: Any, variant: Any, step: Any, sample: dict) -> tuple[list[Any], str]:
     """Modules ranked from the PT2E program (float vs its quantize/dequantize form), which the converter
     translates op for op."""
-    from parity_tests.localize import blame_units
-    from quantize.pt2e import as_batches, pt2e_traces
+    from edgeport.parity_tests.localize import blame_units
+    from edgeport.quantize.pt2e import as_batches, pt2e_traces
 
     names = p.input_names
     calib = as_batches(p.calibration.arrays(), names)
@@ -206,8 +207,8 @@ def _rank(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, export: Expo
     kind; raises ValueError when the format cannot rank. Blame order finds a broken layer; graph order (from
     the input) suits error that accumulates and grows along the network, where the earliest rounding is
     amplified most."""
-    from parity_tests.localize import by_blame, concentrated
-    from quantize.steps import step_for
+    from edgeport.parity_tests.localize import by_blame, concentrated
+    from edgeport.quantize.steps import step_for
 
     step = step_for(job.format.name, job.recipe.export_precision)
     if not step.keeps:
@@ -219,7 +220,7 @@ def _rank(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, export: Expo
         kind = "torch modules (PT2E)"
     else:
         units, engine = _artifact_blame(p, job, fp32, base, sample, export, scratch / "fp32")
-        kind = UNIT_KIND[job.format.name]
+        kind = job.format.unit_kind
     orderings = [("blame", by_blame(units)), ("graph order", list(units))]
     return (orderings if concentrated(units) else orderings[::-1]), engine, kind
 
@@ -258,7 +259,7 @@ def search_precision(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, e
     report = base.evaluation.report
     base_bytes = base.record.total_bytes
     worst = report.gated_db
-    before = {"before_db": None if worst is None or math.isinf(worst) else round(worst, 2)}
+    before = {"before_db": db_for_json(worst)}
     if report.passed:
         return base, PrecisionSearch("not-needed", f"passes its gate with every layer at "
                                      f"{job.recipe.export_precision}", base_bytes=base_bytes, final_bytes=base_bytes,

@@ -5,10 +5,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Callable
+
+from edgeport.errors import UsageError
+from edgeport.report import table
 
 
-def add_run_parser(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an exported artifact on photos of any size (tiled when the model is "
                                    "fixed-size) and write the results")
     p.add_argument("artifact", type=Path, help="an artifact folder `edgeport export` wrote (holding manifest.json)")
@@ -28,6 +31,7 @@ def add_run_parser(sub: Any) -> None:
                    help="also compare a tiled run with untiled PyTorch on a crop of the first photo (8-bit PSNR)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_run)
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -38,7 +42,7 @@ def _point(text: str) -> tuple[float, float]:
     return x, y
 
 
-def _progress(enabled: bool, name: str):
+def _progress(enabled: bool, name: str) -> Callable[[int, int], None]:
     """A bar redrawn in place on a terminal; a line per tenth of the tiles in a log."""
     live = sys.stderr.isatty()
 
@@ -53,9 +57,7 @@ def _progress(enabled: bool, name: str):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgeport.errors import UsageError
-    from edgeport.photo_run import RunOptions, load_artifact, read_photo, run_photo, tile_plan
-    from edgeport.report import table
+    from edgeport.photo.run import RunOptions, load_artifact, read_photo, run_photo, tile_plan
 
     missing = [str(p) for p in (*args.images, *([args.mask] if args.mask else [])) if not p.is_file()]
     if missing:
@@ -67,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for path in args.images]
     seam = None
     if args.seam_check:
-        from edgeport.seam_check import seam_check
+        from edgeport.photo.seam_check import seam_check
 
         if art.spec.photo.mode != "tile" or art.spec.photo.needs:
             raise UsageError(f"{art.manifest.model.name}: the seam check runs tiled models fed by one photo alone")

@@ -1,5 +1,5 @@
 """The export matrix as independent tasks, one per model x format x recipe, for an executor that runs them
-anywhere (edgeport/ray_executor.py): each task prepares its model, exports one artifact in a private scratch
+anywhere (edgeport/cluster/ray_executor.py): each task prepares its model, exports one artifact in a private scratch
 folder, and publishes the finished folder to the output store. A recipe task gets its format's fp32 artifact
 from the fp32 task (as the serial run compares each recipe with it), so both runs write the same artifacts.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from edgeport.preparation import ExportPlan
+from edgeport.export.preparation import ExportPlan
 
 TASK_PID_DIR = "EDGEPORT_TASK_PID_DIR"   # each task attempt writes <dir>/<key>.<pid> (watchdogs, the kill test)
 
@@ -37,7 +37,7 @@ class MatrixTask:
 class Fp32Artifact:
     """What a recipe task needs of its format's fp32 artifact: the folder's files and the runtime outputs."""
 
-    outcome: Any                       # edgeport.results.ArtifactOutcome (its path is the producer's scratch)
+    outcome: Any                       # edgeport.export.results.ArtifactOutcome (its path is the producer's scratch)
     files: dict[str, bytes] = field(default_factory=dict)
 
     def restore(self, model_dir: Path) -> Any:
@@ -51,7 +51,7 @@ class Fp32Artifact:
 @dataclass(frozen=True)
 class TaskResult:
     key: str
-    row: Any                          # edgeport.results.ExportRow, path pointing into the output store
+    row: Any                          # edgeport.export.results.ExportRow, path pointing into the output store
     seconds: float
     fp32: Fp32Artifact | None = None   # for the recipe tasks of this format, when this was the fp32 task
     header: tuple = ()                 # (source description, params, macs, input shapes) for export.json
@@ -59,7 +59,7 @@ class TaskResult:
 
 def plan_tasks(plans: list[ExportPlan]) -> list[MatrixTask]:
     """Every model's jobs, fp32 first within each format. Unknown formats or recipes raise here."""
-    from edgeport.preparation import plan_jobs
+    from edgeport.export.preparation import plan_jobs
 
     tasks = []
     for plan in plans:
@@ -81,10 +81,10 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 def run_task(task: MatrixTask, store: Any, fp32: Fp32Artifact | None,
              report: Callable[[str], None] = lambda _: None) -> TaskResult:
     """One artifact: exported and judged in a scratch folder, then published to the store as a whole."""
-    from edgeport.pipeline import export_job, is_fp32_base
-    from edgeport.preparation import VariantCache, prepare
+    from edgeport.export.pipeline import export_job, is_fp32_base
+    from edgeport.export.preparation import VariantCache, prepare
     from edgeport.progress import Progress
-    from edgeport.results import ExportRow
+    from edgeport.export.results import ExportRow
 
     _mark_started(task)
     started = time.perf_counter()
@@ -108,7 +108,7 @@ def run_task(task: MatrixTask, store: Any, fp32: Fp32Artifact | None,
 
 def failed_result(task: MatrixTask, message: str, seconds: float = 0.0) -> TaskResult:
     """A task that could not finish (its error, or retries used up): a failed row, the others go on."""
-    from edgeport.results import ExportRow
+    from edgeport.export.results import ExportRow
 
     return TaskResult(task.key, ExportRow(task.model, task.format, task.recipe, "task-failed", message=message),
                       seconds)
@@ -116,7 +116,7 @@ def failed_result(task: MatrixTask, message: str, seconds: float = 0.0) -> TaskR
 
 def summaries(tasks: list[MatrixTask], results: dict[str, TaskResult], seconds: float) -> list[Any]:
     """One ExportSummary per model, rows in the serial run's order."""
-    from edgeport.results import ExportSummary
+    from edgeport.export.results import ExportSummary
 
     out, by_model = [], {}
     for task in tasks:

@@ -7,7 +7,44 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgeport.benchmarks.bench_report import draw_latency_chart, machine_line, peaks_line, to_markdown
+from edgeport.benchmarks.latency import READABLE_BENCH, BenchPlan, compare, run_bench
+from edgeport.benchmarks.machine import check_load
+from edgeport.benchmarks.size_chart import draw_size_chart
+from edgeport.benchmarks.size_report import collect
+from edgeport.benchmarks.size_report import to_markdown as size_markdown
+from edgeport.commands.args import csv_list, executor_arguments
 from edgeport.errors import USER_ERROR, UsageError
+from edgeport.report import human_bytes, table
+from edgeport.runtimes.atomic import ensure_writable, write_json, write_text
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("size", help="size report: each artifact against fp32 weights, largest layers, PNG chart")
+    p.add_argument("path", nargs="?", type=Path, default=Path("artifacts"), help="artifact root (default ./artifacts)")
+    p.add_argument("--out", type=Path, help="where to write size-report.{md,json,png} (default: the artifact root)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.set_defaults(handler=cmd_size)
+    p = sub.add_parser("bench", help="latency, cold start and memory of each artifact in its runtime, beside "
+                                     "PyTorch eager; --compare gates regressions")
+    p.add_argument("path", nargs="?", type=Path, default=None,
+                   help="an artifact folder, a model's folder, or the root (default ./artifacts)")
+    p.add_argument("--all", action="store_true", help="every model under the artifact root ./artifacts (no PATH)")
+    p.add_argument("--threads", type=csv_list, default=("1", "2"), metavar="LIST", help="thread counts (default 1,2)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs after warm-up (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager baseline")
+    p.add_argument("--no-peaks", action="store_true", help="skip the runtimes' kernel-peak probes (no efficiency)")
+    p.add_argument("--strict", action="store_true", help="refuse to measure when another process is busy")
+    p.add_argument("--out", type=Path, help="where to write bench.{json,md,png} (default: the artifact folder)")
+    executor_arguments(p, "one task per model folder, one at a time on each node (the folder must be on a "
+                          "filesystem every node mounts)")
+    p.add_argument("--compare", type=Path, metavar="BASELINE.json", help="an earlier bench.json to gate against")
+    p.add_argument("--max-regression", default="10%", metavar="PCT",
+                   help="fail when an artifact's p50/torch ratio grows past this (default 10%%)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(handler=cmd_bench)
 
 
 def _percent(text: str) -> float:
@@ -21,8 +58,6 @@ def _percent(text: str) -> float:
 
 
 def _read_baseline(path: Path) -> dict:
-    from benchmarks.latency import READABLE_BENCH
-
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -32,10 +67,11 @@ def _read_baseline(path: Path) -> dict:
     return data
 
 
-def _bench_plan(args: argparse.Namespace) -> Any:
-    from benchmarks.latency import BenchPlan
-
-    root = Path("artifacts") if args.all else args.path
+def _bench_plan(args: argparse.Namespace) -> BenchPlan:
+    if args.all and args.path is not None:
+        raise UsageError(f"--all benchmarks every model under ./artifacts; drop it to benchmark {args.path}, or drop "
+                         f"{args.path}")
+    root = args.path or Path("artifacts")
     if not root.exists():
         raise FileNotFoundError(f"no such artifact folder: {root}")
     threads = tuple(int(t) for t in args.threads if t.isdigit() and int(t) > 0)
@@ -45,9 +81,6 @@ def _bench_plan(args: argparse.Namespace) -> Any:
 
 
 def _print_bench(data: dict, regressions: list, args: argparse.Namespace, out: Path) -> None:
-    from benchmarks.bench_report import machine_line, peaks_line
-    from edgeport.report import human_bytes, table
-
     rows = [(r["model"], r["format"], r["recipe"], r["threads"],
              f"{r['latency']['p50_ms']:.1f}" if r["latency"] else r["status"],
              f"{r['p50_vs_torch']:.2f}x" if r["p50_vs_torch"] else "-",
@@ -71,11 +104,6 @@ def _print_bench(data: dict, regressions: list, args: argparse.Namespace, out: P
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.bench_report import draw_latency_chart, to_markdown
-    from benchmarks.latency import compare, run_bench
-    from benchmarks.machine import check_load
-    from edgeport.atomic import ensure_writable, write_json, write_text
-
     plan = _bench_plan(args)
     limit = _percent(args.max_regression)
     baseline = _read_baseline(args.compare) if args.compare else None
@@ -87,7 +115,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"edgeport: warning: {load.describe()}", file=sys.stderr)
     say = (lambda _: None) if args.quiet else (lambda text: print(f"  bench {text}", file=sys.stderr, flush=True))
     if args.executor == "ray":
-        from edgeport.ray_commands import bench_on_ray
+        from edgeport.cluster.ray_runs import bench_on_ray
 
         data = bench_on_ray(plan, args.ray_address, args.ray_workers, say)
     else:
@@ -111,7 +139,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def require_manifests(path: Path) -> list[Path]:
-    from parity_tests.manifest import find_manifests
+    from edgeport.parity_tests.manifest import find_manifests
 
     if not path.exists():
         raise FileNotFoundError(f"no such artifact folder: {path}")
@@ -122,11 +150,6 @@ def require_manifests(path: Path) -> list[Path]:
 
 
 def cmd_size(args: argparse.Namespace) -> int:
-    from benchmarks.size_chart import draw_size_chart
-    from benchmarks.size_report import collect, to_markdown
-    from edgeport.atomic import ensure_writable, write_json, write_text
-    from edgeport.report import human_bytes, table
-
     require_manifests(args.path)
     models = collect(args.path)
     out = args.out or args.path
@@ -134,7 +157,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     data = {"schema": "edgeport.size-report/1", "models": [m.to_dict() for m in models]}
     write_json(out / "size-report.json", data)
     markdown = out / "size-report.md"
-    write_text(markdown, to_markdown(models))
+    write_text(markdown, size_markdown(models))
     draw_size_chart(models, out / "size-report.png")
     if args.json:
         print(json.dumps(data, indent=2))

@@ -1,0 +1,1 @@
+"""The export matrix as independent tasks on Ray, and the output store they publish to."""

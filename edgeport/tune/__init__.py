@@ -1,0 +1,1 @@
+"""`edgeport tune`: the recipe ladder's rows, Pareto front and chart."""
