@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import sys
 import time
 import traceback
 from pathlib import Path

@@ -123,14 +123,13 @@ def _fake_run(ratio: float) -> BenchRun:
 
 @pytest.mark.parametrize("ratio,limit,code", [(0.50, "10%", 0), (0.60, "10%", 1), (0.60, "25%", 0)])
 def test_compare_exit_codes(tmp_path, monkeypatch, ratio, limit, code):
-    import edgeport.benchmarks.latency as latency
-    import edgeport.benchmarks.machine as machine
+    import edgeport.commands.reports as reports   # the bench command's own names
 
     (tmp_path / "art").mkdir()
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(_fake_run(0.50).to_dict()))
-    monkeypatch.setattr(machine, "check_load", lambda: LoadCheck(2, (0.0, 0.0, 0.0)))
-    monkeypatch.setattr(latency, "run_bench", lambda *a, **k: _fake_run(ratio))
+    monkeypatch.setattr(reports, "check_load", lambda: LoadCheck(2, (0.0, 0.0, 0.0)))
+    monkeypatch.setattr(reports, "run_bench", lambda *a, **k: _fake_run(ratio))
     assert main(["bench", str(tmp_path / "art"), "--compare", str(baseline), "--max-regression", limit,
                  "--out", str(tmp_path / "out"), "--quiet"]) == code
     written = json.loads((tmp_path / "out" / "bench.json").read_text())
@@ -150,10 +149,10 @@ def test_busy_machine_is_detected_and_strict_refuses(tmp_path, monkeypatch, caps
     finally:
         os.kill(pid, signal.SIGKILL)
 
-    import edgeport.benchmarks.machine as machine
+    import edgeport.commands.reports as reports   # the bench command's own names
 
     busy = LoadCheck(2, (1.5, 1.0, 0.5), [(4242, "make", 97.0)])
-    monkeypatch.setattr(machine, "check_load", lambda: busy)
+    monkeypatch.setattr(reports, "check_load", lambda: busy)
     (tmp_path / "art").mkdir()
     assert main(["bench", str(tmp_path / "art"), "--strict", "--quiet", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -161,6 +160,8 @@ def test_busy_machine_is_detected_and_strict_refuses(tmp_path, monkeypatch, caps
 
 
 def test_bad_bench_input_gets_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["bench", str(tmp_path), "--all"]) == 2     # --all means ./artifacts: refused beside a PATH
+    assert "--all benchmarks every model under ./artifacts" in capsys.readouterr().err
     assert main(["bench", str(tmp_path / "missing")]) == 2
     assert main(["bench", str(tmp_path), "--threads", "two"]) == 2
     assert main(["bench", str(tmp_path), "--max-regression", "lots"]) == 2

@@ -5,7 +5,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from edgeport.benchmarks.bench_report import draw_latency_chart, machine_line, peaks_line, to_markdown
 from edgeport.benchmarks.latency import READABLE_BENCH, BenchPlan, compare, run_bench

@@ -6,7 +6,7 @@ calibration photos, an output folder that cannot be written) raises here, so not
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 

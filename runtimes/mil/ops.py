@@ -8,13 +8,11 @@ tensor-making in runtimes/mil/indexing.py, reductions in runtimes/mil/reductions
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgeport.runtimes.mil.registry import MilEvalError, OpArgs, register_mil_op
+from edgeport.runtimes.mil.registry import MilEvalError, OpArgs, register_mil_op, round_to_dtype
 
 
 def _torch_pad(pairs: list[int]) -> list[int]:
