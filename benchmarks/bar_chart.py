@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeport.exporters.formats import all_formats
+from edgeport.runtimes.atomic import save_png
 
 TORCH_COLOUR = (140, 140, 140)
 
@@ -58,7 +59,4 @@ def draw_bar_chart(title: str, groups: list[BarGroup], path: Path) -> None:
                 draw.line([tick, y + 1, tick, y + ROW - 1], fill="black", width=2)
             draw.text((LABEL_W + length + 6, y + 4), bar.text, fill="black", font=font)
             y += ROW
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    save_png(path, image)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from edgeport.runtimes.atomic import commit_dir, staging_dir, write_json
 from edgeport.runtimes.paths import cache_root
 
 # (channels, height = width) of the probe: PROBE_DEPTH 3x3 convolutions + ReLU, channels -> channels, at 1xCxSxS
@@ -100,15 +99,9 @@ def probes_for(fmt: Any, arithmetic: str, shapes: tuple[tuple[int, int], ...] = 
     for channels, size in shapes:
         folder = cache_root() / "peak-probes" / _cache_key(fmt) / f"{arithmetic}-{PROBE_DEPTH}x{channels}x{size}"
         if not (folder / "record.json").is_file():
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
-            try:
-                record = _export_probe(fmt, arithmetic, channels, size, work)
-                (work / "record.json").write_text(json.dumps(record))
-                shutil.rmtree(folder, ignore_errors=True)
-                work.rename(folder)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+            with staging_dir(folder.parent, folder.name) as work:
+                write_json(work / "record.json", _export_probe(fmt, arithmetic, channels, size, work))
+                commit_dir(work, folder)
         inputs = [TensorContract("x", (1, channels, size, size)).to_dict()]
         probes.append(Probe(fmt.name, arithmetic, channels, size, folder,
                             json.loads((folder / "record.json").read_text()), inputs))

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from edgeport.runtimes.atomic import write_bytes
+
 METADATA_NAME = "TFLITE_METADATA"
 IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.0.0"   # ImageProperties, NormalizationOptions and stats are all 1.0 features
@@ -108,9 +110,7 @@ def attach_metadata(model_bytes: bytes, metadata: bytes) -> bytes:
 def write_tflite_metadata(path: Path, about: Mapping[str, Any], names: tuple[Sequence[str], Sequence[str]],
                           pixels: tuple[Sequence[Any], Sequence[Any]]) -> None:
     data = attach_metadata(Path(path).read_bytes(), metadata_buffer(about, names, pixels))
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes(Path(path), data)
 
 
 def read_tflite_metadata(path: Path) -> Any:

@@ -7,13 +7,12 @@ went wrong, and leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, IO
 from urllib.parse import urlparse
 
 from edgeport.models.errors import CheckpointError
+from edgeport.runtimes.atomic import atomic_file
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT_S = 30.0
@@ -32,21 +31,15 @@ def fetch_verified(url: str, dest: Path, sha256: str, expected_bytes: int | None
                    timeout: float = DEFAULT_TIMEOUT_S, progress: Progress | None = None) -> Path:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            got, digest = _stream(url, out, dest.name, timeout, progress)
+    with atomic_file(dest) as out:   # kept only when size and sha256 match
+        got, digest = _stream(url, out, dest.name, timeout, progress)
         if expected_bytes is not None and got != expected_bytes:
             raise DownloadError(f"download of {dest.name} from {url} gave {got} bytes, the release file has "
                                 f"{expected_bytes}; nothing was kept")
         if digest != sha256:
             raise DownloadError(f"download of {dest.name} from {url} has sha256 {digest[:16]}..., expected "
                                 f"{sha256[:16]}...: not the release file (a wrong mirror, or tampered); nothing was kept")
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return dest
 
 
 def _stream(url: str, out: IO[bytes], name: str, timeout: float, progress: Progress | None) -> tuple[int, str]:

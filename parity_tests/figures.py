@@ -7,6 +7,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from edgeport.runtimes.atomic import save_png
+
 PARITY_FIGURE = "parity.png"   # written into each artifact folder by export (check writes check-parity.png)
 PANEL = 224          # panel height in pixels
 CAPTION = 34
@@ -93,9 +95,7 @@ def parity_grid(path: Path, title: str, inputs: Mapping[str, np.ndarray], in_con
             label = f"{caption}: {name}" if caption in ("PyTorch", "artifact") else caption
             draw.text((x, y + PANEL + 4), label, fill="black")
             x += panel.width + 8
-    tmp = path.with_name(f".{path.name}.tmp")
-    canvas.save(tmp, format="PNG")
-    tmp.replace(path)
+    save_png(path, canvas)
 
 
 def worst_sample(report: Any, labels: Sequence[str]) -> int | None:

@@ -1,13 +1,12 @@
 """JUnit XML for CI dashboards: one test case per artifact."""
 from __future__ import annotations
 
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
 from edgeport.parity_tests.gate import ArtifactCheck
+from edgeport.runtimes.atomic import atomic_file
 
 
 def write_junit(path: Path, checks: Sequence[ArtifactCheck]) -> None:
@@ -24,9 +23,5 @@ def write_junit(path: Path, checks: Sequence[ArtifactCheck]) -> None:
             ET.SubElement(case, "failure", message=r.message).text = r.message
         elif r.status == "error":
             ET.SubElement(case, "error", message=r.message).text = r.message
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_file(path) as fh:
         ET.ElementTree(suite).write(fh, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)

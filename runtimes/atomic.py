@@ -1,4 +1,5 @@
-"""Writes that are complete or absent: build beside the target, then rename."""
+"""Writes that are complete or absent: build beside the target, then rename. The one copy for every layer
+(manifests, reports, charts, downloads, metadata, photo outputs): it sits in the bottom layer so each can use it."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,10 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 class OutputError(Exception):
@@ -68,16 +72,36 @@ def commit_dir(staging: Path, final: Path) -> None:
         staging.rename(final)
 
 
-def write_text(path: Path, text: str) -> None:
+@contextmanager
+def atomic_file(path: Path | str, mode: str = "wb") -> Iterator[IO]:
+    """A file that appears at `path` only once the block ends without an error; until then it is a hidden
+    temporary beside it (same filesystem, so the rename is atomic), removed if the block fails."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, mode) as fh:
+            yield fh
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_file(path, "w") as fh:
+        fh.write(text)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
+def save_png(path: Path, image: Image.Image) -> None:
+    """A Pillow image as a PNG, complete or absent."""
+    with atomic_file(path) as fh:
+        image.save(fh, format="PNG")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -5,13 +5,14 @@ zlib-compressed as it arrives; written to a temporary file beside the target and
 """
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
+
+from edgeport.runtimes.atomic import atomic_file
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 3: 2}   # channels -> PNG colour type (greyscale, truecolour)
@@ -30,8 +31,8 @@ class PngStream:
         self.path, self.height, self.width, self.channels = Path(path), height, width, channels
         self.dtype = np.dtype(">u2") if bit_depth == 16 else np.dtype(np.uint8)
         self.bpp = channels * self.dtype.itemsize
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        self.fh = open(self.tmp, "wb")
+        self._file = atomic_file(self.path)   # the PNG appears whole when the block ends, or not at all
+        self.fh = self._file.__enter__()
         self.zip = zlib.compressobj(6)
         self.rows = 0
         header = struct.pack(">IIBBBBB", width, height, bit_depth, _COLOR_TYPES[channels], 0, 0, 0)
@@ -55,17 +56,14 @@ class PngStream:
         return self
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        try:
-            if kind is None:
-                if self.rows != self.height:
-                    raise ValueError(f"{self.path}: {self.rows} rows written of {self.height}")
-                self.fh.write(_chunk(b"IDAT", self.zip.flush()) + _chunk(b"IEND", b""))
-                self.fh.close()
-                self.tmp.replace(self.path)
-        finally:
-            if not self.fh.closed:
-                self.fh.close()
-            self.tmp.unlink(missing_ok=True)
+        if kind is None and self.rows == self.height:
+            self.fh.write(_chunk(b"IDAT", self.zip.flush()) + _chunk(b"IEND", b""))
+            self._file.__exit__(None, None, None)    # renamed into place, complete
+            return
+        failure = exc or ValueError(f"{self.path}: {self.rows} rows written of {self.height}")
+        self._file.__exit__(type(failure), failure, tb)   # the temporary is removed: nothing at the path
+        if kind is None:
+            raise failure
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

@@ -8,6 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeport.runtimes.atomic import atomic_file
+
 CROP_ASPECTS = {"1:1": 1.0, "4:5": 0.8, "16:9": 16 / 9}
 
 
@@ -106,10 +108,9 @@ def resized_run(art: Any, photo: np.ndarray, clicks: Any,
     for contract in art.manifest.outputs:
         out, suffix = _output_image(art, contract, got[contract.name], photo[..., :3], details)
         if out is None:
-            path, tmp = path_for(suffix).with_suffix(".npy"), path_for(suffix).with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
+            path = path_for(suffix).with_suffix(".npy")
+            with atomic_file(path) as fh:
                 np.save(fh, got[contract.name])
-            tmp.replace(path)
         else:
             path = path_for(suffix)
             write_png(path, out)

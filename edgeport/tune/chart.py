@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgeport.benchmarks.bar_chart import colour_of
+from edgeport.runtimes.atomic import save_png
 from edgeport.tune.ladder import TuneRow, pareto_front
 
 PANEL_W, PANEL_H, MARGIN = 520, 380, 56
@@ -71,7 +72,4 @@ def draw_pareto(model: str, rows: list[Any], path: Path) -> None:
         x += 24 + 7 * len(fmt)
     draw.text((x + 10, PANEL_H + 8), f"lines join each format's Pareto front; exact drawn at {EXACT_DB:.0f} dB",
               fill="black", font=font)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    save_png(path, image)
