@@ -1,4 +1,5 @@
-"""edgeport: PyTorch image models to Core ML, ONNX and TFLite, with parity checked in the real runtimes."""
+"""edgeport: PyTorch image models to Core ML, ONNX, TFLite and ExecuTorch, with parity checked in the real
+runtimes. The one import name: the root folders install as edgeport.models, edgeport.runtimes, ... (setup.py)."""
 import os
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

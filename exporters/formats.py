@@ -84,10 +84,6 @@ def all_formats() -> dict[str, Format]:
     return _registry(BUILTIN_FORMATS + _plugin_modules())
 
 
-def format_names() -> tuple[str, ...]:
-    return tuple(all_formats())
-
-
 def get_format(name: str) -> Format:
     formats = all_formats()
     if name not in formats:

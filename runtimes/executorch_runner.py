@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -22,15 +22,6 @@ def _set_threads(threads: int) -> int:
     with captured_output():   # it logs the reset from C++
         portable_lib._unsafe_reset_threadpool(threads)
     return int(portable_lib._threadpool_get_thread_count())
-
-
-def delegated_backends(program: Any) -> list[str]:
-    """The backends the program's forward method was lowered to, read from the loaded program."""
-    try:
-        meta = program.metadata("forward")
-        return sorted({meta.backend_name(i) for i in range(meta.num_backends())})
-    except Exception:  # noqa: BLE001  (older bindings lack backend metadata: the label says unknown)
-        return []
 
 
 class ExecuTorchRunner:

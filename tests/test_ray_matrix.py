@@ -81,7 +81,8 @@ def _check_matrix(tmp_path: Path, captured, code: int, killed: list[int], pid_di
         for fmt in FORMATS:
             manifest = json.loads((folder / f"{fmt}-w8a8" / "manifest.json").read_text())
             assert manifest["artifact"]["digest"] == serial[model, fmt, "w8a8"]
-            assert manifest["recipe"]["vs_fp32_artifact_db"] == against_fp32[model, fmt, "w8a8"] is not None
+            assert against_fp32[model, fmt, "w8a8"] is not None
+            assert manifest["recipe"]["vs_fp32_artifact_db"] == against_fp32[model, fmt, "w8a8"]
 
 
 def _bench_runs_one_task_per_node_at_a_time(folder: Path, capsys) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 
 import pytest
@@ -94,4 +95,10 @@ def test_prune_recover_export_beats_plain_pruning_against_the_original_and_says_
     assert 0.45 <= recovered["conv_macs_ratio"] <= 0.56 and "least squares" in recovered["method"]
     assert recovered["vs_original_photos_before_recovery_db"] == plain["vs_original_photos_db"]
     assert recovered["vs_original_photos_db"] > plain["vs_original_photos_db"] + 10, (plain, recovered)
-    assert recovered["recovery"]["steps"] >= 0 and recovered["prune_and_refit_seconds"] > 0
+    recovery = recovered["recovery"]
+    assert recovered["prune_and_refit_seconds"] > 0
+    # the fine-tune says why it stopped, and its step count agrees: none when the refit already reached the target
+    assert re.fullmatch(r"reached .* dB|step budget \(\d+\)|time budget \(\d+ s\)", recovery["stopped_because"])
+    budget = re.fullmatch(r"step budget \((\d+)\)", recovery["stopped_because"])
+    assert isinstance(recovery["steps"], int) and (budget is None or recovery["steps"] == int(budget.group(1)))
+    assert recovery["train_db_after"] is None or recovery["train_db_after"] >= recovery["train_db_before"]

@@ -349,13 +349,6 @@ GROUPS = {"activation": ACTIVATIONS, "normalisation": NORMS, "elementwise": ELEM
 OP_CASES: tuple[OpCase, ...] = tuple(case for group, table in GROUPS.items() for case in _cases(group, table))
 
 
-def op_case(name: str) -> OpCase:
-    found = [c for c in OP_CASES if c.name == name]
-    if not found:
-        raise KeyError(f"no op case {name!r}")
-    return found[0]
-
-
 def build_case(case: OpCase, seed: int = 0) -> nn.Module:
     """A seeded instance; BatchNorm gets statistics that are not the identity, so the case tests something."""
     torch.manual_seed(seed)
