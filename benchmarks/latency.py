@@ -17,6 +17,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from edgeport.benchmarks.machine import describe_machine
+from edgeport.benchmarks.peaks import measure_peaks, torch_fp32_peak
+from edgeport.exporters.formats import get_format
+from edgeport.parity_tests.manifest import find_manifests, read_manifest
+from edgeport.quantize.recipes import parse_recipe
+
 BENCH_SCHEMA = "edgeport.bench/2"
 READABLE_BENCH = ("edgeport.bench/1", BENCH_SCHEMA)
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +49,6 @@ class Stats:
 @dataclass(frozen=True)
 class BenchRow:
     """One artifact (or the torch baseline) at one thread count. status: ok, unavailable or failed."""
-
     model: str
     format: str          # a format's name, or torch
     recipe: str          # the artifact's recipe; for torch: contiguous / channels_last
@@ -136,9 +141,6 @@ def measured(row: BenchRow, result: dict[str, Any]) -> BenchRow:
 
 
 def _artifact_rows(path: Path, manifest: Any, plan: BenchPlan, progress: Callable[[str], None]) -> list[BenchRow]:
-    from edgeport.exporters.formats import get_format
-    from edgeport.quantize.recipes import parse_recipe
-
     fmt = get_format(manifest.artifact.format)
     unavailable = fmt.latency_unavailable()
     rows = []
@@ -178,10 +180,6 @@ def _best_of(row: BenchRow, results: list[dict[str, Any]]) -> BenchRow:
 
 
 def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lambda _: None) -> BenchRun:
-    from edgeport.benchmarks.machine import describe_machine
-    from edgeport.benchmarks.peaks import measure_peaks, torch_fp32_peak
-    from edgeport.parity_tests.manifest import find_manifests, read_manifest
-
     targets = [(p, read_manifest(p)) for p in find_manifests(Path(plan.root))]
     if not targets:
         raise FileNotFoundError(f"no manifest.json under {plan.root}: export something first (`edgeport export`)")

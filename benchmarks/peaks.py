@@ -18,6 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeport.exporters.base import ExportRequest
+from edgeport.exporters.formats import all_formats
+from edgeport.models.spec import TensorContract
 from edgeport.runtimes.atomic import commit_dir, staging_dir, write_json
 from edgeport.runtimes.paths import cache_root
 
@@ -80,7 +83,6 @@ def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: P
     """The probe through the format's own exporter (w8a8 for int8, calibrated on noise); returns its record."""
     import torch
 
-    from edgeport.exporters.base import ExportRequest
 
     rng = np.random.default_rng(0)
     calib = [{"x": rng.uniform(0, 1, (1, channels, size, size)).astype(np.float32)} for _ in range(4)]
@@ -93,8 +95,6 @@ def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: P
 
 def probes_for(fmt: Any, arithmetic: str, shapes: tuple[tuple[int, int], ...] = PROBES) -> list[Probe]:
     """The format's probe artifacts, exported once per tool versions into the cache and reused."""
-    from edgeport.models.spec import TensorContract
-
     probes = []
     for channels, size in shapes:
         folder = cache_root() / "peak-probes" / _cache_key(fmt) / f"{arithmetic}-{PROBE_DEPTH}x{channels}x{size}"
@@ -113,8 +113,6 @@ def measure_peaks(threads: tuple[int, ...], run_worker: Callable[[dict], dict],
                   formats: tuple[str, ...] = ()) -> tuple[list[KernelPeak], list[str]]:
     """The fp32 and int8 peak of each timeable format among `formats` (all when empty) at each thread count;
     and what could not be measured."""
-    from edgeport.exporters.formats import all_formats
-
     peaks, problems = [], []
     for fmt in all_formats().values():
         if fmt.latency_unavailable() or (formats and fmt.name not in formats):

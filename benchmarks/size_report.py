@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeport.models import ModelError
+from edgeport.parity_tests.manifest import find_manifests, read_manifest
+from edgeport.parity_tests.reference import rebuild_reference
+
+
 @dataclass(frozen=True)
 class ArtifactSize:
     format: str
@@ -43,9 +48,6 @@ class ModelSizes:
 def largest_layers(manifest: Any, count: int = 5) -> tuple[list[tuple[str, int]], str]:
     """The modules holding the most parameters, from the model rebuilt as the manifest says (on the meta
     device: structure only)."""
-    from edgeport.models import ModelError
-    from edgeport.parity_tests.reference import rebuild_reference
-
     try:
         module = rebuild_reference(manifest, materialize=False).module
     except ModelError as exc:
@@ -55,8 +57,6 @@ def largest_layers(manifest: Any, count: int = 5) -> tuple[list[tuple[str, int]]
 
 
 def collect(root: Path) -> list[ModelSizes]:
-    from edgeport.parity_tests.manifest import find_manifests, read_manifest
-
     by_model: dict[str, ModelSizes] = {}
     for path in find_manifests(Path(root)):
         manifest = read_manifest(path)

@@ -18,6 +18,13 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
+from edgeport.exporters.formats import open_runtime
+from edgeport.models.samples import random_input
+from edgeport.models.spec import TensorContract
+from edgeport.parity_tests.manifest import read_manifest
+from edgeport.parity_tests.reference import rebuild_reference
+from edgeport.runtimes.artifact import ArtifactRecord
+
 
 def _rss_now_mb() -> float:
     with open("/proc/self/statm") as f:
@@ -33,17 +40,11 @@ def _peak_rss_mb() -> float:
 
 def _inputs(contracts: list[Any]) -> dict[str, Any]:
     """Seeded uniform noise over each input's contract range, at the exported shape."""
-    from edgeport.models.samples import random_input
-
     return {c.name: random_input(c, 0) for c in contracts}
 
 
 def _artifact_runner(job: dict[str, Any]) -> tuple[Callable, str, list[Any]]:
     """job: the artifact's record and folder, and its input contracts (as the manifest or a peak probe has them)."""
-    from edgeport.exporters.formats import open_runtime
-    from edgeport.models.spec import TensorContract
-    from edgeport.runtimes.artifact import ArtifactRecord
-
     runtime = open_runtime(ArtifactRecord.from_dict(job["record"]), Path(job["dir"]), job["threads"])
     return runtime.run, runtime.engine, [TensorContract.from_dict(c) for c in job["inputs"]]
 
@@ -51,8 +52,6 @@ def _artifact_runner(job: dict[str, Any]) -> tuple[Callable, str, list[Any]]:
 def _torch_runner(job: dict[str, Any]) -> tuple[Callable, str, list[Any]]:
     import torch
 
-    from edgeport.parity_tests.manifest import read_manifest
-    from edgeport.parity_tests.reference import rebuild_reference
 
     torch.set_num_threads(job["threads"])
     manifest = read_manifest(Path(job["manifest"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from edgeport.parity_tests.figures import PARITY_FIGURE
 from edgeport.parity_tests.metrics import format_db
 
 
@@ -87,8 +88,6 @@ def _figure_section(rows: Sequence[dict], root: Path, folder_of: Any, figure: st
 def export_markdown(summary: Any, model_dir: Path, exists: Any = None) -> str:
     """report.md beside an export: the summary table, then each artifact's parity picture (worst sample).
     `exists(relative path)` says whether a picture is there when the folder is not local (an fsspec store)."""
-    from edgeport.parity_tests.figures import PARITY_FIGURE
-
     rows = summary.to_dict()["rows"]
     lines = [f"# {summary.model}", "", f"Source: {summary.source}", "",
              "Each picture: the worst parity sample's input, PyTorch's output, the artifact's output in its "

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from edgeport.quantize.pt2e import as_batches
 from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding
 
 # A converter that runs in its own process gets this long unless --converter-timeout says otherwise:
@@ -19,7 +20,6 @@ DEFAULT_CONVERTER_TIMEOUT_S = 900.0
 
 class ExportError(Exception):
     """A converter refused the model; `op` names the operator it choked on when the message says."""
-
     def __init__(self, message: str, op: str | None = None) -> None:
         super().__init__(message)
         self.op = op
@@ -64,15 +64,12 @@ class ExportRequest:
 
     def calibration_batches(self) -> list[tuple[Any, ...]]:
         """The calibration inputs as torch tensors in input order, for PT2E observers."""
-        from edgeport.quantize.pt2e import as_batches
-
         return as_batches(self.calibration, self.input_names)
 
 
 class Exporter(ABC):
     """One format's converter. Subclasses import their converter inside export(), so listing formats stays
     instant."""
-
     @abstractmethod
     def export(self, request: ExportRequest) -> ArtifactRecord:
         """Write the artifact's files into request.work_dir and describe them."""

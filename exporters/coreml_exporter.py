@@ -10,9 +10,11 @@ from typing import Any
 
 from edgeport.exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
 from edgeport.exporters.coreml_package import make_reproducible
+from edgeport.exporters.coreml_torch_ops import coreml_decompositions, explicit_pool_strides, register_missing_torch_ops
 from edgeport.exporters.formats import Format
 from edgeport.exporters.image_io import dynamic_shapes_for, image_bindings, pixel_request
 from edgeport.exporters.metadata import apply_coreml_metadata
+from edgeport.quantize.steps import step_for
 from edgeport.runtimes.artifact import ArtifactRecord, file_records
 from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.coreml import coreml_latency_unavailable, coreml_tensors, import_coremltools, open_coreml
@@ -24,7 +26,6 @@ DYNAMIC_HW_RANGE = (16, 2048)
 def _exported_program(request: ExportRequest) -> Any:
     import torch
 
-    from edgeport.exporters.coreml_torch_ops import coreml_decompositions
 
     dynamic_shapes = None
     if request.dynamic_hw:   # DYNAMIC hints, as the ONNX exporter: a named Dim over 16-2048 is refused for any net
@@ -89,8 +90,6 @@ def _compute_precision(ct: Any, request: ExportRequest, compute: str) -> Any:
 
 
 def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
-    from edgeport.exporters.coreml_torch_ops import explicit_pool_strides, register_missing_torch_ops
-
     register_missing_torch_ops()
     program = _exported_program(request)
     explicit_pool_strides(program)
@@ -109,7 +108,6 @@ class CoreMLExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
         import torch
 
-        from edgeport.quantize.steps import step_for
 
         ct = import_coremltools()
         if request.image_io:

@@ -13,6 +13,7 @@ from typing import Any
 from edgeport.exporters.base import Exporter, ExportRequest, export_error
 from edgeport.exporters.formats import Format
 from edgeport.exporters.image_io import pixel_request, uint8_bindings
+from edgeport.quantize.steps import step_for
 from edgeport.runtimes.artifact import ArtifactRecord, file_records
 from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.executorch_runner import ExecuTorchRunner
@@ -52,8 +53,6 @@ def describe_delegation(summary: dict[str, Any]) -> str:
 
 class ExecuTorchExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
-        from edgeport.quantize.steps import step_for
-
         step = step_for("executorch", request.precision)
         ins, outs = request.pixels()
         in_shapes = [tuple(t.shape) for t in request.example_inputs]   # NCHW, before any image wrapping

@@ -16,7 +16,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from edgeport.exporters.base import ExportError, Exporter
+from edgeport.exporters.base import Exporter, ExportError
+from edgeport.quantize.steps import precisions_for
 from edgeport.runtimes.artifact import ArtifactRecord
 from edgeport.runtimes.base import Runtime, Tensors
 
@@ -57,8 +58,6 @@ class Format:
     @property
     def recipes(self) -> tuple[str, ...]:
         """The export precisions its tooling applies (fp32 always)."""
-        from edgeport.quantize.steps import precisions_for
-
         importlib.import_module(self.recipe_module)
         return precisions_for(self.name)
 

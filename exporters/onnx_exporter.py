@@ -6,10 +6,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from edgeport.exporters.base import ExportError, Exporter, ExportRequest, export_error
+from edgeport.exporters.base import Exporter, ExportError, ExportRequest, export_error
 from edgeport.exporters.formats import Format
 from edgeport.exporters.image_io import dynamic_shapes_for, pixel_request
 from edgeport.exporters.metadata import with_onnx_metadata
+from edgeport.quantize.steps import step_for
 from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding, file_records
 from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.onnxruntime_runner import OnnxRuntimeRunner, onnx_tensors
@@ -40,8 +41,6 @@ def write_onnx(module, example_inputs: tuple, path: Path, input_names: Sequence[
 
 def _write(request: ExportRequest, path: Path) -> dict:
     """The fp32 file, or the recipe's rewrite of it; returns what the recipe step did."""
-    from edgeport.quantize.steps import step_for
-
     step = step_for("onnx", request.precision)
     args = (request.module, request.example_inputs)
     names = (request.input_names, request.output_names, request.dynamic_hw,

@@ -16,15 +16,24 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.exporters.base import (ExportError, Exporter, ExportRequest, detect_layout, export_error, failing_op,
-                            run_converter)
+from edgeport.exporters.base import (
+    Exporter,
+    ExportError,
+    ExportRequest,
+    detect_layout,
+    export_error,
+    failing_op,
+    run_converter,
+)
 from edgeport.exporters.formats import Format
 from edgeport.exporters.image_io import image_bindings, pixel_request
 from edgeport.exporters.onnx_exporter import write_onnx
+from edgeport.exporters.tflite_boundary import with_float_io
 from edgeport.exporters.tflite_metadata import write_tflite_metadata
+from edgeport.quantize.steps import step_for
 from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding, file_records
 from edgeport.runtimes.base import captured_output
-from edgeport.runtimes.litert import LiteRTRunner, open_interpreter, tflite_tensors
+from edgeport.runtimes.litert import LiteRTRunner, open_interpreter, tflite_tensors, xnnpack_delegation
 
 ROUTES = ("litert-torch", "onnx2tf")
 # onnx2tf loads this file from its working directory, and downloads it when absent (which fails offline).
@@ -35,8 +44,6 @@ def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> dict
     """The module as is; or, for a convert-stage recipe (w8a8), the quantized module the step returns, with
     float32 put back around any input or output the converter made int8. Returns what the recipe did beyond
     the conversion (that boundary, a fine-tune's record)."""
-    from edgeport.exporters.tflite_boundary import with_float_io
-
     quantizing = step.stage == "convert" and step.apply is not None
     try:
         with captured_output():
@@ -200,9 +207,6 @@ def _notes(recipe: dict[str, Any], delegation: Any, dynamic_hw: bool, route: str
 
 class TFLiteExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
-        from edgeport.quantize.steps import step_for
-        from edgeport.runtimes.litert import xnnpack_delegation
-
         step = step_for("tflite", request.precision)
         in_shapes = [tuple(t.shape) for t in request.example_inputs]   # NCHW, before any image wrapping
         # onnx2tf reads every 4-D input as NCHW and would transpose a uint8 NHWC image again: on that route

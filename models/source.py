@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from edgeport.models.errors import CheckpointError, ModelError
 from edgeport.models.spec import ModelSpec, TensorContract, is_noise_sample
+from edgeport.models.weights import OFFICIAL
 from edgeport.runtimes.artifact import sha256_file
 
 
@@ -52,7 +53,6 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: "Path | str 
     model = spec.reference or spec.name
     if weights is None:
         return ModelSource(model, dict(config), seed=seed)
-    from edgeport.models.weights import OFFICIAL
 
     if str(weights) == OFFICIAL:
         from edgeport.models.official import resolve_official

@@ -21,7 +21,11 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from edgeport.models.checkpoint import load_strict, read_checkpoint
 from edgeport.models.errors import CheckpointError, ModelError
+from edgeport.models.samples import photo_inputs
+from edgeport.models.spec import ModelMetadata, ModelSpec, TensorContract
+from edgeport.runtimes.pixels import PixelEncoding
 
 PREFIX = "spandrel:"
 NEEDS_TORCHVISION = ("LaMa", "RestoreFormer")
@@ -90,8 +94,6 @@ def import_spandrel() -> Any:
 
 def detect(path: Path) -> Any:
     """spandrel's ImageModelDescriptor for a checkpoint read with weights_only (never spandrel's own loader)."""
-    from edgeport.models.checkpoint import read_checkpoint
-
     spandrel = import_spandrel()
     raw = read_checkpoint(path)
     if not isinstance(raw, dict):
@@ -156,10 +158,6 @@ def _plain(value: Any) -> Any:
 
 
 def _spec_from(descriptor: Any, path: Path) -> Any:
-    from edgeport.models.samples import photo_inputs
-    from edgeport.models.spec import ModelMetadata, ModelSpec, TensorContract
-    from edgeport.runtimes.pixels import PixelEncoding
-
     req, scale = descriptor.size_requirements, descriptor.scale
     side = _default_side(req.minimum, req.multiple_of)
     colour = {1: "GRAY", 3: "RGB"}.get(descriptor.input_channels)
@@ -191,15 +189,12 @@ def _safe_name(stem: str) -> str:
 
 
 def _load(module: Any, descriptor: Any, path: Path) -> None:
-    from edgeport.models.checkpoint import load_strict
-
     load_strict(module.model, descriptor.model.state_dict(), source=str(path))
 
 
 class SpandrelImageModel(nn.Module):
     """The architecture's forward as spandrel calls it (its call_fn), clamped to [0, 1] like spandrel's
     descriptor; spandrel's padding is replaced by the size rule, so an exported graph has no pad or crop."""
-
     def __init__(self, model: nn.Module, call: Any) -> None:
         super().__init__()
         self.model, self._call = model, call

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgeport.models.errors import ModelError
+from edgeport.models.samples import decode_image, parity_photos
 from edgeport.models.spec import Photo
 from edgeport.runtimes.artifact import sha256_file
 
@@ -38,8 +39,6 @@ class PhotoSet:
 
 
 def _decode(path: Path) -> np.ndarray:
-    from edgeport.models.samples import decode_image
-
     try:
         return decode_image(path)
     except ValueError as exc:
@@ -88,7 +87,6 @@ def parity_samples(spec: Any, contracts: tuple, seed: int, photo_set: PhotoSet |
     """The spec's parity inputs: the bundled photos, the team's (when given), and the seeded noise."""
     if photo_set is None:
         return spec.make_inputs(contracts, seed)
-    from edgeport.models.samples import parity_photos
 
     _, _, height, width = next(c for c in contracts if len(c.shape) == 4).shape
     return spec.make_inputs(contracts, seed, parity_photos() + load_photos(photo_set, height, width))

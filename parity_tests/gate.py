@@ -11,12 +11,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from edgeport.exporters.formats import open_runtime
+from edgeport.models.errors import ModelError
 from edgeport.models.spec import ParityGate, ParityInput, TaskMetric
 from edgeport.parity_tests.manifest import Manifest, ManifestError, read_manifest
 from edgeport.parity_tests.metrics import OutputMetrics, compare, compare_pixels
+from edgeport.parity_tests.reference import rebuild_reference, torch_outputs
 from edgeport.parity_tests.report import ParityReport, SampleResult, judge
 from edgeport.runtimes.artifact import ArtifactRecord, sha256_file
-from edgeport.runtimes.base import RuntimeUnavailable
+from edgeport.runtimes.base import PARITY_THREADS, RuntimeUnavailable
 
 Outputs = list[dict[str, np.ndarray]]
 
@@ -24,15 +27,11 @@ Outputs = list[dict[str, np.ndarray]]
 @dataclass(frozen=True)
 class Evaluation:
     """A judged report, and the runtime's own outputs (to compare two artifacts of one format)."""
-
     report: ParityReport
     outputs: Outputs = field(default_factory=list)
 
 
 def _open(record: ArtifactRecord, artifact_dir: Path) -> Any:
-    from edgeport.exporters.formats import open_runtime
-    from edgeport.runtimes.base import PARITY_THREADS
-
     return open_runtime(record, artifact_dir, PARITY_THREADS)
 
 
@@ -110,14 +109,11 @@ class Reference:
 @dataclass
 class ReferenceCache:
     """PyTorch outputs shared by the artifacts of one model, source, input shape and rewrite."""
-
     entries: dict[str, Reference | str] = field(default_factory=dict)   # a string: why it cannot be rebuilt
 
     def get(self, manifest: Manifest) -> Reference | str:
         import json
 
-        from edgeport.models.errors import ModelError
-        from edgeport.parity_tests.reference import rebuild_reference, torch_outputs
 
         rewrite = manifest.recipe.name if manifest.recipe.rewrites_module else None
         key = json.dumps([manifest.source.to_dict(), [c.shape for c in manifest.inputs], manifest.parity.seed,

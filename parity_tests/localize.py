@@ -9,8 +9,6 @@ evaluator, LiteRT with preserve_all_tensors and no delegate); a format without a
 """
 from __future__ import annotations
 
-from edgeport.runtimes.json_numbers import db_for_json
-
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +16,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from edgeport.exporters.formats import get_format
 from edgeport.parity_tests.metrics import compare
 from edgeport.runtimes.artifact import ArtifactRecord
 from edgeport.runtimes.base import Tensors
+from edgeport.runtimes.json_numbers import db_for_json
 
 COLLAPSE_DB = 20.0
 WORST_SHOWN = 5
@@ -108,8 +108,6 @@ def tensor_errors(reference: Tensors, compressed: Tensors, axis: int) -> list[La
 def localize(fp32_record: ArtifactRecord, fp32_dir: Path, record: ArtifactRecord, artifact_dir: Path,
              inputs: Mapping[str, np.ndarray]) -> Localization:
     """Compare the two artifacts tensor by tensor on one input."""
-    from edgeport.exporters.formats import get_format
-
     fmt = get_format(record.format)
     engine = fmt.tensors_engine or fmt.label
     if fmt.read_tensors is None:

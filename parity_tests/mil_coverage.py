@@ -18,6 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeport.exporters.base import ExportError, ExportRequest
+from edgeport.exporters.coreml_exporter import CoreMLExporter
+from edgeport.models.corpus.ops import CONVERTER_UNFAITHFUL, DISCRETE, build_case, op_input
+from edgeport.parity_tests.metrics import compare, format_db
+from edgeport.quantize import coreml_recipes  # noqa: F401  (registers the Core ML fp16 step)
+from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
+from edgeport.runtimes.mil.registry import MIL_OPS, MilEvalError
+
 PRECISIONS = ("fp32", "fp16")
 # What a case must reach against PyTorch (PSNR over the reference's range): fp32 programs compute in float32
 # like PyTorch, so anything short of this is a wrong op; fp16 programs round every value to 11 significant bits.
@@ -88,8 +96,6 @@ class CoverageReport:
 def judge_case(result: OpCaseResult) -> str | None:
     """Why a converted case fails the evaluator's bar, or None when it passes (refused cases are not judged).
     A case the converter is known to change (CONVERTER_UNFAITHFUL) must still differ from PyTorch."""
-    from edgeport.models.corpus.ops import CONVERTER_UNFAITHFUL
-
     if not result.converted:
         return None
     if result.missing:
@@ -106,7 +112,6 @@ def judge_case(result: OpCaseResult) -> str | None:
 
 class CaseBundle(nn.Module):
     """Several cases as one module with one output each: one conversion for the whole corpus (the test)."""
-
     def __init__(self, modules: Sequence[nn.Module]) -> None:
         super().__init__()
         self.cases = nn.ModuleList(modules)
@@ -117,11 +122,6 @@ class CaseBundle(nn.Module):
 
 def convert(module: nn.Module, x: torch.Tensor, precision: str, work_dir: Path) -> Any:
     """Export with edgeport's Core ML exporter (one input x, outputs y0, y1, ...); the saved MIL program."""
-    from edgeport.exporters.base import ExportRequest
-    from edgeport.exporters.coreml_exporter import CoreMLExporter
-    from edgeport.quantize import coreml_recipes  # noqa: F401  (registers the fp16 step)
-    from edgeport.runtimes.mil.program import load_mil_program
-
     with torch.no_grad():
         out = module(x)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -135,8 +135,6 @@ def convert(module: nn.Module, x: torch.Tensor, precision: str, work_dir: Path) 
 
 def reference(case: Any, module: nn.Module, x: torch.Tensor, precision: str) -> np.ndarray:
     """PyTorch's output; for a step function at fp16, given the input as the program holds it (DISCRETE)."""
-    from edgeport.models.corpus.ops import DISCRETE
-
     seen = x.half().float() if precision == "fp16" and case.name in DISCRETE else x
     with torch.no_grad():
         return module(seen).numpy()
@@ -148,9 +146,6 @@ def program_ops(program: Any) -> tuple[str, ...]:
 
 def evaluate(program: Any, x: np.ndarray, references: Sequence[np.ndarray]) -> list[tuple[float, float]]:
     """(PSNR, largest difference) per output, the program run by the MIL evaluator."""
-    from edgeport.parity_tests.metrics import compare
-    from edgeport.runtimes.mil.program import MilEvaluator
-
     evaluator = MilEvaluator(program)
     got = evaluator.run({"x": x})
     outputs = [v.name for v in program.functions["main"].outputs]
@@ -160,10 +155,6 @@ def evaluate(program: Any, x: np.ndarray, references: Sequence[np.ndarray]) -> l
 
 def run_case(case: Any, precision: str, root: Path) -> OpCaseResult:
     """One corpus case converted on its own: its ops, and its parity where the evaluator has them all."""
-    from edgeport.exporters.base import ExportError
-    from edgeport.models.corpus.ops import build_case, op_input
-    from edgeport.runtimes.mil.registry import MIL_OPS, MilEvalError
-
     base = OpCaseResult(case.name, case.group, precision)
     x = op_input()
     module = build_case(case)
@@ -188,7 +179,6 @@ def coverage_report(cases: Iterable[Any], precisions: Sequence[str] = PRECISIONS
                     progress: Callable[[str], None] = lambda line: None, root: Path | None = None) -> CoverageReport:
     import coremltools as ct
 
-    from edgeport.runtimes.mil.registry import MIL_OPS
 
     results = []
     work_root = Path(root or tempfile.gettempdir())
@@ -231,8 +221,6 @@ def coverage_markdown(report: CoverageReport) -> str:
 
 def cases_markdown(report: CoverageReport) -> str:
     """Per case and precision: the worst parity, or why it was not judged."""
-    from edgeport.parity_tests.metrics import format_db
-
     rows = ["| case | group | fp32 | fp16 |", "|---|---|---|---|"]
     by_case: dict[str, dict[str, OpCaseResult]] = {}
     for r in report.results:

@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeport.models.ncnn_files import ncnn_pair
+from edgeport.models.official import packaged_files
+from edgeport.models.source import instantiate, resolve_inputs, source_for
+from edgeport.models.spec import is_noise_sample
+from edgeport.parity_tests.metrics import compare
+from edgeport.runtimes.ncnn_runner import run_ncnn
+
 NCNN_GATE_DB = 60.0   # the fp32 conversion gate: the same fp16-stored weights, both sides computing in fp32
 
 
@@ -15,12 +22,6 @@ def ncnn_agreement(spec: Any, size: int) -> list[dict[str, Any]]:
     import numpy as np
     import torch
 
-    from edgeport.models.ncnn_files import ncnn_pair
-    from edgeport.models.official import packaged_files
-    from edgeport.models.source import instantiate, resolve_inputs, source_for
-    from edgeport.models.spec import is_noise_sample
-    from edgeport.parity_tests.metrics import compare
-    from edgeport.runtimes.ncnn_runner import run_ncnn
 
     found = packaged_files(spec)
     module = instantiate(spec, source_for(spec, {}, found.path, seed=0))

@@ -11,7 +11,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgeport.models import get_spec
+from edgeport.models.source import instantiate
 from edgeport.models.spec import ModelSpec, ParityInput
+from edgeport.models.team_photos import parity_samples
 from edgeport.parity_tests.manifest import Manifest
 
 
@@ -27,9 +30,6 @@ def rebuild_reference(manifest: Manifest, materialize: bool = True) -> RebuiltRe
     the unpruned architecture on the meta device: its structure, without weights or inputs."""
     import torch
 
-    from edgeport.models import get_spec
-    from edgeport.models.source import instantiate
-    from edgeport.models.team_photos import parity_samples
 
     spec = get_spec(manifest.source.model, [c.shape for c in manifest.inputs])
     if not materialize:

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgeport.models.errors import ModelError
+from edgeport.models.samples import bundled_calibration_photos
 from edgeport.models.spec import ModelSpec, ParityInput, Photo, TensorContract, is_noise_sample
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -58,8 +59,6 @@ def read_photo_dir(folder: Path, limit: int = MAX_IMAGES) -> list[Photo]:
 def calibration_set(spec: ModelSpec, contracts: tuple[TensorContract, ...], folder: Path | None = None,
                     seed: int = 0) -> CalibrationSet:
     """The spec's own input maker builds the inputs (clicks, holes, noise as for parity), from other photos."""
-    from edgeport.models.samples import bundled_calibration_photos
-
     photos = read_photo_dir(folder) if folder is not None else bundled_calibration_photos()
     inputs = [s for s in spec.make_inputs(contracts, seed + 1000, photos) if not is_noise_sample(s.label)]
     return CalibrationSet("bundled" if folder is None else str(Path(folder).resolve()),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from edgeport.models.threads import one_torch_thread
 from edgeport.runtimes.base import Tensors, TracedTensor
 
 
@@ -73,7 +74,6 @@ def calibrated_int8(module: Any, example_inputs: tuple, calibration: Sequence[tu
     if not calibration:
         raise ValueError("w8a8 needs calibration inputs")
     graph = torch.export.export(without_dropout(module), example_inputs).module()
-    from edgeport.models.threads import one_torch_thread
 
     prepared = prepare_pt2e(graph, _keeping(quantizer, keep) if keep else quantizer)
     with torch.no_grad(), one_torch_thread():     # the observed ranges, hence the scales, on any core count
@@ -101,8 +101,10 @@ def xnnpack_quantizer(qat: bool = False) -> Any:
     the inputs of a concatenation float, its converter then gives them int8 scales borrowed from a neighbour,
     and the file drifts from its program (official realesrgan-x4plus: 18.0 dB in TFLite where the same
     program reaches 31.0 in PyTorch)."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
 
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 

@@ -10,16 +10,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgeport.quantize.pt2e import xnnpack_quantizer
+from edgeport.quantize.pt2e import calibrated_int8, qat_int8, xnnpack_quantizer
 from edgeport.quantize.steps import register_step
+from edgeport.runtimes.litert import open_interpreter
 
 Calibration = Sequence[Mapping[str, np.ndarray]]
 
 
 def _unloadable(path: Path) -> str:
     """'' when LiteRT can prepare the model, else its reason."""
-    from edgeport.runtimes.litert import open_interpreter
-
     try:
         open_interpreter(path, delegate=False)
     except Exception as exc:  # noqa: BLE001  (the interpreter raises RuntimeError/ValueError with its log)
@@ -126,8 +125,6 @@ def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep:
     """The module with int8 observers calibrated on real inputs and converted (the modules in `keep` left
     float); and litert-torch's config. The annotation is XNNPACK's (quantize/pt2e.py says why), the int8
     scheme litert-torch's own: symmetric per-channel weights, per-tensor activations."""
-    from edgeport.quantize.pt2e import calibrated_int8
-
     return calibrated_int8(module, example_inputs, calibration, w8a8_quantizer(), keep=keep), \
         litert_quant_config()
 
@@ -138,7 +135,5 @@ def w8a8_qat(module: Any, example_inputs: tuple, calibration: Sequence[tuple], k
     """litert-torch's own QAT annotator fails here (its conv-bn pattern hands torch.export a function under
     torch 2.13), so the fake-quantized program is annotated with XNNPACK's QAT config, the same symmetric
     per-channel int8 scheme, and litert-torch converts its quantize/dequantize pairs as for w8a8."""
-    from edgeport.quantize.pt2e import qat_int8
-
     program = qat_int8(module, example_inputs, calibration, xnnpack_quantizer(qat=True))
     return program, litert_quant_config()

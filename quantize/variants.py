@@ -8,7 +8,10 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from edgeport.quantize.prune import prune_channels
 from edgeport.quantize.recipes import Recipe
+from edgeport.quantize.reconstruct import METHOD, activation_keep, refit_convs
+from edgeport.quantize.recover import distil
 
 # Same threshold as the Core ML compression (quantize.coreml_recipes): tiny weights stay dense.
 SPARSE_MIN_ELEMENTS = 2048
@@ -49,9 +52,6 @@ def recovered_variant(teacher: nn.Module, example_inputs: Sequence[torch.Tensor]
     squares, then distilled from the unpruned model."""
     import time
 
-    from edgeport.quantize.prune import prune_channels
-    from edgeport.quantize.reconstruct import METHOD, activation_keep, refit_convs
-    from edgeport.quantize.recover import distil
 
     started = time.perf_counter()
     result = prune_channels(teacher, example_inputs, macs_percent, activation_keep(training), METHOD)

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from edgeport.export.preparation import ExportPlan
+from edgeport.export.pipeline import export_job, is_fp32_base
+from edgeport.export.preparation import ExportPlan, VariantCache, plan_jobs, prepare
+from edgeport.export.results import ExportRow, ExportSummary
+from edgeport.progress import Progress
 
 TASK_PID_DIR = "EDGEPORT_TASK_PID_DIR"   # each task attempt writes <dir>/<key>.<pid> (watchdogs, the kill test)
 
@@ -36,7 +39,6 @@ class MatrixTask:
 @dataclass(frozen=True)
 class Fp32Artifact:
     """What a recipe task needs of its format's fp32 artifact: the folder's files and the runtime outputs."""
-
     outcome: Any                       # edgeport.export.results.ArtifactOutcome (its path is the producer's scratch)
     files: dict[str, bytes] = field(default_factory=dict)
 
@@ -59,8 +61,6 @@ class TaskResult:
 
 def plan_tasks(plans: list[ExportPlan]) -> list[MatrixTask]:
     """Every model's jobs, fp32 first within each format. Unknown formats or recipes raise here."""
-    from edgeport.export.preparation import plan_jobs
-
     tasks = []
     for plan in plans:
         tasks += [MatrixTask(plan, job.format.name, job.recipe.name) for job in plan_jobs(plan.formats, plan.recipes)]
@@ -81,11 +81,6 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 def run_task(task: MatrixTask, store: Any, fp32: Fp32Artifact | None,
              report: Callable[[str], None] = lambda _: None) -> TaskResult:
     """One artifact: exported and judged in a scratch folder, then published to the store as a whole."""
-    from edgeport.export.pipeline import export_job, is_fp32_base
-    from edgeport.export.preparation import VariantCache, prepare
-    from edgeport.progress import Progress
-    from edgeport.export.results import ExportRow
-
     _mark_started(task)
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="edgeport-task-"))
@@ -108,16 +103,12 @@ def run_task(task: MatrixTask, store: Any, fp32: Fp32Artifact | None,
 
 def failed_result(task: MatrixTask, message: str, seconds: float = 0.0) -> TaskResult:
     """A task that could not finish (its error, or retries used up): a failed row, the others go on."""
-    from edgeport.export.results import ExportRow
-
     return TaskResult(task.key, ExportRow(task.model, task.format, task.recipe, "task-failed", message=message),
                       seconds)
 
 
 def summaries(tasks: list[MatrixTask], results: dict[str, TaskResult], seconds: float) -> list[Any]:
     """One ExportSummary per model, rows in the serial run's order."""
-    from edgeport.export.results import ExportSummary
-
     out, by_model = [], {}
     for task in tasks:
         by_model.setdefault(task.model, []).append(results[task.key])

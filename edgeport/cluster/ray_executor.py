@@ -13,7 +13,10 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
+from edgeport.benchmarks.latency import run_bench
+from edgeport.benchmarks.machine import check_load
 from edgeport.cluster.matrix import Fp32Artifact, MatrixTask, TaskResult, failed_result, run_task
+from edgeport.exporters.base import short_message
 
 RETRIES = 3    # attempts after the first when a task's worker dies
 
@@ -21,7 +24,6 @@ RETRIES = 3    # attempts after the first when a task's worker dies
 def _task_body(task: MatrixTask, store: Any, fp32: Fp32Artifact | None, attempts: Any) -> TaskResult:
     import ray
 
-    from edgeport.exporters.base import short_message
 
     ray.get(attempts.started.remote(task.key, os.getpid()))
     started = time.perf_counter()
@@ -33,7 +35,6 @@ def _task_body(task: MatrixTask, store: Any, fp32: Fp32Artifact | None, attempts
 
 class _Attempts:
     """Which process started each task, in order: more than one means its worker died and Ray retried it."""
-
     def __init__(self) -> None:
         self.seen: dict[str, list[int]] = {}
 
@@ -111,8 +112,6 @@ BENCH_SLOT = "edgeport_bench"   # a custom resource each node has one of (local 
 def _bench_body(plan: Any) -> dict[str, Any]:
     import socket
 
-    from edgeport.benchmarks.latency import run_bench
-    from edgeport.benchmarks.machine import check_load
 
     began = time.time()
     data = run_bench(plan, check_load()).to_dict()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeport.runtimes.atomic import OutputError, check_writable, commit_dir, write_text
+
 LOCAL_SCHEMES = ("", "file")
 
 
@@ -43,8 +45,6 @@ class OutputStore:
 
     def check(self) -> None:
         """Fail before any task runs when the store cannot be written (one clear line, nothing left behind)."""
-        from edgeport.runtimes.atomic import OutputError, check_writable
-
         if self.local is not None:
             check_writable(self.local)
             return
@@ -59,8 +59,6 @@ class OutputStore:
 
     def publish(self, folder: Path, rel: str) -> str:
         """Put a finished local folder at rel (replacing an older one only once the new one is complete)."""
-        from edgeport.runtimes.atomic import commit_dir
-
         if self.local is not None:
             final = self.local / rel
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +78,6 @@ class OutputStore:
         return final
 
     def write_text(self, rel: str, text: str) -> None:
-        from edgeport.runtimes.atomic import write_text
-
         if self.local is not None:
             write_text(self.local / rel, text)
         else:

@@ -13,11 +13,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgeport import __version__
-from edgeport.runtimes.atomic import commit_dir, staging_dir, write_json, write_text
+from edgeport.export.artifact_about import artifact_about
+from edgeport.export.precision_search import Attempt, describe, search_precision
 from edgeport.export.preparation import ExportPlan, Job, Prepared, Variant, VariantCache, prepare
-from edgeport.progress import Progress
-from edgeport.report import export_markdown
 from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary
+from edgeport.exporters.base import ExportError, ExportRequest, failing_op, short_message
+from edgeport.exporters.image_io import encodings
+from edgeport.models.spec import is_noise_sample
+from edgeport.parity_tests.figures import PARITY_FIGURE, grid_for
+from edgeport.parity_tests.gate import evaluate, versus_outputs
+from edgeport.parity_tests.localize import collapse, localize
+from edgeport.parity_tests.manifest import MANIFEST, Manifest, ModelInfo, RecipeInfo
+from edgeport.progress import Progress
+from edgeport.quantize.recipes import RecipeError
+from edgeport.report import export_markdown
+from edgeport.runtimes.atomic import commit_dir, staging_dir, write_json, write_text
 from edgeport.runtimes.json_numbers import db_for_json
 
 __all__ = ["ExportPlan", "ExportRow", "ExportSummary", "run_export"]
@@ -32,10 +42,6 @@ def _convert(p: Prepared, job: Job, variant: Variant, work: Path,
              keep: tuple[str, ...] = ()) -> tuple[Any, str, str | None]:
     """(record, '', None) or, when the converter refused, (None, its message, the op it names): a converter's
     failure is this row's outcome, never raised past it."""
-    from edgeport.exporters.base import ExportError, ExportRequest, failing_op, short_message
-    from edgeport.export.artifact_about import artifact_about
-    from edgeport.exporters.image_io import encodings
-
     request = ExportRequest(module=variant.module, example_inputs=p.example(), input_names=p.input_names,
                             output_names=p.output_names, output_shapes=p.output_shapes,
                             precision=job.recipe.export_precision, work_dir=work, stem=p.spec.name,
@@ -54,9 +60,6 @@ def _convert(p: Prepared, job: Job, variant: Variant, work: Path,
 
 def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[str, ...] = ()) -> Any:
     """Export into `work` and judge the artifact in its runtime."""
-    from edgeport.export.precision_search import Attempt
-    from edgeport.parity_tests.gate import evaluate
-
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     record, problem, op = _convert(p, job, variant, work, keep)
@@ -73,7 +76,6 @@ def _searched(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | N
     each re-export is a line of progress (a trial can take minutes on a large net)."""
     from dataclasses import replace
 
-    from edgeport.export.precision_search import search_precision
 
     def export(keep: tuple[str, ...], folder: Path, recipe: Any) -> Any:
         attempt = _attempt(p, job if recipe is None else replace(job, recipe=recipe), variant, folder, keep)
@@ -95,10 +97,6 @@ def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp
                     record: Any, work: Path) -> dict[str, Any]:
     """What the recipe did, and how far the artifact sits from the fp32 artifact of its format (with the
     layer where the error starts when it collapsed)."""
-    from edgeport.models.spec import is_noise_sample
-    from edgeport.parity_tests.gate import versus_outputs
-    from edgeport.parity_tests.localize import collapse, localize
-
     details: dict[str, Any] = dict(variant.details)
     if job.recipe.needs_calibration and p.calibration is not None:
         details["calibration"] = p.calibration.to_dict()
@@ -117,7 +115,6 @@ def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp
 
 def _manifest(p: Prepared, job: Job, variant: Variant, record: Any, report: Any, details: dict[str, Any],
               seconds: float) -> Any:
-    from edgeport.parity_tests.manifest import Manifest, ModelInfo, RecipeInfo
 
     spec, meta = p.spec, p.spec.metadata
     outputs = tuple(c.with_shape(s) for c, s in zip(spec.outputs, p.output_shapes))
@@ -151,11 +148,6 @@ def _notes(*parts: str) -> str:
 def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutcome | None,
                progress: Progress) -> ArtifactOutcome:
     """One format and recipe: staged, exported, judged in its runtime, and put in place with its manifest."""
-    from edgeport.export.precision_search import describe
-    from edgeport.parity_tests.figures import PARITY_FIGURE, grid_for
-    from edgeport.parity_tests.manifest import MANIFEST
-    from edgeport.quantize.recipes import RecipeError
-
     fmt, recipe = job.format, job.recipe
     if recipe.export_precision not in fmt.recipes:
         return ArtifactOutcome(fmt.name, recipe.name, "unsupported", f"{recipe.name} is not supported for {fmt.name} "

@@ -10,11 +10,16 @@ quantize_with_accuracy_control, the ranking is computed once; the verdict is alw
 """
 from __future__ import annotations
 
-from edgeport.runtimes.json_numbers import db_for_json
-
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from edgeport.parity_tests.localize import blame_units, by_blame, concentrated
+from edgeport.parity_tests.report import gated
+from edgeport.quantize.pt2e import as_batches, pt2e_traces
+from edgeport.quantize.recipes import parse_recipe
+from edgeport.quantize.steps import step_for
+from edgeport.runtimes.json_numbers import db_for_json
 
 MAX_TRIALS = 14            # exports per search; the bisection stops early rather than run past it
 PROBE_UNITS = 8            # each ordering is first tried with this many units kept
@@ -139,8 +144,6 @@ Exporting = Callable[[tuple[str, ...], Any, Any], Attempt]   # (keep, folder, re
 
 def _worst_sample(p: Any, report: Any) -> dict[str, Any]:
     """The gated sample the artifact does worst on: the ranking is read there."""
-    from edgeport.parity_tests.report import gated
-
     worst = min(gated(report.samples, report.gate), key=lambda s: s.metrics.psnr_db, default=None)
     chosen = next((s for s in p.samples if worst is not None and s.label == worst.sample), p.samples[0])
     return chosen.arrays
@@ -149,10 +152,6 @@ def _worst_sample(p: Any, report: Any) -> dict[str, Any]:
 def _artifact_blame(p: Any, job: Any, fp32: Any, base: Attempt, sample: dict, export: Exporting,
                     scratch: Any) -> tuple[list[Any], str]:
     """Units ranked from the artifact's own tensors against an fp32 artifact of the same module and format."""
-    from edgeport.parity_tests.localize import blame_units
-    from edgeport.quantize.recipes import parse_recipe
-    from edgeport.quantize.steps import step_for
-
     fmt = job.format
     if fmt.read_tensors is None:
         raise ValueError(f"reading {fmt.label}'s intermediate tensors is not implemented")
@@ -174,9 +173,6 @@ def _artifact_blame(p: Any, job: Any, fp32: Any, base: Attempt, sample: dict, ex
 def _torch_blame(p: Any, job: Any, variant: Any, step: Any, sample: dict) -> tuple[list[Any], str]:
     """Modules ranked from the PT2E program (float vs its quantize/dequantize form), which the converter
     translates op for op."""
-    from edgeport.parity_tests.localize import blame_units
-    from edgeport.quantize.pt2e import as_batches, pt2e_traces
-
     names = p.input_names
     calib = as_batches(p.calibration.arrays(), names)
     reference, quantized = pt2e_traces(variant.module, p.example(), calib, step.options["quantizer"](),
@@ -207,9 +203,6 @@ def _rank(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, export: Expo
     kind; raises ValueError when the format cannot rank. Blame order finds a broken layer; graph order (from
     the input) suits error that accumulates and grows along the network, where the earliest rounding is
     amplified most."""
-    from edgeport.parity_tests.localize import by_blame, concentrated
-    from edgeport.quantize.steps import step_for
-
     step = step_for(job.format.name, job.recipe.export_precision)
     if not step.keeps:
         raise ValueError(f"{job.format.label} {job.recipe.export_precision} ({step.tool}) cannot keep chosen "

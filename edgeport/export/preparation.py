@@ -11,6 +11,19 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from edgeport.export.plan import ExportPlan
+from edgeport.exporters.base import ExportError, short_message
+from edgeport.exporters.formats import get_format
+from edgeport.exporters.image_io import IO_MODES
+from edgeport.models import ModelError, get_spec
+from edgeport.models.source import instantiate, resolve_inputs, source_for
+from edgeport.models.spec import is_noise_sample
+from edgeport.models.team_photos import LABEL_PREFIX, parity_samples, read_photo_set
+from edgeport.parity_tests.gate import versus_outputs
+from edgeport.parity_tests.reference import torch_outputs
+from edgeport.quantize.calibration import calibration_set
+from edgeport.quantize.pt2e import as_batches
+from edgeport.quantize.recipes import RecipeError, parse_recipe, parse_recipes
+from edgeport.runtimes.atomic import check_writable, ensure_writable
 from edgeport.runtimes.json_numbers import db_for_json
 
 
@@ -23,7 +36,6 @@ class Job:
 @dataclass(frozen=True)
 class Variant:
     """The module one recipe exports, with its PyTorch outputs on the parity inputs."""
-
     module: Any
     references: list
     profile: Any
@@ -64,9 +76,6 @@ class Prepared:
 
 def plan_jobs(formats: tuple[str, ...], recipes: tuple[str, ...] | None) -> tuple[Job, ...]:
     """Each format's recipes, fp32 first so the others can be compared with it. Unknown names raise."""
-    from edgeport.exporters.formats import get_format
-    from edgeport.quantize.recipes import parse_recipe, parse_recipes
-
     chosen = parse_recipes(",".join(recipes)) if recipes else None
     jobs = []
     for fmt in (get_format(name) for name in formats):
@@ -78,8 +87,6 @@ def plan_jobs(formats: tuple[str, ...], recipes: tuple[str, ...] | None) -> tupl
 def check_output_shapes(spec: Any, contracts: tuple, measured: tuple, config: Mapping[str, Any]) -> None:
     """A spec declares its outputs at its default input: there they must match PyTorch's exactly; at another
     size, batch and channels must. Settings (--set) may change both, and custom specs measure their own."""
-    from edgeport.models.errors import ModelError
-
     if config or spec.reference:
         return
     default_size = tuple(c.shape for c in contracts) == tuple(c.shape for c in spec.inputs)
@@ -92,10 +99,6 @@ def check_output_shapes(spec: Any, contracts: tuple, measured: tuple, config: Ma
 
 
 def _references(spec: Any, module: Any, samples: list, contracts: tuple) -> list:
-    from edgeport.exporters.base import short_message
-    from edgeport.models import ModelError
-    from edgeport.parity_tests.reference import torch_outputs
-
     try:
         return torch_outputs(module, samples, [c.name for c in contracts], [c.name for c in spec.outputs])
     except Exception as exc:
@@ -105,14 +108,7 @@ def _references(spec: Any, module: Any, samples: list, contracts: tuple) -> list
 
 def prepare(plan: ExportPlan, progress: Any) -> Prepared:
     """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
-    from edgeport.runtimes.atomic import check_writable, ensure_writable
-    from edgeport.exporters.base import ExportError
-    from edgeport.exporters.image_io import IO_MODES
-    from edgeport.models import get_spec
     from edgeport.models.profile import profile_model
-    from edgeport.models.source import instantiate, resolve_inputs, source_for
-    from edgeport.models.team_photos import parity_samples, read_photo_set
-    from edgeport.quantize.calibration import calibration_set
 
     if plan.io not in IO_MODES:
         raise ExportError(f"io must be one of {', '.join(IO_MODES)}, not {plan.io!r}")
@@ -142,16 +138,12 @@ def prepare(plan: ExportPlan, progress: Any) -> Prepared:
 
 class VariantCache:
     """The rewritten model of each module recipe, built once: prune50 and prune50+w8a8 export one pruned model."""
-
     def __init__(self, prepared: Prepared, report: Callable[[str], None] = lambda _: None) -> None:
         self.prepared = prepared
         self.built: dict[str, Variant | Exception] = {}
         self.report = report    # progress lines of long rewrites (recovery's fine-tune)
 
     def get(self, recipe: Any) -> Variant:
-        from edgeport.exporters.base import short_message
-        from edgeport.quantize.recipes import RecipeError
-
         if recipe.kind != "module":
             return self.prepared.base
         key = recipe.module_part
@@ -176,8 +168,6 @@ class VariantCache:
     def _variant(self, made: Any, extra: Mapping[str, Any] | None = None) -> Variant:
         """PyTorch references, profile and PSNR against the original model of a rewritten module."""
         from edgeport.models.profile import profile_model
-        from edgeport.parity_tests.gate import versus_outputs
-        from edgeport.parity_tests.reference import torch_outputs
 
         p, base = self.prepared, self.prepared.base
         refs = torch_outputs(made.module, p.samples, p.input_names, p.output_names)
@@ -190,8 +180,6 @@ class VariantCache:
     def _recovered(self, recipe: Any) -> Variant:
         """Pruned from the activations, refit and distilled; the plain prune<N> variant (built once, shared with
         that recipe) gives the report's PSNR against the unpruned model before recovery."""
-        from edgeport.quantize.pt2e import as_batches
-        from edgeport.quantize.recipes import parse_recipe
         from edgeport.quantize.variants import recovered_variant
 
         p, base = self.prepared, self.prepared.base
@@ -206,17 +194,12 @@ class VariantCache:
 
 def _team_rows(p: Prepared) -> list:
     """The team's --photos (parity samples labelled photo:team/...), which recovery also trains on."""
-    from edgeport.models.team_photos import LABEL_PREFIX
-
     return [s.arrays for s in p.samples if s.label.startswith(f"photo:{LABEL_PREFIX}")]
 
 
 def _versus_original_on_photos(p: Prepared, original: list, rewritten: list) -> dict[str, Any]:
     """The rewritten model against the original on the photo samples: worst PSNR and the worst task score
     (the segmenter's mask IoU), what a pruned model has to keep."""
-    from edgeport.parity_tests.gate import versus_outputs
-    from edgeport.models.spec import is_noise_sample
-
     photos = [i for i, s in enumerate(p.samples) if not is_noise_sample(s.label)]
     out: dict[str, Any] = {"vs_original_photos_db": db_for_json(
         versus_outputs([original[i] for i in photos], [rewritten[i] for i in photos]))}

@@ -15,6 +15,14 @@ from typing import Any, Callable
 import numpy as np
 
 from edgeport.errors import UsageError
+from edgeport.exporters.formats import open_runtime
+from edgeport.models import get_spec
+from edgeport.models.samples import decode_image
+from edgeport.parity_tests.manifest import MANIFEST, ManifestError, read_manifest
+from edgeport.photo.png_stream import PngStream
+from edgeport.photo.task_outputs import resized_run
+from edgeport.photo.tiling import TilePlan, tiled_rows
+from edgeport.runtimes.artifact import sha256_file
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,6 @@ def peak_rss_mib() -> float:
 
 def load_artifact(path: Path, threads: int) -> LoadedArtifact:
     """Raises UsageError when the folder is no artifact or its model takes more than a photo."""
-    from edgeport.exporters.formats import open_runtime
-    from edgeport.models import get_spec
-    from edgeport.parity_tests.manifest import MANIFEST, ManifestError, read_manifest
-
     folder = path if path.is_dir() and not path.suffix == ".mlpackage" else path.parent
     try:
         manifest = read_manifest(folder / MANIFEST)
@@ -102,8 +106,6 @@ def load_artifact(path: Path, threads: int) -> LoadedArtifact:
 
 def read_photo(path: Path, color: str) -> np.ndarray:
     """HxWxC uint8 in the contract's colour order, upright per its EXIF orientation."""
-    from edgeport.models.samples import decode_image
-
     try:
         arr = decode_image(path, "L" if color == "GRAY" else "RGB")
     except ValueError as exc:
@@ -119,8 +121,6 @@ def tile_function(art: LoadedArtifact, output: Any) -> Callable[[np.ndarray], np
 
 
 def tile_plan(art: LoadedArtifact, options: RunOptions, hw: tuple[int, int]) -> Any:
-    from edgeport.photo.tiling import TilePlan
-
     policy = art.spec.photo
     overlap = policy.overlap if options.overlap is None else options.overlap
     margin = policy.margin if options.margin is None else options.margin
@@ -145,8 +145,6 @@ def _output_path(options: RunOptions, photo: Path, art: LoadedArtifact, suffix: 
 
 def _whole_plan(art: LoadedArtifact, hw: tuple[int, int]) -> Any:
     """One tile covering the photo, padded up to a multiple of 16 (every zoo size rule divides it)."""
-    from edgeport.photo.tiling import TilePlan
-
     h, w = (-(-s // 16) * 16 for s in hw)
     return TilePlan(h, w, min(h, w) // 2, 0)
 
@@ -154,8 +152,6 @@ def _whole_plan(art: LoadedArtifact, hw: tuple[int, int]) -> Any:
 def run_tiled(art: LoadedArtifact, photo: np.ndarray, plan: Any, on_tile: Callable[[], None] = lambda: None,
               sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray | None, tuple[float, float]]:
     """The picture output over the photo; streamed to `sink` row block by row block, or returned whole."""
-    from edgeport.photo.tiling import tiled_rows
-
     output = picture_output(art)
     scale = (output.shape[2] / art.image.shape[2], output.shape[3] / art.image.shape[3])
     blocks = []
@@ -201,9 +197,6 @@ def _composited(sink: Callable[[np.ndarray], None], photo: np.ndarray) -> Callab
 
 def run_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions,
               on_tile: Callable[[int, int], None] = lambda done, total: None) -> PhotoRun:
-    from edgeport.photo.png_stream import PngStream
-    from edgeport.photo.task_outputs import resized_run
-    from edgeport.runtimes.artifact import sha256_file
 
     start = time.perf_counter()
     photo = _photo_channels(art, photo_path, options)

@@ -3,14 +3,17 @@ compared as 8-bit pictures. What it measures is everything tiling adds (truncate
 blending) on top of the artifact's own error, so it is judged by the artifact's own gate."""
 from __future__ import annotations
 
-from edgeport.runtimes.json_numbers import db_for_json
-
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edgeport.errors import UsageError
+from edgeport.models.team_photos import fitted
+from edgeport.parity_tests.metrics import compare
+from edgeport.parity_tests.reference import rebuild_reference
+from edgeport.photo.run import picture_output, run_tiled
+from edgeport.runtimes.json_numbers import db_for_json
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,6 @@ class SeamCheck:
 def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
     import torch
 
-    from edgeport.photo.run import picture_output
-    from edgeport.parity_tests.reference import rebuild_reference
 
     output = picture_output(art)
     module = rebuild_reference(art.manifest).module
@@ -54,10 +55,6 @@ def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
 
 def seam_check(art: Any, photo: np.ndarray, plan: Any) -> SeamCheck:
     """Two by two tiles sharing one seam each way: the crop is 2 x tile - overlap on each side."""
-    from edgeport.photo.run import run_tiled
-    from edgeport.models.team_photos import fitted
-    from edgeport.parity_tests.metrics import compare
-
     side_h, side_w = 2 * plan.tile_h - plan.overlap, 2 * plan.tile_w - plan.overlap
     rule = art.spec.size_rule
     problem = rule(art.manifest.source.config, side_h, side_w) if rule else None

@@ -8,6 +8,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeport.errors import UsageError
+from edgeport.parity_tests.figures import heat_colours
+from edgeport.photo.png_stream import write_png
 from edgeport.runtimes.atomic import atomic_file
 
 CROP_ASPECTS = {"1:1": 1.0, "4:5": 0.8, "16:9": 16 / 9}
@@ -31,7 +34,6 @@ def _draw_box(image: np.ndarray, box: tuple[int, int, int, int], colour: tuple[i
 
 def saliency_view(photo: np.ndarray, saliency: np.ndarray) -> tuple[np.ndarray, dict[str, list[int]]]:
     from edgeport.models.saliency import smart_crop
-    from edgeport.parity_tests.figures import heat_colours
 
     peak = float(saliency.max())
     unit = saliency / peak if peak > 0 else np.zeros_like(saliency)
@@ -94,8 +96,6 @@ def _output_image(art: Any, contract: Any, value: np.ndarray, photo: np.ndarray,
 
 def resized_run(art: Any, photo: np.ndarray, clicks: Any,
                 path_for: Callable[[str], Path]) -> tuple[tuple[str, ...], dict]:
-    from edgeport.errors import UsageError
-    from edgeport.photo.png_stream import write_png
 
     input_hw = tuple(art.image.shape[2:])
     extras: dict[str, Any] = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgeport.benchmarks.bar_chart import colour_of
+from edgeport.report import human_bytes
 from edgeport.runtimes.atomic import save_png
 from edgeport.tune.ladder import TuneRow, pareto_front
 
@@ -56,7 +57,6 @@ def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[TuneRow
 def draw_pareto(model: str, rows: list[Any], path: Path) -> None:
     from PIL import Image, ImageDraw, ImageFont
 
-    from edgeport.report import human_bytes
 
     image = Image.new("RGB", (2 * PANEL_W, PANEL_H + 30), "white")
     draw, font = ImageDraw.Draw(image), ImageFont.load_default()

@@ -15,15 +15,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeport.models.corpus.blocks import (BasicBlock, ConvNeXtBlock, InvertedResidual, LayerNorm2d, ShiftedWindowBlock,
-                                  SqueezeExcite, TransformerBlock, conv_bn)
+from edgeport.models.corpus.blocks import (
+    BasicBlock,
+    ConvNeXtBlock,
+    InvertedResidual,
+    LayerNorm2d,
+    ShiftedWindowBlock,
+    SqueezeExcite,
+    TransformerBlock,
+    conv_bn,
+)
+from edgeport.models.random_init import calibrate_batchnorm, unit_variance_init
+from edgeport.models.samples import fit_photo, parity_photos
+from edgeport.models.spec import TensorContract
 
 INPUT_SIZE = 64   # every factory's example input: 1x3x64x64
 
 
 class Classifier(nn.Module):
     """features -> global average pool -> dropout -> linear: logits for 10 classes."""
-
     def __init__(self, features: nn.Module, channels: int, classes: int = 10) -> None:
         super().__init__()
         self.features, self.head = features, nn.Sequential(nn.Dropout(0.2), nn.Linear(channels, classes))
@@ -80,7 +90,6 @@ def _resnet18() -> nn.Module:
 
 class UNet(nn.Module):
     """Three levels: conv-BN-ReLU pairs, max-pool down, transposed-conv up, skip concatenation; image out."""
-
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64)) -> None:
         super().__init__()
         pair = lambda a, b: nn.Sequential(conv_bn(a, b), conv_bn(b, b))  # noqa: E731
@@ -107,7 +116,6 @@ def _convnext() -> nn.Module:
 
 class VisionTransformer(nn.Module):
     """Patch embedding (8x8), learned positions, a ViT block, a Swin shifted-window block, class logits."""
-
     def __init__(self, dim: int = 48, heads: int = 4, grid: int = INPUT_SIZE // 8) -> None:
         super().__init__()
         self.embed = nn.Conv2d(3, dim, 8, 8)
@@ -126,7 +134,6 @@ class VisionTransformer(nn.Module):
 class SegmentationHead(nn.Module):
     """A small backbone (strides 4, 8, 16), an FPN top-down path (bilinear, align_corners=True) and a DeepLab
     ASPP (atrous rates 1, 2, 4 and image pooling, bilinear with align_corners=False); 5-class logits at input size."""
-
     def __init__(self, width: int = 32, classes: int = 5) -> None:
         super().__init__()
         self.c2 = nn.Sequential(conv_bn(3, 16, 3, 2), conv_bn(16, 16, 3, 2))
@@ -153,7 +160,6 @@ class SegmentationHead(nn.Module):
 class TwoHeads(nn.Module):
     """A shared encoder and two outputs, as a portrait app runs them: a person mask (sigmoid, input size) and a
     depth map (softplus, quarter size)."""
-
     def __init__(self) -> None:
         super().__init__()
         self.encoder = nn.Sequential(conv_bn(3, 16, 3, 2), conv_bn(16, 32, 3, 2), conv_bn(32, 32, 3, dilation=2))
@@ -168,17 +174,12 @@ class TwoHeads(nn.Module):
 
 def _example_batch() -> list[torch.Tensor]:
     """The bundled parity photos at 64x64 in [0, 1], as one batch: what the random init is measured on."""
-    from edgeport.models.samples import fit_photo, parity_photos
-    from edgeport.models.spec import TensorContract
-
     contract = TensorContract("image", (1, 3, INPUT_SIZE, INPUT_SIZE))
     return [torch.from_numpy(np.concatenate([fit_photo(p, contract) for _, p in parity_photos()]))]
 
 
 def seeded(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
     """The factory a team would write, plus the zoo's random init (models/random_init.py) at seed 0."""
-    from edgeport.models.random_init import calibrate_batchnorm, unit_variance_init
-
     def factory() -> nn.Module:
         torch.manual_seed(0)
         model = build()
