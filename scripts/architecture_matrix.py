@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-from export_process import run_export  # noqa: E402  (this folder: the script's own)
+from export_process import run_export
+from results_page import write_results_page
 
 CORPUS_FILE = "models/corpus/architectures.py"
 FORMATS = ("onnx", "tflite", "coreml", "executorch")
@@ -80,7 +81,9 @@ def main() -> int:
     parser.add_argument("--recipe", default=",".join(RECIPES))
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per architecture")
     parser.add_argument("--table-only", action="store_true", help="re-draw matrix.md from --out's matrix.json")
+    parser.add_argument("--docs", action="store_true", help="also write docs/results/architecture_matrix.md (date, machine, command)")
     args = parser.parse_args()
+    started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     chosen = [a for a in ARCHITECTURES if not args.only or a in args.only.split(",")]
     rows = json.loads((args.out / "matrix.json").read_text())["rows"] if args.table_only else []
@@ -90,6 +93,8 @@ def main() -> int:
         write_text(args.out / "matrix.json", json.dumps({"rows": rows}, indent=1))
     table = markdown(rows, args.to.split(","), args.recipe.split(","))
     write_text(args.out / "matrix.md", table)
+    if args.docs:
+        write_results_page("architecture_matrix", table, time.monotonic() - started)
     print(table)
     return 0
 

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_page import write_results_page  # this folder: the script's own
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated case names (default: the whole corpus)")
     parser.add_argument("--precision", default="fp32,fp16")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    parser.add_argument("--docs", action="store_true", help="also write docs/results/mil_coverage.md (date, machine, command)")
     args = parser.parse_args(argv)
 
     from edgeport.runtimes.atomic import write_text
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     write_text(args.out / "coverage.json", json.dumps(report.to_dict(), indent=1))
     write_text(args.out / "coverage.md", coverage_markdown(report))
     write_text(args.out / "cases.md", cases_markdown(report))
+    if args.docs:
+        write_results_page("mil_coverage", coverage_markdown(report), time.monotonic() - started)
     summary = {"cases": len(cases), "programs": len(report.results), "emitted_ops": len(report.emitted()),
                "uncovered_ops": report.uncovered(), "coverage_percent": round(report.coverage_percent(), 1),
                "refused_by_converter": sorted({r.case for r in report.results if not r.converted}),

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-from edgeport.runtimes.atomic import write_json, write_text  # noqa: E402
+from edgeport.runtimes.atomic import write_json, write_text
+from results_page import write_results_page  # this folder: the script's own
 
 TARGET, ENOUGH = 50.0, 40.0
 
@@ -140,7 +141,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", default="")
+    parser.add_argument("--docs", action="store_true", help="also write docs/results/pruner_comparison.md (date, machine, command)")
     args = parser.parse_args()
+    started = time.monotonic()
     cases = {**zoo_cases(), **corpus_cases()}
     if args.only:
         cases = {k: v for k, v in cases.items() if k in args.only.split(",")}
@@ -164,6 +167,8 @@ def main() -> int:
     lines.append(f"\ncorrectly pruned: edgeport {counts['edgeport']}/{len(cases)}, "
                  f"Torch-Pruning {counts['torch-pruning']}/{len(cases)}")
     write_text(args.out / "pruners.md", "\n".join(lines) + "\n")
+    if args.docs:
+        write_results_page("pruner_comparison", "\n".join(lines), time.monotonic() - started)
     print(lines[-1])
     return 0
 

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-from export_process import run_export  # noqa: E402  (this folder: the script's own)
+from edgeport.runtimes.atomic import write_text
+from export_process import run_export  # this folder: the script's own
+from results_page import write_results_page
 
 FORMATS = ("onnx", "tflite", "coreml", "executorch")
 # (module under spandrel.architectures, class name, kwargs): small configs so every row runs in minutes
@@ -146,7 +148,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per architecture")
     parser.add_argument("--resume", action="store_true", help="keep the rows of an earlier matrix.json in --out")
     parser.add_argument("--to", default=",".join(FORMATS), help="formats (default: all four)")
+    parser.add_argument("--docs", action="store_true", help="also write docs/results/spandrel_matrix.md (date, machine, command)")
     args = parser.parse_args()
+    started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     chosen = [a for a in BUILDS if not args.only or a in args.only.split(",")]
     previous = args.out / "matrix.json"
@@ -161,7 +165,10 @@ def main() -> int:
         print(json.dumps(row)[:400], flush=True)
         (args.out / "matrix.json").write_text(json.dumps({"rows": rows, "not_run": NOT_RUN}, indent=2))
     rows.sort(key=lambda r: list(BUILDS).index(r["arch"]))
-    (args.out / "matrix.md").write_text(markdown(rows) + "".join(f"\nNot run: {k}: {v}." for k, v in NOT_RUN.items()))
+    table = markdown(rows) + "".join(f"\nNot run: {k}: {v}." for k, v in NOT_RUN.items())
+    write_text(args.out / "matrix.md", table)
+    if args.docs:
+        write_results_page("spandrel_matrix", table, time.monotonic() - started)
     print(markdown(rows))
     return 0
 
