@@ -83,7 +83,6 @@ def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: P
     """The probe through the format's own exporter (w8a8 for int8, calibrated on noise); returns its record."""
     import torch
 
-
     rng = np.random.default_rng(0)
     calib = [{"x": rng.uniform(0, 1, (1, channels, size, size)).astype(np.float32)} for _ in range(4)]
     request = ExportRequest(module=_probe_module(channels), example_inputs=(torch.from_numpy(calib[0]["x"]),),

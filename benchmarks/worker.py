@@ -52,7 +52,6 @@ def _artifact_runner(job: dict[str, Any]) -> tuple[Callable, str, list[Any]]:
 def _torch_runner(job: dict[str, Any]) -> tuple[Callable, str, list[Any]]:
     import torch
 
-
     torch.set_num_threads(job["threads"])
     manifest = read_manifest(Path(job["manifest"]))
     memory_format = job.get("memory_format", "contiguous")

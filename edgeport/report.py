@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from edgeport.parity_tests.figures import PARITY_FIGURE
 from edgeport.parity_tests.metrics import format_db
+
+if TYPE_CHECKING:
+    from edgeport.export.results import ExportSummary
 
 
 def human_bytes(n: int) -> str:
@@ -72,8 +75,8 @@ def problems(rows: Sequence[dict]) -> list[str]:
     return out
 
 
-def _figure_section(rows: Sequence[dict], root: Path, folder_of: Any, figure: str,
-                    exists: Any = None) -> list[str]:
+def _figure_section(rows: Sequence[dict], root: Path, folder_of: Callable[[dict], str | None], figure: str,
+                    exists: Callable[[str], bool] | None = None) -> list[str]:
     exists = exists or (lambda rel: (root / rel).is_file())
     lines = []
     for r in rows:
@@ -85,7 +88,7 @@ def _figure_section(rows: Sequence[dict], root: Path, folder_of: Any, figure: st
     return lines
 
 
-def export_markdown(summary: Any, model_dir: Path, exists: Any = None) -> str:
+def export_markdown(summary: ExportSummary, model_dir: Path, exists: Callable[[str], bool] | None = None) -> str:
     """report.md beside an export: the summary table, then each artifact's parity picture (worst sample).
     `exists(relative path)` says whether a picture is there when the folder is not local (an fsspec store)."""
     rows = summary.to_dict()["rows"]

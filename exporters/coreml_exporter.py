@@ -26,7 +26,6 @@ DYNAMIC_HW_RANGE = (16, 2048)
 def _exported_program(request: ExportRequest) -> Any:
     import torch
 
-
     dynamic_shapes = None
     if request.dynamic_hw:   # DYNAMIC hints, as the ONNX exporter: a named Dim over 16-2048 is refused for any net
         # whose layers tie sizes together (a U-Net's skips need multiples of 4), DYNAMIC lets torch.export decide
@@ -107,7 +106,6 @@ def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
 class CoreMLExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
         import torch
-
 
         ct = import_coremltools()
         if request.image_io:

@@ -114,7 +114,6 @@ class ReferenceCache:
     def get(self, manifest: Manifest) -> Reference | str:
         import json
 
-
         rewrite = manifest.recipe.name if manifest.recipe.rewrites_module else None
         key = json.dumps([manifest.source.to_dict(), [c.shape for c in manifest.inputs], manifest.parity.seed,
                           rewrite, manifest.photos.to_dict() if manifest.photos else None], sort_keys=True)

@@ -179,7 +179,6 @@ def coverage_report(cases: Iterable[Any], precisions: Sequence[str] = PRECISIONS
                     progress: Callable[[str], None] = lambda line: None, root: Path | None = None) -> CoverageReport:
     import coremltools as ct
 
-
     results = []
     work_root = Path(root or tempfile.gettempdir())
     for case in cases:

@@ -22,7 +22,6 @@ def ncnn_agreement(spec: Any, size: int) -> list[dict[str, Any]]:
     import numpy as np
     import torch
 
-
     found = packaged_files(spec)
     module = instantiate(spec, source_for(spec, {}, found.path, seed=0))
     contracts = resolve_inputs(spec, (size, size))

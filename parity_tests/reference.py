@@ -30,7 +30,6 @@ def rebuild_reference(manifest: Manifest, materialize: bool = True) -> RebuiltRe
     the unpruned architecture on the meta device: its structure, without weights or inputs."""
     import torch
 
-
     spec = get_spec(manifest.source.model, [c.shape for c in manifest.inputs])
     if not materialize:
         with torch.device("meta"):

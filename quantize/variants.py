@@ -52,7 +52,6 @@ def recovered_variant(teacher: nn.Module, example_inputs: Sequence[torch.Tensor]
     squares, then distilled from the unpruned model."""
     import time
 
-
     started = time.perf_counter()
     result = prune_channels(teacher, example_inputs, macs_percent, activation_keep(training), METHOD)
     report(f"pruned from the activations of {len(training)} photos in {time.perf_counter() - started:.0f} s")

@@ -11,11 +11,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from edgeport.export.pipeline import export_job, is_fp32_base
 from edgeport.export.preparation import ExportPlan, VariantCache, plan_jobs, prepare
-from edgeport.export.results import ExportRow, ExportSummary
+from edgeport.cluster.store import OutputStore
+from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary
 from edgeport.progress import Progress
 
 TASK_PID_DIR = "EDGEPORT_TASK_PID_DIR"   # each task attempt writes <dir>/<key>.<pid> (watchdogs, the kill test)
@@ -39,10 +40,10 @@ class MatrixTask:
 @dataclass(frozen=True)
 class Fp32Artifact:
     """What a recipe task needs of its format's fp32 artifact: the folder's files and the runtime outputs."""
-    outcome: Any                       # edgeport.export.results.ArtifactOutcome (its path is the producer's scratch)
+    outcome: ArtifactOutcome           # its path is the producer's scratch
     files: dict[str, bytes] = field(default_factory=dict)
 
-    def restore(self, model_dir: Path) -> Any:
+    def restore(self, model_dir: Path) -> ArtifactOutcome:
         folder = model_dir / f"{self.outcome.format}-fp32"
         for rel, data in self.files.items():
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +54,7 @@ class Fp32Artifact:
 @dataclass(frozen=True)
 class TaskResult:
     key: str
-    row: Any                          # edgeport.export.results.ExportRow, path pointing into the output store
+    row: ExportRow                    # path pointing into the output store
     seconds: float
     fp32: Fp32Artifact | None = None   # for the recipe tasks of this format, when this was the fp32 task
     header: tuple = ()                 # (source description, params, macs, input shapes) for export.json
@@ -78,7 +79,7 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def run_task(task: MatrixTask, store: Any, fp32: Fp32Artifact | None,
+def run_task(task: MatrixTask, store: OutputStore, fp32: Fp32Artifact | None,
              report: Callable[[str], None] = lambda _: None) -> TaskResult:
     """One artifact: exported and judged in a scratch folder, then published to the store as a whole."""
     _mark_started(task)
@@ -107,7 +108,7 @@ def failed_result(task: MatrixTask, message: str, seconds: float = 0.0) -> TaskR
                       seconds)
 
 
-def summaries(tasks: list[MatrixTask], results: dict[str, TaskResult], seconds: float) -> list[Any]:
+def summaries(tasks: list[MatrixTask], results: dict[str, TaskResult], seconds: float) -> list[ExportSummary]:
     """One ExportSummary per model, rows in the serial run's order."""
     out, by_model = [], {}
     for task in tasks:

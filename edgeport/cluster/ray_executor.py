@@ -11,19 +11,23 @@ import contextlib
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from edgeport.benchmarks.latency import run_bench
+from edgeport.benchmarks.latency import BenchPlan, run_bench
 from edgeport.benchmarks.machine import check_load
 from edgeport.cluster.matrix import Fp32Artifact, MatrixTask, TaskResult, failed_result, run_task
+from edgeport.cluster.store import OutputStore
 from edgeport.exporters.base import short_message
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+
 
 RETRIES = 3    # attempts after the first when a task's worker dies
 
 
-def _task_body(task: MatrixTask, store: Any, fp32: Fp32Artifact | None, attempts: Any) -> TaskResult:
+def _task_body(task: MatrixTask, store: OutputStore, fp32: Fp32Artifact | None, attempts: ActorHandle) -> TaskResult:
     import ray
-
 
     ray.get(attempts.started.remote(task.key, os.getpid()))
     started = time.perf_counter()
@@ -75,7 +79,7 @@ def ray_session(address: str | None, workers: int | None, resources: dict[str, f
                 ray.shutdown()
 
 
-def run_on_ray(tasks: list[MatrixTask], store: Any, address: str | None = None, workers: int | None = None,
+def run_on_ray(tasks: list[MatrixTask], store: OutputStore, address: str | None = None, workers: int | None = None,
                say: Callable[[str], None] = lambda _: None) -> tuple[dict[str, TaskResult], dict[str, list[int]]]:
     """Every task's result (failed rows included) and each task's attempts (worker pids)."""
     with ray_session(address, workers) as ray:
@@ -109,16 +113,15 @@ def run_on_ray(tasks: list[MatrixTask], store: Any, address: str | None = None, 
 BENCH_SLOT = "edgeport_bench"   # a custom resource each node has one of (local Ray: set here; cluster: ray start)
 
 
-def _bench_body(plan: Any) -> dict[str, Any]:
+def _bench_body(plan: BenchPlan) -> dict[str, Any]:
     import socket
-
 
     began = time.time()
     data = run_bench(plan, check_load()).to_dict()
     return {**data, "node": socket.gethostname(), "window": [round(began, 3), round(time.time(), 3)]}
 
 
-def bench_tasks(plans: list[Any], address: str | None, workers: int | None,
+def bench_tasks(plans: list[BenchPlan], address: str | None, workers: int | None,
                 say: Callable[[str], None]) -> list[dict[str, Any]]:
     """Each plan's bench run, in plan order; a task whose worker dies is retried."""
     with ray_session(address, workers, {BENCH_SLOT: 1}) as ray:

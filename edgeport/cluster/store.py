@@ -13,9 +13,13 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeport.runtimes.atomic import OutputError, check_writable, commit_dir, write_text
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
 
 LOCAL_SCHEMES = ("", "file")
 
@@ -38,7 +42,7 @@ class OutputStore:
     def url(self, rel: str) -> str:
         return str(self.local / rel) if self.local else f"{self.root.rstrip('/')}/{rel}"
 
-    def _fs(self) -> Any:
+    def _fs(self) -> AbstractFileSystem:
         import fsspec
 
         return fsspec.core.url_to_fs(self.root)[0]

@@ -57,7 +57,8 @@ def _progress(enabled: bool, name: str) -> Callable[[int, int], None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgeport.photo.run import RunOptions, load_artifact, read_photo, run_photo, tile_plan
+    from edgeport.photo.artifact import load_artifact   # the photo job: runtimes, torch for the spec
+    from edgeport.photo.run import RunOptions, read_photo, run_photo, tile_plan
 
     missing = [str(p) for p in (*args.images, *([args.mask] if args.mask else [])) if not p.is_file()]
     if missing:

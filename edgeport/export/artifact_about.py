@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeport import __version__
 
+if TYPE_CHECKING:
+    from edgeport.export.preparation import Prepared
+    from edgeport.models.spec import TensorContract
 
-def artifact_about(p: Any, recipe: str) -> dict[str, Any]:
+
+def artifact_about(p: Prepared, recipe: str) -> dict[str, Any]:
     """What the artifact says about itself in its format's metadata (exporters/metadata.py)."""
     spec, source = p.spec, p.source
     official = spec.official if source.weights and spec.official is not None and source.origin else None
     licence = official.license if official is not None else (
         "random init: no trained weights" if not source.weights else f"weights' own licence ({spec.metadata.upstream})")
 
-    def line(c: Any) -> str:
+    def line(c: TensorContract) -> str:
         kind = "8-bit image" if c.pixels is not None and p.plan.io == "image" else f"{c.dtype} tensor"
         return f"{c.description} ({kind}; values: {c.normalization})"
     contract = {"inputs": [c.to_dict() for c in p.contracts],

@@ -10,11 +10,12 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgeport import __version__
 from edgeport.export.artifact_about import artifact_about
-from edgeport.export.precision_search import Attempt, describe, search_precision
+from edgeport.export.precision_search import Attempt, PrecisionSearch, describe, search_precision
 from edgeport.export.preparation import ExportPlan, Job, Prepared, Variant, VariantCache, prepare
 from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary
 from edgeport.exporters.base import ExportError, ExportRequest, failing_op, short_message
@@ -30,6 +31,12 @@ from edgeport.report import export_markdown
 from edgeport.runtimes.atomic import commit_dir, staging_dir, write_json, write_text
 from edgeport.runtimes.json_numbers import db_for_json
 
+if TYPE_CHECKING:
+    from edgeport.parity_tests.gate import Evaluation
+    from edgeport.parity_tests.report import ParityReport
+    from edgeport.quantize.recipes import Recipe
+    from edgeport.runtimes.artifact import ArtifactRecord
+
 __all__ = ["ExportPlan", "ExportRow", "ExportSummary", "run_export"]
 
 
@@ -39,7 +46,7 @@ def _environment() -> dict[str, str]:
 
 
 def _convert(p: Prepared, job: Job, variant: Variant, work: Path,
-             keep: tuple[str, ...] = ()) -> tuple[Any, str, str | None]:
+             keep: tuple[str, ...] = ()) -> tuple[ArtifactRecord | None, str, str | None]:
     """(record, '', None) or, when the converter refused, (None, its message, the op it names): a converter's
     failure is this row's outcome, never raised past it."""
     request = ExportRequest(module=variant.module, example_inputs=p.example(), input_names=p.input_names,
@@ -58,7 +65,7 @@ def _convert(p: Prepared, job: Job, variant: Variant, work: Path,
         return None, short_message(exc), failing_op(str(exc))
 
 
-def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[str, ...] = ()) -> Any:
+def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[str, ...] = ()) -> Attempt:
     """Export into `work` and judge the artifact in its runtime."""
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -70,14 +77,11 @@ def _attempt(p: Prepared, job: Job, variant: Variant, work: Path, keep: tuple[st
                                           p.plan.parity_seed, p.spec.task_metric), seconds=seconds)
 
 
-def _searched(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | None, base: Any,
-              work: Path, note: Callable[[str], None]) -> tuple[Any, Any]:
+def _searched(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | None, base: Attempt,
+              work: Path, note: Callable[[str], None]) -> tuple[Attempt, PrecisionSearch]:
     """<precision>+auto: the mixed-precision search (edgeport/export/precision_search.py) from the first attempt;
     each re-export is a line of progress (a trial can take minutes on a large net)."""
-    from dataclasses import replace
-
-
-    def export(keep: tuple[str, ...], folder: Path, recipe: Any) -> Any:
+    def export(keep: tuple[str, ...], folder: Path, recipe: Recipe | None) -> Attempt:
         attempt = _attempt(p, job if recipe is None else replace(job, recipe=recipe), variant, folder, keep)
         what = f"{recipe.name} for the ranking" if recipe is not None else f"{len(keep)} units kept"
         note(f"{p.spec.name}: {job.format.name} {job.recipe.name} search: {what}: {_verdict(attempt)} "
@@ -86,15 +90,15 @@ def _searched(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | N
     return search_precision(p, job, variant, fp32, base, export, work)
 
 
-def _verdict(attempt: Any) -> str:
+def _verdict(attempt: Attempt) -> str:
     report = attempt.evaluation.report if attempt.evaluation is not None else None
     if report is None or report.gated_db is None:
         return f"failed: {attempt.problem[:80] or (report.status if report else 'no verdict')}"
     return f"{report.gated_db:.1f} dB, {'pass' if attempt.passed else 'miss'}"
 
 
-def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp32: ArtifactOutcome | None,
-                    record: Any, work: Path) -> dict[str, Any]:
+def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Evaluation, fp32: ArtifactOutcome | None,
+                    record: ArtifactRecord, work: Path) -> dict[str, Any]:
     """What the recipe did, and how far the artifact sits from the fp32 artifact of its format (with the
     layer where the error starts when it collapsed)."""
     details: dict[str, Any] = dict(variant.details)
@@ -113,9 +117,8 @@ def _recipe_details(p: Prepared, job: Job, variant: Variant, evaluation: Any, fp
     return details
 
 
-def _manifest(p: Prepared, job: Job, variant: Variant, record: Any, report: Any, details: dict[str, Any],
-              seconds: float) -> Any:
-
+def _manifest(p: Prepared, job: Job, variant: Variant, record: ArtifactRecord, report: ParityReport,
+              details: dict[str, Any], seconds: float) -> Manifest:
     spec, meta = p.spec, p.spec.metadata
     outputs = tuple(c.with_shape(s) for c, s in zip(spec.outputs, p.output_shapes))
     return Manifest(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from edgeport.parity_tests.localize import blame_units, by_blame, concentrated
 from edgeport.parity_tests.report import gated
@@ -20,6 +21,17 @@ from edgeport.quantize.pt2e import as_batches, pt2e_traces
 from edgeport.quantize.recipes import parse_recipe
 from edgeport.quantize.steps import step_for
 from edgeport.runtimes.json_numbers import db_for_json
+
+if TYPE_CHECKING:
+    from edgeport.export.preparation import Job, Prepared, Variant
+    from edgeport.export.results import ArtifactOutcome
+    from edgeport.parity_tests.gate import Evaluation
+    from edgeport.parity_tests.localize import UnitBlame
+    from edgeport.parity_tests.report import ParityReport
+    from edgeport.quantize.recipes import Recipe
+    from edgeport.quantize.steps import RecipeStep
+    from edgeport.runtimes.artifact import ArtifactRecord
+
 
 MAX_TRIALS = 14            # exports per search; the bisection stops early rather than run past it
 PROBE_UNITS = 8            # each ordering is first tried with this many units kept
@@ -49,9 +61,9 @@ class PrecisionSearch:
     units: str = ""              # what the kept names are
     ranking_engine: str = ""     # where the ranking's tensors were read
     ranked: int = 0
-    kept: tuple[Any, ...] = ()   # parity_tests.localize.UnitBlame, in ranking order
+    kept: tuple[UnitBlame, ...] = ()   # in ranking order
     trials: tuple[SearchTrial, ...] = ()
-    top: tuple[Any, ...] = ()    # the head of the ranking, kept or not (what a person would look at first)
+    top: tuple[UnitBlame, ...] = ()    # the head of the ranking, kept or not (what a person would look at first)
     base_bytes: int = 0
     final_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -70,7 +82,7 @@ class PrecisionSearch:
                 "latency_cost": "measured by `edgeport tune` / `edgeport bench` (the recipe and its +auto row)"}
 
 
-def kept_units(blamed: Any) -> tuple[str, ...]:
+def kept_units(blamed: Sequence[UnitBlame]) -> tuple[str, ...]:
     """The names handed to the format's tooling for a prefix of the ranking: each unit and the consumers of its
     int8 edge, once each, in ranking order."""
     return tuple(dict.fromkeys(u for b in blamed for u in b.units))
@@ -127,9 +139,9 @@ def describe(search: PrecisionSearch, recipe: str) -> str:
 @dataclass(frozen=True)
 class Attempt:
     """One export into a folder, judged: record and evaluation, or why the converter refused."""
-    folder: Any
-    record: Any = None
-    evaluation: Any = None
+    folder: Path
+    record: ArtifactRecord | None = None
+    evaluation: Evaluation | None = None
     problem: str = ""
     op: str | None = None
     seconds: float = 0.0
@@ -139,18 +151,18 @@ class Attempt:
         return self.evaluation is not None and self.evaluation.report.passed
 
 
-Exporting = Callable[[tuple[str, ...], Any, Any], Attempt]   # (keep, folder, recipe or None) -> Attempt
+Exporting = Callable[[tuple[str, ...], Path, "Recipe | None"], Attempt]   # (keep, folder, recipe or None) -> Attempt
 
 
-def _worst_sample(p: Any, report: Any) -> dict[str, Any]:
+def _worst_sample(p: Prepared, report: ParityReport) -> dict[str, Any]:
     """The gated sample the artifact does worst on: the ranking is read there."""
     worst = min(gated(report.samples, report.gate), key=lambda s: s.metrics.psnr_db, default=None)
     chosen = next((s for s in p.samples if worst is not None and s.label == worst.sample), p.samples[0])
     return chosen.arrays
 
 
-def _artifact_blame(p: Any, job: Any, fp32: Any, base: Attempt, sample: dict, export: Exporting,
-                    scratch: Any) -> tuple[list[Any], str]:
+def _artifact_blame(p: Prepared, job: Job, fp32: ArtifactOutcome | None, base: Attempt, sample: dict,
+                    export: Exporting, scratch: Path) -> tuple[list[UnitBlame], str]:
     """Units ranked from the artifact's own tensors against an fp32 artifact of the same module and format."""
     fmt = job.format
     if fmt.read_tensors is None:
@@ -170,7 +182,7 @@ def _artifact_blame(p: Any, job: Any, fp32: Any, base: Attempt, sample: dict, ex
     return blame_units(reference, compressed, fmt.channel_axis, edges), fmt.tensors_engine or fmt.label
 
 
-def _torch_blame(p: Any, job: Any, variant: Any, step: Any, sample: dict) -> tuple[list[Any], str]:
+def _torch_blame(p: Prepared, job: Job, variant: Variant, step: RecipeStep, sample: dict) -> tuple[list[UnitBlame], str]:
     """Modules ranked from the PT2E program (float vs its quantize/dequantize form), which the converter
     translates op for op."""
     names = p.input_names
@@ -180,7 +192,7 @@ def _torch_blame(p: Any, job: Any, variant: Any, step: Any, sample: dict) -> tup
     return blame_units(reference, quantized, 1), "PyTorch, PT2E program (fake-quantized)"
 
 
-def _adopt(folder: Any, work: Any) -> None:
+def _adopt(folder: Path, work: Path) -> None:
     """Make the chosen trial's files the artifact's (the staging folder `work` holds the first attempt)."""
     import shutil
 
@@ -197,8 +209,8 @@ def _trial(k: int, a: Attempt, ordering: str) -> SearchTrial:
                        a.record.total_bytes if a.record is not None else 0, a.seconds, ordering)
 
 
-def _rank(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, export: Exporting,
-          scratch: Any) -> tuple[list[tuple[str, list[Any]]], str, str]:
+def _rank(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | None, base: Attempt,
+          export: Exporting, scratch: Path) -> tuple[list[tuple[str, list[UnitBlame]]], str, str]:
     """The orderings to search, most promising first, the engine the tensors were read with, and the unit
     kind; raises ValueError when the format cannot rank. Blame order finds a broken layer; graph order (from
     the input) suits error that accumulates and grows along the network, where the earliest rounding is
@@ -218,7 +230,7 @@ def _rank(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, export: Expo
     return (orderings if concentrated(units) else orderings[::-1]), engine, kind
 
 
-def _search_one(order: list[Any], export: Exporting, folder: Any, budget: int,
+def _search_one(order: list[UnitBlame], export: Exporting, folder: Path, budget: int,
                 known: dict[int, Attempt]) -> tuple[int | None, dict[int, Attempt]]:
     attempts: dict[int, Attempt] = dict(known)
 
@@ -230,8 +242,8 @@ def _search_one(order: list[Any], export: Exporting, folder: Any, budget: int,
     return found, attempts
 
 
-def _probed(orderings: list[tuple[str, list[Any]]], export: Exporting,
-            scratch: Any) -> list[tuple[str, list[Any], dict[int, Attempt]]]:
+def _probed(orderings: list[tuple[str, list[UnitBlame]]], export: Exporting,
+            scratch: Path) -> list[tuple[str, list[UnitBlame], dict[int, Attempt]]]:
     """Each ordering tried once at PROBE_UNITS, best first: blame order suits a broken layer, graph order error
     that accumulates, and which one a network has is read off the artifact, not guessed."""
     probed = []
@@ -243,8 +255,8 @@ def _probed(orderings: list[tuple[str, list[Any]]], export: Exporting,
     return [(label, order, known) for _, _, label, order, known in sorted(probed, key=lambda t: t[:2])]
 
 
-def search_precision(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, export: Exporting,
-                     work: Any) -> tuple[Attempt, PrecisionSearch]:
+def search_precision(p: Prepared, job: Job, variant: Variant, fp32: ArtifactOutcome | None, base: Attempt,
+                     export: Exporting, work: Path) -> tuple[Attempt, PrecisionSearch]:
     """The attempt to ship (its files moved into `work`) and what the search did."""
     import tempfile
     from pathlib import Path
@@ -290,5 +302,5 @@ def search_precision(p: Any, job: Any, variant: Any, fp32: Any, base: Attempt, e
                                  tuple(by_blame_head(orderings)), base_bytes, base_bytes, before)
 
 
-def by_blame_head(orderings: list[tuple[str, list[Any]]]) -> list[Any]:
+def by_blame_head(orderings: list[tuple[str, list[UnitBlame]]]) -> list[UnitBlame]:
     return next((order for label, order in orderings if label == "blame"), [])[:TOP_SHOWN]

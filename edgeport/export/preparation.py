@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from edgeport.export.plan import ExportPlan
 from edgeport.exporters.base import ExportError, short_message
@@ -26,36 +26,49 @@ from edgeport.quantize.recipes import RecipeError, parse_recipe, parse_recipes
 from edgeport.runtimes.atomic import check_writable, ensure_writable
 from edgeport.runtimes.json_numbers import db_for_json
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edgeport.exporters.formats import Format
+    from edgeport.models.profile import ModelProfile
+    from edgeport.models.source import ModelSource
+    from edgeport.models.spec import ModelSpec, TensorContract
+    from edgeport.models.team_photos import PhotoSet
+    from edgeport.progress import Progress
+    from edgeport.quantize.calibration import CalibrationSet
+    from edgeport.quantize.recipes import Recipe
+    from edgeport.quantize.variants import ModuleVariant
+
 
 @dataclass(frozen=True)
 class Job:
-    format: Any     # exporters.formats.Format
-    recipe: Any     # quantize.recipes.Recipe
+    format: Format
+    recipe: Recipe
 
 
 @dataclass(frozen=True)
 class Variant:
     """The module one recipe exports, with its PyTorch outputs on the parity inputs."""
-    module: Any
+    module: nn.Module
     references: list
-    profile: Any
+    profile: ModelProfile
     details: Mapping[str, Any]
     warning: str = ""
 
 
 @dataclass(frozen=True)
 class Prepared:
-    spec: Any
-    contracts: tuple
-    source: Any
+    spec: ModelSpec
+    contracts: tuple[TensorContract, ...]
+    source: ModelSource
     samples: list
     base: Variant
     output_shapes: tuple[tuple[int, ...], ...]
-    calibration: Any
+    calibration: CalibrationSet
     jobs: tuple[Job, ...]
     model_dir: Path
     plan: ExportPlan
-    photo_set: Any = None   # models.team_photos.PhotoSet
+    photo_set: PhotoSet | None = None
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -84,7 +97,7 @@ def plan_jobs(formats: tuple[str, ...], recipes: tuple[str, ...] | None) -> tupl
     return tuple(jobs)
 
 
-def check_output_shapes(spec: Any, contracts: tuple, measured: tuple, config: Mapping[str, Any]) -> None:
+def check_output_shapes(spec: ModelSpec, contracts: tuple[TensorContract, ...], measured: tuple, config: Mapping[str, Any]) -> None:
     """A spec declares its outputs at its default input: there they must match PyTorch's exactly; at another
     size, batch and channels must. Settings (--set) may change both, and custom specs measure their own."""
     if config or spec.reference:
@@ -98,7 +111,7 @@ def check_output_shapes(spec: Any, contracts: tuple, measured: tuple, config: Ma
                              f"{'' if default_size else ' (batch and channels)'}: the spec or the model is wrong")
 
 
-def _references(spec: Any, module: Any, samples: list, contracts: tuple) -> list:
+def _references(spec: ModelSpec, module: nn.Module, samples: list, contracts: tuple[TensorContract, ...]) -> list:
     try:
         return torch_outputs(module, samples, [c.name for c in contracts], [c.name for c in spec.outputs])
     except Exception as exc:
@@ -106,7 +119,7 @@ def _references(spec: Any, module: Any, samples: list, contracts: tuple) -> list
         raise ModelError(f"{spec.name} rejects input {shapes}: {short_message(exc)}") from None
 
 
-def prepare(plan: ExportPlan, progress: Any) -> Prepared:
+def prepare(plan: ExportPlan, progress: Progress) -> Prepared:
     """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
     from edgeport.models.profile import profile_model
 
@@ -143,7 +156,7 @@ class VariantCache:
         self.built: dict[str, Variant | Exception] = {}
         self.report = report    # progress lines of long rewrites (recovery's fine-tune)
 
-    def get(self, recipe: Any) -> Variant:
+    def get(self, recipe: Recipe) -> Variant:
         if recipe.kind != "module":
             return self.prepared.base
         key = recipe.module_part
@@ -157,7 +170,7 @@ class VariantCache:
             raise RecipeError(f"{key} cannot be applied to {self.prepared.spec.name}: {short_message(found)}")
         return found
 
-    def _build(self, recipe: Any) -> Variant:
+    def _build(self, recipe: Recipe) -> Variant:
         from edgeport.quantize.variants import module_for_recipe
 
         p, base = self.prepared, self.prepared.base
@@ -165,7 +178,7 @@ class VariantCache:
             return self._recovered(recipe)
         return self._variant(module_for_recipe(recipe, base.module, p.example()))
 
-    def _variant(self, made: Any, extra: Mapping[str, Any] | None = None) -> Variant:
+    def _variant(self, made: ModuleVariant, extra: Mapping[str, Any] | None = None) -> Variant:
         """PyTorch references, profile and PSNR against the original model of a rewritten module."""
         from edgeport.models.profile import profile_model
 
@@ -177,7 +190,7 @@ class VariantCache:
                    "original_params": base.profile.params, "original_macs": base.profile.macs, **(extra or {})}
         return Variant(made.module, refs, profile, details, made.warning)
 
-    def _recovered(self, recipe: Any) -> Variant:
+    def _recovered(self, recipe: Recipe) -> Variant:
         """Pruned from the activations, refit and distilled; the plain prune<N> variant (built once, shared with
         that recipe) gives the report's PSNR against the unpruned model before recovery."""
         from edgeport.quantize.variants import recovered_variant

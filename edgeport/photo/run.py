@@ -15,12 +15,11 @@ from typing import Any, Callable
 import numpy as np
 
 from edgeport.errors import UsageError
-from edgeport.exporters.formats import open_runtime
-from edgeport.models import get_spec
 from edgeport.models.samples import decode_image
-from edgeport.parity_tests.manifest import MANIFEST, ManifestError, read_manifest
+from edgeport.models.spec import TensorContract
+from edgeport.photo.artifact import LoadedArtifact
 from edgeport.photo.png_stream import PngStream
-from edgeport.photo.task_outputs import resized_run
+from edgeport.photo.task_outputs import Clicks, resized_run
 from edgeport.photo.tiling import TilePlan, tiled_rows
 from edgeport.runtimes.artifact import sha256_file
 
@@ -33,7 +32,7 @@ class RunOptions:
     max_pixels: int = 2_000_000         # a flexible-size artifact runs whole up to this many input pixels
     threads: int = 2
     mask: Path | None = None            # inpainting: white = hole
-    clicks: tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]] = ((), ())  # (x, y) photo px
+    clicks: Clicks = ((), ())           # (positive, negative) clicks, (x, y) in photo pixels
 
 
 @dataclass(frozen=True)
@@ -54,54 +53,8 @@ class PhotoRun:
                 "seconds": round(self.seconds, 3), "peak_rss_mib": round(self.peak_rss_mib, 1), **self.details}
 
 
-@dataclass(frozen=True)
-class LoadedArtifact:
-    path: Path
-    manifest: Any
-    runtime: Any
-    spec: Any
-    image: Any                          # the input contract the photo feeds (the first 4-D one)
-
-    @property
-    def color(self) -> str:
-        return self.image.pixels.color if self.image.pixels is not None else "RGB"
-
-    def feed(self, pixels: np.ndarray, extras: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Photo pixels (plus a mask channel) -> the model's inputs: the spec's feed, else the one picture."""
-        if self.spec.photo.feed is not None:
-            return self.spec.photo.feed(pixels, extras)
-        return {self.image.name: self.image.pixels.from_pixels(pixels)}
-
-    @property
-    def label(self) -> str:
-        m = self.manifest
-        return f"{m.model.name} {m.artifact.format} {m.recipe.name}"
-
-    @property
-    def fixed_hw(self) -> tuple[int, int] | None:
-        """The artifact's input size, or None when it takes any height and width."""
-        binding = next(b for b in self.manifest.artifact.inputs if b.name == self.image.name)
-        return None if -1 in binding.shape else tuple(self.image.shape[2:])
-
-
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def load_artifact(path: Path, threads: int) -> LoadedArtifact:
-    """Raises UsageError when the folder is no artifact or its model takes more than a photo."""
-    folder = path if path.is_dir() and not path.suffix == ".mlpackage" else path.parent
-    try:
-        manifest = read_manifest(folder / MANIFEST)
-    except ManifestError as exc:
-        raise UsageError(f"{path} is not an exported artifact ({exc}); give a folder `edgeport export` wrote") from None
-    spec = get_spec(manifest.source.model, [c.shape for c in manifest.inputs])
-    pictures = [c for c in manifest.inputs if c.pixels is not None]
-    if spec.photo.feed is None and (len(pictures) != 1 or len(manifest.inputs) != 1):
-        raise UsageError(f"{manifest.model.name} takes {', '.join(c.name for c in manifest.inputs)} and its spec "
-                         "says no way to build them from a photo; `edgeport run` runs it once it does")
-    image = next(c for c in manifest.inputs if len(c.shape) == 4)
-    return LoadedArtifact(folder, manifest, open_runtime(manifest.artifact, folder, threads), spec, image)
 
 
 def read_photo(path: Path, color: str) -> np.ndarray:
@@ -113,14 +66,14 @@ def read_photo(path: Path, color: str) -> np.ndarray:
     return np.ascontiguousarray(arr[..., ::-1] if color == "BGR" else arr)
 
 
-def tile_function(art: LoadedArtifact, output: Any) -> Callable[[np.ndarray], np.ndarray]:
+def tile_function(art: LoadedArtifact, output: TensorContract) -> Callable[[np.ndarray], np.ndarray]:
     """1xCxhxw pixels -> the output's 1xCxHxW float pixel levels, through the artifact's runtime."""
     def run(pixels: np.ndarray) -> np.ndarray:
         return output.pixels.pixel_values(art.runtime.run(art.feed(pixels, {}))[output.name])
     return run
 
 
-def tile_plan(art: LoadedArtifact, options: RunOptions, hw: tuple[int, int]) -> Any:
+def tile_plan(art: LoadedArtifact, options: RunOptions, hw: tuple[int, int]) -> TilePlan:
     policy = art.spec.photo
     overlap = policy.overlap if options.overlap is None else options.overlap
     margin = policy.margin if options.margin is None else options.margin
@@ -130,7 +83,7 @@ def tile_plan(art: LoadedArtifact, options: RunOptions, hw: tuple[int, int]) -> 
         raise UsageError(f"{exc}; set --overlap and --margin so that 2 x margin < overlap < tile") from None
 
 
-def picture_output(art: LoadedArtifact) -> Any:
+def picture_output(art: LoadedArtifact) -> TensorContract:
     found = [c for c in art.manifest.outputs if c.pixels is not None]
     if not found:
         raise UsageError(f"{art.manifest.model.name} returns no picture ({', '.join(c.name for c in art.manifest.outputs)}); "
@@ -143,13 +96,13 @@ def _output_path(options: RunOptions, photo: Path, art: LoadedArtifact, suffix: 
     return options.out_dir / f"{photo.stem}.{m.model.name}.{m.artifact.format}-{m.recipe.name}{suffix}.png"
 
 
-def _whole_plan(art: LoadedArtifact, hw: tuple[int, int]) -> Any:
+def _whole_plan(art: LoadedArtifact, hw: tuple[int, int]) -> TilePlan:
     """One tile covering the photo, padded up to a multiple of 16 (every zoo size rule divides it)."""
     h, w = (-(-s // 16) * 16 for s in hw)
     return TilePlan(h, w, min(h, w) // 2, 0)
 
 
-def run_tiled(art: LoadedArtifact, photo: np.ndarray, plan: Any, on_tile: Callable[[], None] = lambda: None,
+def run_tiled(art: LoadedArtifact, photo: np.ndarray, plan: TilePlan, on_tile: Callable[[], None] = lambda: None,
               sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray | None, tuple[float, float]]:
     """The picture output over the photo; streamed to `sink` row block by row block, or returned whole."""
     output = picture_output(art)

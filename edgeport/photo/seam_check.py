@@ -12,7 +12,9 @@ from edgeport.errors import UsageError
 from edgeport.models.team_photos import fitted
 from edgeport.parity_tests.metrics import compare
 from edgeport.parity_tests.reference import rebuild_reference
+from edgeport.photo.artifact import LoadedArtifact
 from edgeport.photo.run import picture_output, run_tiled
+from edgeport.photo.tiling import TilePlan
 from edgeport.runtimes.json_numbers import db_for_json
 
 
@@ -39,9 +41,8 @@ class SeamCheck:
                 "gate_db": self.gate_db, "passed": self.passed, "engine": self.engine}
 
 
-def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
+def _pytorch_picture(art: LoadedArtifact, crop: np.ndarray) -> np.ndarray:
     import torch
-
 
     output = picture_output(art)
     module = rebuild_reference(art.manifest).module
@@ -53,7 +54,7 @@ def _pytorch_picture(art: Any, crop: np.ndarray) -> np.ndarray:
     return pixels[..., ::-1] if output.pixels.color == "BGR" else pixels
 
 
-def seam_check(art: Any, photo: np.ndarray, plan: Any) -> SeamCheck:
+def seam_check(art: LoadedArtifact, photo: np.ndarray, plan: TilePlan) -> SeamCheck:
     """Two by two tiles sharing one seam each way: the crop is 2 x tile - overlap on each side."""
     side_h, side_w = 2 * plan.tile_h - plan.overlap, 2 * plan.tile_w - plan.overlap
     rule = art.spec.size_rule

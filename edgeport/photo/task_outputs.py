@@ -11,7 +11,11 @@ import numpy as np
 from edgeport.errors import UsageError
 from edgeport.parity_tests.figures import heat_colours
 from edgeport.photo.png_stream import write_png
+from edgeport.models.spec import TensorContract
+from edgeport.photo.artifact import LoadedArtifact
 from edgeport.runtimes.atomic import atomic_file
+
+Clicks = tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]   # (positive, negative) (x, y)
 
 CROP_ASPECTS = {"1:1": 1.0, "4:5": 0.8, "16:9": 16 / 9}
 
@@ -53,7 +57,7 @@ def depth_png(depth: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     return np.rint(unit * 65535).astype(np.uint16), {"depth_min": lo, "depth_max": hi}
 
 
-def _clicks_in_input(clicks: Any, hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[list, list]:
+def _clicks_in_input(clicks: Clicks, hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[list, list]:
     """(x, y) photo pixels -> (y, x) input pixels, positive and negative."""
     sy, sx = input_hw[0] / hw[0], input_hw[1] / hw[1]
     return tuple([(y * sy, x * sx) for x, y in side] for side in clicks)
@@ -69,7 +73,7 @@ def _fitted(photo: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(fitted.transpose(2, 0, 1)[None])
 
 
-def _output_image(art: Any, contract: Any, value: np.ndarray, photo: np.ndarray,
+def _output_image(art: LoadedArtifact, contract: TensorContract, value: np.ndarray, photo: np.ndarray,
                   details: dict) -> tuple[np.ndarray | None, str]:
     """What to write for one output at the photo's size, and the file's suffix; None: not an image."""
     from PIL import Image
@@ -94,7 +98,7 @@ def _output_image(art: Any, contract: Any, value: np.ndarray, photo: np.ndarray,
     return np.where(resized > 0.5, 255, 0).astype(np.uint8), ".mask"   # foreground probability at 0.5
 
 
-def resized_run(art: Any, photo: np.ndarray, clicks: Any,
+def resized_run(art: LoadedArtifact, photo: np.ndarray, clicks: Clicks,
                 path_for: Callable[[str], Path]) -> tuple[tuple[str, ...], dict]:
 
     input_hw = tuple(art.image.shape[2:])

@@ -57,7 +57,6 @@ def _panel(draw: Any, font: Any, x0: int, title: str, points: list[tuple[TuneRow
 def draw_pareto(model: str, rows: list[Any], path: Path) -> None:
     from PIL import Image, ImageDraw, ImageFont
 
-
     image = Image.new("RGB", (2 * PANEL_W, PANEL_H + 30), "white")
     draw, font = ImageDraw.Draw(image), ImageFont.load_default()
     passing = [r for r in rows if r.status == "pass" and r.db_vs_original is not None]
