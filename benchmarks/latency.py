@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +22,11 @@ from edgeport.benchmarks.peaks import measure_peaks, torch_fp32_peak
 from edgeport.exporters.formats import get_format
 from edgeport.parity_tests.manifest import find_manifests, read_manifest
 from edgeport.quantize.recipes import parse_recipe
+
+if TYPE_CHECKING:
+    from edgeport.benchmarks.machine import LoadCheck
+    from edgeport.benchmarks.peaks import KernelPeak
+    from edgeport.parity_tests.manifest import Manifest
 
 BENCH_SCHEMA = "edgeport.bench/2"
 READABLE_BENCH = ("edgeport.bench/1", BENCH_SCHEMA)
@@ -105,9 +110,9 @@ class BenchPlan:
 class BenchRun:
     rows: list[BenchRow]
     machine: dict[str, Any]
-    peaks: list[Any]
+    peaks: list[KernelPeak]
     peak_problems: list[str]
-    load: Any
+    load: LoadCheck
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,7 +145,7 @@ def measured(row: BenchRow, result: dict[str, Any]) -> BenchRow:
                    peak_rss_mb=result["peak_rss_mb"], model_rss_mb=result["model_rss_mb"])
 
 
-def _artifact_rows(path: Path, manifest: Any, plan: BenchPlan, progress: Callable[[str], None]) -> list[BenchRow]:
+def _artifact_rows(path: Path, manifest: Manifest, plan: BenchPlan, progress: Callable[[str], None]) -> list[BenchRow]:
     fmt = get_format(manifest.artifact.format)
     unavailable = fmt.latency_unavailable()
     rows = []
@@ -157,7 +162,7 @@ def _artifact_rows(path: Path, manifest: Any, plan: BenchPlan, progress: Callabl
     return rows
 
 
-def _torch_rows(path: Path, manifest: Any, plan: BenchPlan, progress: Callable[[str], None]) -> list[BenchRow]:
+def _torch_rows(path: Path, manifest: Manifest, plan: BenchPlan, progress: Callable[[str], None]) -> list[BenchRow]:
     rows = []
     for memory_format in ("contiguous", "channels_last"):
         for threads in plan.threads:
@@ -179,7 +184,7 @@ def _best_of(row: BenchRow, results: list[dict[str, Any]]) -> BenchRow:
     return replace(measured(row, best), message=f"fastest of {len(done)} processes (p50 ms: {spread})")
 
 
-def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lambda _: None) -> BenchRun:
+def run_bench(plan: BenchPlan, load: LoadCheck, progress: Callable[[str], None] = lambda _: None) -> BenchRun:
     targets = [(p, read_manifest(p)) for p in find_manifests(Path(plan.root))]
     if not targets:
         raise FileNotFoundError(f"no manifest.json under {plan.root}: export something first (`edgeport export`)")
@@ -201,7 +206,7 @@ def run_bench(plan: BenchPlan, load: Any, progress: Callable[[str], None] = lamb
     return BenchRun(derive(rows, peaks), describe_machine(), peaks, problems, load, settings)
 
 
-def derive(rows: list[BenchRow], peaks: list[Any]) -> list[BenchRow]:
+def derive(rows: list[BenchRow], peaks: list[KernelPeak]) -> list[BenchRow]:
     """Throughput, efficiency against the runtime's own kernel peak, and the ratio to torch eager (contiguous).
     An efficiency above 100% means the peak probe missed this runtime's best kernels: it is not printed."""
     torch_p50 = {(r.model, r.threads): r.stats.p50_ms for r in rows

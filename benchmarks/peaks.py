@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -23,6 +23,11 @@ from edgeport.exporters.formats import all_formats
 from edgeport.models.spec import TensorContract
 from edgeport.runtimes.atomic import commit_dir, staging_dir, write_json
 from edgeport.runtimes.paths import cache_root
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edgeport.exporters.formats import Format
 
 # (channels, height = width) of the probe: PROBE_DEPTH 3x3 convolutions + ReLU, channels -> channels, at 1xCxSxS
 PROBES = ((64, 64), (128, 32))
@@ -63,14 +68,14 @@ class Probe:
         return f"{PROBE_DEPTH} x conv3x3 {self.channels}->{self.channels} at {self.size}x{self.size}"
 
 
-def _cache_key(fmt: Any) -> str:
+def _cache_key(fmt: Format) -> str:
     from importlib.metadata import version
 
     tools = [version(n) for n in ("edgeport", "torch", "onnxruntime", "ai-edge-litert", "executorch")]
     return hashlib.sha256(json.dumps([fmt.name, tools]).encode()).hexdigest()[:16]
 
 
-def _probe_module(channels: int) -> Any:
+def _probe_module(channels: int) -> nn.Module:
     import torch
     from torch import nn
 
@@ -79,7 +84,7 @@ def _probe_module(channels: int) -> Any:
     return nn.Sequential(*layers).eval()
 
 
-def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: Path) -> dict:
+def _export_probe(fmt: Format, arithmetic: str, channels: int, size: int, folder: Path) -> dict:
     """The probe through the format's own exporter (w8a8 for int8, calibrated on noise); returns its record."""
     import torch
 
@@ -92,7 +97,7 @@ def _export_probe(fmt: Any, arithmetic: str, channels: int, size: int, folder: P
     return fmt.exporter.export(request).to_dict()
 
 
-def probes_for(fmt: Any, arithmetic: str, shapes: tuple[tuple[int, int], ...] = PROBES) -> list[Probe]:
+def probes_for(fmt: Format, arithmetic: str, shapes: tuple[tuple[int, int], ...] = PROBES) -> list[Probe]:
     """The format's probe artifacts, exported once per tool versions into the cache and reused."""
     probes = []
     for channels, size in shapes:

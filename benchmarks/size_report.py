@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeport.models import ModelError
 from edgeport.parity_tests.manifest import find_manifests, read_manifest
 from edgeport.parity_tests.reference import rebuild_reference
+
+if TYPE_CHECKING:
+    from edgeport.parity_tests.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class ModelSizes:
                 "artifacts": [a.to_dict() for a in self.artifacts], "note": self.note}
 
 
-def largest_layers(manifest: Any, count: int = 5) -> tuple[list[tuple[str, int]], str]:
+def largest_layers(manifest: Manifest, count: int = 5) -> tuple[list[tuple[str, int]], str]:
     """The modules holding the most parameters, from the model rebuilt as the manifest says (on the meta
     device: structure only)."""
     try:

@@ -6,12 +6,16 @@ import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from edgeport.quantize.pt2e import as_batches
 from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 # A converter that runs in its own process gets this long unless --converter-timeout says otherwise:
 # onnx2tf's full-integer route ran past 15 minutes on realesrgan-x4plus (64x64) with nothing written.
@@ -27,8 +31,8 @@ class ExportError(Exception):
 
 @dataclass(frozen=True)
 class ExportRequest:
-    module: Any                                   # torch.nn.Module in eval mode
-    example_inputs: tuple[Any, ...]               # torch tensors, NCHW, contract dtype
+    module: nn.Module                             # in eval mode
+    example_inputs: tuple[torch.Tensor, ...]      # NCHW, contract dtype
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     output_shapes: tuple[tuple[int, ...], ...]    # PyTorch's output shapes at the example input
@@ -62,7 +66,7 @@ class ExportRequest:
     def converter_timeout(self) -> float:
         return float(self.options.get("converter_timeout") or DEFAULT_CONVERTER_TIMEOUT_S)
 
-    def calibration_batches(self) -> list[tuple[Any, ...]]:
+    def calibration_batches(self) -> list[tuple[torch.Tensor, ...]]:
         """The calibration inputs as torch tensors in input order, for PT2E observers."""
         return as_batches(self.calibration, self.input_names)
 

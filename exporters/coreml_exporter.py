@@ -6,7 +6,7 @@ so an app's interface does not change with the recipe.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeport.exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
 from edgeport.exporters.coreml_package import make_reproducible
@@ -19,11 +19,21 @@ from edgeport.runtimes.artifact import ArtifactRecord, file_records
 from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.coreml import coreml_latency_unavailable, coreml_tensors, import_coremltools, open_coreml
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from coremltools.converters.mil.input_types import ColorLayout, ImageType, Shape, TensorType
+    from coremltools.converters.mil.mil.passes.defs.quantization import ComputePrecision, FP16ComputePrecision
+    from coremltools.models import MLModel
+    from torch.export import ExportedProgram
+
+    from edgeport.runtimes.pixels import PixelEncoding
+
 DEPLOYMENT_TARGET = "iOS16"
 DYNAMIC_HW_RANGE = (16, 2048)
 
 
-def _exported_program(request: ExportRequest) -> Any:
+def _exported_program(request: ExportRequest) -> ExportedProgram:
     import torch
 
     dynamic_shapes = None
@@ -42,11 +52,11 @@ def _exported_program(request: ExportRequest) -> Any:
         raise export_error("torch.export", exc) from exc
 
 
-def _color_layout(ct: Any, color: str) -> Any:
+def _color_layout(ct: ModuleType, color: str) -> ColorLayout:
     return {"RGB": ct.colorlayout.RGB, "BGR": ct.colorlayout.BGR, "GRAY": ct.colorlayout.GRAYSCALE}[color]
 
 
-def _image_type(ct: Any, name: str, shape: Any, enc: Any) -> Any:
+def _image_type(ct: ModuleType, name: str, shape: Shape, enc: PixelEncoding) -> ImageType:
     """ImageType's one scale and per-channel bias carry the normalisation when the std is uniform; otherwise
     the bias subtracts 255 x mean and the program's first op scales each channel (exporters/image_io.py)."""
     scale, bias = 1.0, [-255.0 * m for m in enc.mean]
@@ -57,7 +67,7 @@ def _image_type(ct: Any, name: str, shape: Any, enc: Any) -> Any:
                         color_layout=_color_layout(ct, enc.color))
 
 
-def _input_types(ct: Any, request: ExportRequest) -> list[Any]:
+def _input_types(ct: ModuleType, request: ExportRequest) -> list[ImageType | TensorType]:
     import numpy as np
 
     types = []
@@ -71,14 +81,15 @@ def _input_types(ct: Any, request: ExportRequest) -> list[Any]:
     return types
 
 
-def _output_types(ct: Any, request: ExportRequest) -> list[Any]:
+def _output_types(ct: ModuleType, request: ExportRequest) -> list[ImageType | TensorType]:
     import numpy as np
 
     return [ct.ImageType(name=n, color_layout=_color_layout(ct, enc.color)) if enc is not None
             else ct.TensorType(name=n, dtype=np.float32) for n, enc in zip(request.output_names, request.pixels()[1])]
 
 
-def _compute_precision(ct: Any, request: ExportRequest, compute: str) -> Any:
+def _compute_precision(ct: ModuleType, request: ExportRequest,
+                       compute: str) -> ComputePrecision | FP16ComputePrecision:
     """FLOAT16 everywhere but the ops the mixed-precision search keeps at float32."""
     if compute != "fp16":
         return ct.precision.FLOAT32
@@ -88,7 +99,7 @@ def _compute_precision(ct: Any, request: ExportRequest, compute: str) -> Any:
     return ct.transform.FP16ComputePrecision(op_selector=lambda op: op.name not in kept)
 
 
-def _convert(ct: Any, request: ExportRequest, compute: str) -> Any:
+def _convert(ct: ModuleType, request: ExportRequest, compute: str) -> MLModel:
     register_missing_torch_ops()
     program = _exported_program(request)
     explicit_pool_strides(program)

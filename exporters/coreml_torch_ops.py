@@ -8,7 +8,11 @@ treats alias_copy, clone and detach. Pools without a stride are rewritten in the
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch.export import ExportedProgram
 
 _NOOPS = ("alias",)
 
@@ -24,7 +28,7 @@ def register_missing_torch_ops() -> list[str]:
     return added
 
 
-def explicit_pool_strides(program: Any) -> int:
+def explicit_pool_strides(program: ExportedProgram) -> int:
     """aten.max_pool2d(x, kernel) with the stride left out (F.max_pool2d(x, 2): stride = kernel) reaches
     coremltools 9.0 as a node missing an input; write the stride out. Returns the number of nodes changed."""
     import torch
@@ -47,7 +51,7 @@ def explicit_pool_strides(program: Any) -> int:
     return changed
 
 
-def _remainder(x: Any, y: Any) -> Any:
+def _remainder(x: torch.Tensor, y: torch.Tensor | float) -> torch.Tensor:
     import torch
 
     return x - torch.floor(x / y) * y

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeport.exporters.base import Exporter, ExportRequest, export_error
 from edgeport.exporters.formats import Format
@@ -18,8 +18,12 @@ from edgeport.runtimes.artifact import ArtifactRecord, file_records
 from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.executorch_runner import ExecuTorchRunner
 
+if TYPE_CHECKING:
+    from executorch.exir import EdgeProgramManager
+    from torch import nn
 
-def _lowered(request: ExportRequest, module: Any) -> Any:
+
+def _lowered(request: ExportRequest, module: nn.Module) -> EdgeProgramManager:
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
@@ -32,7 +36,7 @@ def _lowered(request: ExportRequest, module: Any) -> Any:
         raise export_error("ExecuTorch lowering", exc) from exc
 
 
-def delegation_summary(edge: Any) -> dict[str, Any]:
+def delegation_summary(edge: EdgeProgramManager) -> dict[str, Any]:
     """How much of the graph XNNPACK took; the ops left to ExecuTorch's portable kernels, by type."""
     from executorch.devtools.backend_debug import get_delegation_info
 

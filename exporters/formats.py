@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -90,5 +90,5 @@ def get_format(name: str) -> Format:
     return formats[name]
 
 
-def open_runtime(record: ArtifactRecord, artifact_dir: Path, threads: int) -> Any:
+def open_runtime(record: ArtifactRecord, artifact_dir: Path, threads: int) -> Runtime:
     return get_format(record.format).open_runtime(record, artifact_dir, threads)

@@ -12,7 +12,7 @@ into the pixel buffer.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -20,11 +20,17 @@ from edgeport.runtimes.artifact import TensorBinding
 from edgeport.runtimes.base import to_artifact_layout
 from edgeport.runtimes.pixels import PixelEncoding
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from edgeport.exporters.base import ExportRequest
+
 IO_MODES = ("image", "tensor")
 Encodings = tuple[PixelEncoding | None, ...]
 
 
-def _column(values: Sequence[float]) -> Any:
+def _column(values: Sequence[float]) -> torch.Tensor:
     import torch
 
     return torch.tensor(values, dtype=torch.float32).reshape(1, -1, 1, 1)
@@ -71,7 +77,7 @@ def _pixel_module_class() -> type:
                                              0.0, 255.0))
             return levels.permute(0, 2, 3, 1).to(torch.uint8) if self.nhwc_uint8 else levels
 
-        def forward(self, *xs: torch.Tensor) -> Any:
+        def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
             out = self.inner(*[self._decode(i, x) for i, x in enumerate(xs)])
             outs = out if isinstance(out, (tuple, list)) else (out,)
             encoded = tuple(self._encode(i, y) for i, y in enumerate(outs))
@@ -80,7 +86,7 @@ def _pixel_module_class() -> type:
     return PixelIO
 
 
-def dynamic_shapes_for(module: Any, per_input: tuple | None) -> Any:
+def dynamic_shapes_for(module: nn.Module, per_input: tuple | None) -> tuple | None:
     """torch.export matches dynamic_shapes to forward's signature: the image wrapper takes *xs, one tuple."""
     if per_input is None or not getattr(module, "takes_packed_inputs", False):
         return per_input
@@ -115,8 +121,8 @@ def _artifact_arrays(arrays: Mapping[str, np.ndarray], names: Sequence[str], enc
     return out
 
 
-def pixel_request(request: Any, in_encs: Encodings, out_encs: Encodings, nhwc_uint8: bool,
-                  scaled_in: tuple[bool, ...] = ()) -> Any:
+def pixel_request(request: ExportRequest, in_encs: Encodings, out_encs: Encodings, nhwc_uint8: bool,
+                  scaled_in: tuple[bool, ...] = ()) -> ExportRequest:
     """The request with its module wrapped and its example, sample and calibration inputs given as pixels
     (uint8 NHWC, or uint8 NCHW levels for Core ML's image inputs)."""
     import torch
@@ -129,7 +135,7 @@ def pixel_request(request: Any, in_encs: Encodings, out_encs: Encodings, nhwc_ui
     feed = _artifact_arrays({n: t.detach().numpy() for n, t in zip(names, request.example_inputs)}, names, in_encs,
                             layout)
 
-    def example(name: str, tensor: Any, enc: Any) -> Any:
+    def example(name: str, tensor: torch.Tensor, enc: PixelEncoding | None) -> torch.Tensor:
         if enc is None:
             return tensor
         pixels = torch.from_numpy(np.ascontiguousarray(feed[name]))

@@ -6,7 +6,11 @@ license, version, inputs {name: line}, outputs {name: line}, contract (a JSON st
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from coremltools.models import MLModel
+    from onnx import ModelProto
 
 CONTRACT_KEY = "edgeport.contract"
 
@@ -23,7 +27,7 @@ def flat_properties(about: Mapping[str, Any]) -> dict[str, str]:
     return props
 
 
-def with_onnx_metadata(proto: Any, about: Mapping[str, Any]) -> Any:
+def with_onnx_metadata(proto: ModelProto, about: Mapping[str, Any]) -> ModelProto:
     """metadata_props holding the contract, and doc strings on the graph and its inputs and outputs."""
     del proto.metadata_props[:]
     for key, value in sorted(flat_properties(about).items()):
@@ -37,7 +41,7 @@ def with_onnx_metadata(proto: Any, about: Mapping[str, Any]) -> Any:
     return proto
 
 
-def apply_coreml_metadata(mlmodel: Any, about: Mapping[str, Any]) -> None:
+def apply_coreml_metadata(mlmodel: MLModel, about: Mapping[str, Any]) -> None:
     """Xcode's model page: author, licence, version, description, one line per input and output; the contract
     in the user-defined metadata (MLModel.modelDescription.metadata[.creatorDefinedKey])."""
     mlmodel.author = about.get("author", "")

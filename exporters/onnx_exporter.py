@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from edgeport.exporters.base import Exporter, ExportError, ExportRequest, export_error
 from edgeport.exporters.formats import Format
@@ -14,6 +14,9 @@ from edgeport.quantize.steps import step_for
 from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding, file_records
 from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.onnxruntime_runner import OnnxRuntimeRunner, onnx_tensors
+
+if TYPE_CHECKING:
+    from onnx import ModelProto, ValueInfoProto
 
 OPSET = 18
 
@@ -59,11 +62,11 @@ def _write(request: ExportRequest, path: Path) -> dict:
             raise export_error(f"onnxruntime {request.precision}", exc) from exc
 
 
-def _bindings(request: ExportRequest, proto: Any) -> tuple[tuple, tuple]:
+def _bindings(request: ExportRequest, proto: ModelProto) -> tuple[tuple, tuple]:
     """Read from the file: shapes (dynamic dims as -1), layouts and element types, with the pixel encodings."""
     import onnx
 
-    def read(values: Any, names: Sequence[str], encs: tuple, expected: Sequence[tuple]) -> tuple:
+    def read(values: Iterable[ValueInfoProto], names: Sequence[str], encs: tuple, expected: Sequence[tuple]) -> tuple:
         by_name = {v.name: v for v in values}
         bindings = []
         for name, enc, want in zip(names, encs, expected):

@@ -6,12 +6,15 @@ contract says for every recipe, and XNNPACK runs both ops.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from edgeport.exporters.tflite_metadata import packed_model, unpacked_model
 
+if TYPE_CHECKING:
+    from types import ModuleType
 
-def _opcode(tfl: Any, model: Any, builtin: int, version: int) -> int:
+
+def _opcode(tfl: ModuleType, model: Any, builtin: int, version: int) -> int:
     for index, code in enumerate(model.operatorCodes):
         if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and code.version == version:
             return index
@@ -21,7 +24,7 @@ def _opcode(tfl: Any, model: Any, builtin: int, version: int) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _float_twin(tfl: Any, graph: Any, index: int) -> int:
+def _float_twin(tfl: ModuleType, graph: Any, index: int) -> int:
     """A float32 tensor with the int8 tensor's name and shape; the int8 one is renamed '<name>/int8'."""
     int8 = graph.tensors[index]
     twin = tfl.TensorT()
@@ -32,7 +35,7 @@ def _float_twin(tfl: Any, graph: Any, index: int) -> int:
     return len(graph.tensors) - 1
 
 
-def _op(tfl: Any, opcode: int, inputs: list[int], outputs: list[int], options: Any, options_type: int) -> Any:
+def _op(tfl: ModuleType, opcode: int, inputs: list[int], outputs: list[int], options: Any, options_type: int) -> Any:
     op = tfl.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = opcode, inputs, outputs
     op.builtinOptionsType, op.builtinOptions = options_type, options

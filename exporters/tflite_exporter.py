@@ -12,7 +12,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -35,12 +35,16 @@ from edgeport.runtimes.artifact import ArtifactRecord, TensorBinding, file_recor
 from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.litert import LiteRTRunner, open_interpreter, tflite_tensors, xnnpack_delegation
 
+if TYPE_CHECKING:
+    from edgeport.quantize.steps import RecipeStep
+    from edgeport.runtimes.xnnpack_delegation import Delegation
+
 ROUTES = ("litert-torch", "onnx2tf")
 # onnx2tf loads this file from its working directory, and downloads it when absent (which fails offline).
 ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
-def _convert_litert_torch(request: ExportRequest, path: Path, step: Any) -> dict[str, Any]:
+def _convert_litert_torch(request: ExportRequest, path: Path, step: RecipeStep) -> dict[str, Any]:
     """The module as is; or, for a convert-stage recipe (w8a8), the quantized module the step returns, with
     float32 put back around any input or output the converter made int8. Returns what the recipe did beyond
     the conversion (that boundary, a fine-tune's record)."""
@@ -82,7 +86,7 @@ def _onnx2tf_samples(request: ExportRequest) -> np.ndarray:
     return np.stack([images[i % len(images)] for i in range(20)])
 
 
-def _convert_onnx2tf(request: ExportRequest, path: Path, step: Any) -> dict[str, Any]:
+def _convert_onnx2tf(request: ExportRequest, path: Path, step: RecipeStep) -> dict[str, Any]:
     if step.stage == "convert" and step.apply is not None and "onnx2tf_args" not in step.options:
         raise ExportError(f"the onnx2tf route cannot apply {step.precision} (it needs the litert-torch route)")
     if request.keep_float and "onnx2tf_args" in step.options:
@@ -122,7 +126,8 @@ def _require_contract_io(path: Path, request: ExportRequest) -> None:
             raise ExportError(f"converter made I/O types {got}; the contract is {want}")
 
 
-def _convert(requests: dict[str, ExportRequest], path: Path, step: Any) -> tuple[str, list[str], dict[str, Any]]:
+def _convert(requests: dict[str, ExportRequest], path: Path,
+             step: RecipeStep) -> tuple[str, list[str], dict[str, Any]]:
     """The first route that works, each with its own request; returns it, why the earlier ones failed, and
     what the route's recipe did beyond converting."""
     wanted = requests["litert-torch"].options.get("tflite_route", "auto")
@@ -183,7 +188,8 @@ def _versions(route: str) -> dict[str, str]:
     return {n: version(n) for n in names}
 
 
-def _rewrite(step: Any, src: Path, final: Path, calibration: Any, keep: tuple[str, ...]) -> dict[str, Any]:
+def _rewrite(step: RecipeStep, src: Path, final: Path, calibration: Sequence[Mapping[str, np.ndarray]],
+             keep: tuple[str, ...]) -> dict[str, Any]:
     """An artifact-stage recipe (fp16, w8) applied to the fp32 file."""
     try:
         with captured_output():
@@ -194,7 +200,8 @@ def _rewrite(step: Any, src: Path, final: Path, calibration: Any, keep: tuple[st
         src.unlink(missing_ok=True)
 
 
-def _notes(recipe: dict[str, Any], delegation: Any, dynamic_hw: bool, route: str, failures: list[str]) -> list[str]:
+def _notes(recipe: dict[str, Any], delegation: Delegation, dynamic_hw: bool, route: str,
+           failures: list[str]) -> list[str]:
     notes = [f"w8 fell back to weight-only int8 ({recipe['fallback_from']})"] if "fallback_from" in recipe else []
     if delegation.split:
         notes.append(delegation.describe())

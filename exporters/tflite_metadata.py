@@ -10,22 +10,27 @@ pixel -> (pixel - mean) / std, as Google's metadata for uint8 models does; reade
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from edgeport.runtimes.atomic import write_bytes
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from edgeport.runtimes.pixels import PixelEncoding
 
 METADATA_NAME = "TFLITE_METADATA"
 IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.0.0"   # ImageProperties, NormalizationOptions and stats are all 1.0 features
 
 
-def _schema() -> Any:
+def _schema() -> ModuleType:
     from tensorflow_lite_support.metadata import metadata_schema_py_generated as md
 
     return md
 
 
-def _tensor(md: Any, name: str, line: str, enc: Any, is_input: bool) -> Any:
+def _tensor(md: ModuleType, name: str, line: str, enc: PixelEncoding | None, is_input: bool) -> Any:
     t = md.TensorMetadataT()
     t.name, t.description = name, line
     if enc is None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from edgeport.models.errors import CheckpointError, ModelError
 from edgeport.models.spec import ModelSpec, TensorContract, is_noise_sample
 from edgeport.models.weights import OFFICIAL
 from edgeport.runtimes.artifact import sha256_file
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def source_for(spec: ModelSpec, config: Mapping[str, Any], weights: "Path | str 
     return ModelSource(model, dict(config), str(weights.resolve()), sha256_file(weights), seed, companions=companions)
 
 
-def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorContract, ...] | None = None) -> Any:
+def instantiate(spec: ModelSpec, source: ModelSource, contracts: tuple[TensorContract, ...] | None = None) -> nn.Module:
     """Build the module in eval mode: seeded init, then the checkpoint when there is one. Without one, the
     spec's random_init calibrates on the sample photos at the contracts' size, on one thread (so the same
     seed, settings and input size always rebuild the same weights, on any number of cores)."""

@@ -16,7 +16,7 @@ import re
 import sys
 import types
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NoReturn
 
 import torch
 from torch import nn
@@ -26,6 +26,11 @@ from edgeport.models.errors import CheckpointError, ModelError
 from edgeport.models.samples import photo_inputs
 from edgeport.models.spec import ModelMetadata, ModelSpec, TensorContract
 from edgeport.runtimes.pixels import PixelEncoding
+
+if TYPE_CHECKING:
+    from spandrel import ImageModelDescriptor
+
+    from edgeport.models.spec import SizeRule
 
 PREFIX = "spandrel:"
 NEEDS_TORCHVISION = ("LaMa", "RestoreFormer")
@@ -43,15 +48,15 @@ def is_spandrel_reference(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
-def _unavailable(name: str) -> Any:
-    def call(*_: Any, **__: Any) -> Any:
+def _unavailable(name: str) -> Callable[..., NoReturn]:
+    def call(*_: Any, **__: Any) -> NoReturn:
         raise TorchvisionUnavailable(f"torchvision.{name} is needed by this spandrel architecture, and no torchvision "
                                      "installs beside the torch 2.13 CPU wheel here")
     return call
 
 
 class _InterpolationModeStandIn:
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> NoReturn:
         return _unavailable(f"transforms.functional.InterpolationMode.{name}")()
 
 
@@ -77,7 +82,7 @@ def _torchvision_stand_in() -> Iterator[None]:
             sys.modules.pop(n, None)
 
 
-def import_spandrel() -> Any:
+def import_spandrel() -> types.ModuleType:
     import importlib.util
 
     if "spandrel" in sys.modules:
@@ -92,7 +97,7 @@ def import_spandrel() -> Any:
     return spandrel
 
 
-def detect(path: Path) -> Any:
+def detect(path: Path) -> ImageModelDescriptor:
     """spandrel's ImageModelDescriptor for a checkpoint read with weights_only (never spandrel's own loader)."""
     spandrel = import_spandrel()
     raw = read_checkpoint(path)
@@ -116,7 +121,7 @@ def detect(path: Path) -> Any:
     return descriptor
 
 
-def spandrel_spec(reference: str) -> Any:
+def spandrel_spec(reference: str) -> ModelSpec:
     """The spec for `spandrel:/abs/path.pth`; rebuilt the same way from a manifest."""
     path = Path(reference[len(PREFIX):])
     if not path.is_file():
@@ -128,8 +133,8 @@ def reference_for(path: Path) -> str:
     return f"{PREFIX}{Path(path).resolve()}"
 
 
-def _size_rule(minimum: int, multiple: int, square: bool) -> Any:
-    def rule(_config: Any, h: int, w: int) -> str | None:
+def _size_rule(minimum: int, multiple: int, square: bool) -> SizeRule:
+    def rule(_config: Mapping[str, Any], h: int, w: int) -> str | None:
         if h < minimum or w < minimum or h % multiple or w % multiple:
             return f"this checkpoint takes heights and widths that are multiples of {multiple}, at least {minimum}, not {h}x{w}"
         if square and h != w:
@@ -143,7 +148,7 @@ def _default_side(minimum: int, multiple: int) -> int:
     return -(-side // multiple) * multiple
 
 
-def architecture_record(descriptor: Any) -> dict[str, Any]:
+def architecture_record(descriptor: ImageModelDescriptor) -> dict[str, Any]:
     """What the manifest says about a detected checkpoint."""
     spandrel = import_spandrel()
     hyper = getattr(descriptor.model, "hyperparameters", None) or {}
@@ -157,7 +162,7 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, bool, type(None), list, tuple)) else repr(value)
 
 
-def _spec_from(descriptor: Any, path: Path) -> Any:
+def _spec_from(descriptor: ImageModelDescriptor, path: Path) -> ModelSpec:
     req, scale = descriptor.size_requirements, descriptor.scale
     side = _default_side(req.minimum, req.multiple_of)
     colour = {1: "GRAY", 3: "RGB"}.get(descriptor.input_channels)
@@ -188,14 +193,14 @@ def _safe_name(stem: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-").lower() or "spandrel-model"
 
 
-def _load(module: Any, descriptor: Any, path: Path) -> None:
+def _load(module: SpandrelImageModel, descriptor: ImageModelDescriptor, path: Path) -> None:
     load_strict(module.model, descriptor.model.state_dict(), source=str(path))
 
 
 class SpandrelImageModel(nn.Module):
     """The architecture's forward as spandrel calls it (its call_fn), clamped to [0, 1] like spandrel's
     descriptor; spandrel's padding is replaced by the size rule, so an exported graph has no pad or crop."""
-    def __init__(self, model: nn.Module, call: Any) -> None:
+    def __init__(self, model: nn.Module, call: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.model, self._call = model, call
 
@@ -203,7 +208,7 @@ class SpandrelImageModel(nn.Module):
         return self._call(self.model, x).clamp(0.0, 1.0)
 
     @classmethod
-    def fresh(cls, descriptor: Any) -> "SpandrelImageModel":
+    def fresh(cls, descriptor: ImageModelDescriptor) -> "SpandrelImageModel":
         """The detected architecture with its own initialisation; the weights load afterwards."""
         hyper = getattr(descriptor.model, "hyperparameters", None)
         model = type(descriptor.model)(**hyper) if hyper else copy.deepcopy(descriptor.model)

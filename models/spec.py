@@ -4,11 +4,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from edgeport.runtimes.pixels import PixelEncoding
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edgeport.models.weights import OfficialWeights
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,7 @@ class ModelSpec:
     # how get_spec() finds this spec again (a custom model's "abs/path.py:factory"); None: its name
     reference: str | None = None
     # the upstream release `--weights official` resolves to (models.weights.OfficialWeights); None: none known
-    official: Any = None
+    official: OfficialWeights | None = None
     # what the architecture is, for the manifest: {"id", "hyperparameters", ...}; None: the factory and config
     architecture: Mapping[str, Any] | None = None
     photo: PhotoPolicy = PhotoPolicy()
@@ -198,6 +203,6 @@ class ModelSpec:
                 f"{self.name} has no setting {', '.join(unknown)}; settings: {', '.join(sorted(self.config)) or 'none'}"
             )
 
-    def build(self, **overrides: Any) -> Any:
+    def build(self, **overrides: Any) -> nn.Module:
         self.check_config(overrides)
         return self.factory(**{**self.config, **overrides})

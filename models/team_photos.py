@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from edgeport.models.errors import ModelError
 from edgeport.models.samples import decode_image, parity_photos
 from edgeport.models.spec import Photo
 from edgeport.runtimes.artifact import sha256_file
+
+if TYPE_CHECKING:
+    from edgeport.models.spec import ModelSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LABEL_PREFIX = "team/"
@@ -83,7 +86,7 @@ def load_photos(photo_set: PhotoSet, height: int, width: int) -> list[Photo]:
     return photos
 
 
-def parity_samples(spec: Any, contracts: tuple, seed: int, photo_set: PhotoSet | None) -> list:
+def parity_samples(spec: ModelSpec, contracts: tuple, seed: int, photo_set: PhotoSet | None) -> list:
     """The spec's parity inputs: the bundled photos, the team's (when given), and the seeded noise."""
     if photo_set is None:
         return spec.make_inputs(contracts, seed)

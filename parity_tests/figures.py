@@ -3,11 +3,17 @@ difference heatmap, side by side, drawn with Pillow and written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from edgeport.runtimes.atomic import save_png
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from edgeport.models.spec import ParityInput, TensorContract
+    from edgeport.parity_tests.report import ParityReport
 
 PARITY_FIGURE = "parity.png"   # written into each artifact folder by export (check writes check-parity.png)
 PANEL = 224          # panel height in pixels
@@ -25,7 +31,7 @@ def _planes(values: np.ndarray) -> np.ndarray:
     return arr.reshape(1, -1, 1) if arr.ndim < 2 else arr[0].reshape(1, -1, 1)
 
 
-def _picture(values: np.ndarray, contract: Any, lo_hi: tuple[float, float] | None = None) -> np.ndarray:
+def _picture(values: np.ndarray, contract: TensorContract, lo_hi: tuple[float, float] | None = None) -> np.ndarray:
     """Contract values -> HxWx3 uint8: through the contract's pixels, else stretched to lo_hi."""
     if contract.pixels is not None:
         img = contract.pixels.to_pixels(values)[0].transpose(1, 2, 0)
@@ -44,7 +50,7 @@ def heat_colours(unit: np.ndarray) -> np.ndarray:
             ).astype(np.uint8)
 
 
-def difference_panel(reference: np.ndarray, actual: np.ndarray, contract: Any) -> tuple[np.ndarray, str]:
+def difference_panel(reference: np.ndarray, actual: np.ndarray, contract: TensorContract) -> tuple[np.ndarray, str]:
     if contract.pixels is not None:
         ref = contract.pixels.to_pixels(reference).astype(np.float64)
         got = contract.pixels.to_pixels(actual).astype(np.float64)
@@ -60,7 +66,7 @@ def difference_panel(reference: np.ndarray, actual: np.ndarray, contract: Any) -
     return heat_colours(diff / peak), f"|diff| up to {peak:.3g} {unit} = white"
 
 
-def _fit(img: np.ndarray, height: int) -> Any:
+def _fit(img: np.ndarray, height: int) -> Image.Image:
     from PIL import Image
 
     pil = Image.fromarray(img)
@@ -68,9 +74,9 @@ def _fit(img: np.ndarray, height: int) -> Any:
     return pil.resize((width, height), Image.Resampling.NEAREST if img.shape[0] < height else Image.Resampling.BICUBIC)
 
 
-def parity_grid(path: Path, title: str, inputs: Mapping[str, np.ndarray], in_contracts: Sequence[Any],
+def parity_grid(path: Path, title: str, inputs: Mapping[str, np.ndarray], in_contracts: Sequence[TensorContract],
                 reference: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray],
-                out_contracts: Sequence[Any]) -> None:
+                out_contracts: Sequence[TensorContract]) -> None:
     """One row per output: the picture input, PyTorch's output, the artifact's, and their difference."""
     from PIL import Image, ImageDraw
 
@@ -98,7 +104,7 @@ def parity_grid(path: Path, title: str, inputs: Mapping[str, np.ndarray], in_con
     save_png(path, canvas)
 
 
-def worst_sample(report: Any, labels: Sequence[str]) -> int | None:
+def worst_sample(report: ParityReport, labels: Sequence[str]) -> int | None:
     """Index of the gated sample with the lowest PSNR on any output (NaN counts as the worst): the picture
     shows what the verdict stands on, so a calibrated recipe shows its worst photo, not the noise."""
     gated = [s for s in report.samples if report.gate.gates(s.sample)] or list(report.samples)
@@ -108,8 +114,9 @@ def worst_sample(report: Any, labels: Sequence[str]) -> int | None:
     return labels.index(worst.sample) if worst.sample in labels else None
 
 
-def grid_for(path: Path, title: str, report: Any, inputs: Sequence[Any], references: Sequence[Mapping],
-             outputs: Sequence[Mapping], in_contracts: Sequence[Any], out_contracts: Sequence[Any]) -> bool:
+def grid_for(path: Path, title: str, report: ParityReport, inputs: Sequence[ParityInput],
+             references: Sequence[Mapping], outputs: Sequence[Mapping], in_contracts: Sequence[TensorContract],
+             out_contracts: Sequence[TensorContract]) -> bool:
     """The worst sample's grid; False (nothing written) when the runtime produced no outputs."""
     index = worst_sample(report, [s.label for s in inputs])
     if index is None or index >= len(outputs):

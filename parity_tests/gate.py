@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from edgeport.parity_tests.report import ParityReport, SampleResult, judge
 from edgeport.runtimes.artifact import ArtifactRecord, sha256_file
 from edgeport.runtimes.base import PARITY_THREADS, RuntimeUnavailable
 
+if TYPE_CHECKING:
+    from edgeport.runtimes.base import Runtime
+
 Outputs = list[dict[str, np.ndarray]]
 
 
@@ -31,7 +34,7 @@ class Evaluation:
     outputs: Outputs = field(default_factory=list)
 
 
-def _open(record: ArtifactRecord, artifact_dir: Path) -> Any:
+def _open(record: ArtifactRecord, artifact_dir: Path) -> Runtime:
     return open_runtime(record, artifact_dir, PARITY_THREADS)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from edgeport.parity_tests.metrics import compare
 from edgeport.runtimes.artifact import ArtifactRecord
 from edgeport.runtimes.base import Tensors
 from edgeport.runtimes.json_numbers import db_for_json
+
+if TYPE_CHECKING:
+    from edgeport.parity_tests.report import ParityReport
 
 COLLAPSE_DB = 20.0
 WORST_SHOWN = 5
@@ -67,7 +70,7 @@ class Localization:
                 "worst": [e.to_dict() for e in self.worst], "note": self.note, "summary": self.summary}
 
 
-def collapse(report: Any) -> bool:
+def collapse(report: ParityReport) -> bool:
     """NaN/Inf anywhere, or a worst sample under COLLAPSE_DB."""
     if report.status != "fail":
         return False

@@ -12,7 +12,7 @@ import math
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,11 @@ from edgeport.parity_tests.metrics import compare, format_db
 from edgeport.quantize import coreml_recipes  # noqa: F401  (registers the Core ML fp16 step)
 from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 from edgeport.runtimes.mil.registry import MIL_OPS, MilEvalError
+
+if TYPE_CHECKING:
+    from coremltools.converters.mil.mil import Program
+
+    from edgeport.models.corpus.ops import OpCase
 
 PRECISIONS = ("fp32", "fp16")
 # What a case must reach against PyTorch (PSNR over the reference's range): fp32 programs compute in float32
@@ -120,7 +125,7 @@ class CaseBundle(nn.Module):
         return tuple(case(x) for case in self.cases)
 
 
-def convert(module: nn.Module, x: torch.Tensor, precision: str, work_dir: Path) -> Any:
+def convert(module: nn.Module, x: torch.Tensor, precision: str, work_dir: Path) -> Program:
     """Export with edgeport's Core ML exporter (one input x, outputs y0, y1, ...); the saved MIL program."""
     with torch.no_grad():
         out = module(x)
@@ -133,18 +138,18 @@ def convert(module: nn.Module, x: torch.Tensor, precision: str, work_dir: Path) 
     return load_mil_program(work_dir / "case.mlpackage")
 
 
-def reference(case: Any, module: nn.Module, x: torch.Tensor, precision: str) -> np.ndarray:
+def reference(case: OpCase, module: nn.Module, x: torch.Tensor, precision: str) -> np.ndarray:
     """PyTorch's output; for a step function at fp16, given the input as the program holds it (DISCRETE)."""
     seen = x.half().float() if precision == "fp16" and case.name in DISCRETE else x
     with torch.no_grad():
         return module(seen).numpy()
 
 
-def program_ops(program: Any) -> tuple[str, ...]:
+def program_ops(program: Program) -> tuple[str, ...]:
     return tuple(sorted({op.op_type for op in program.functions["main"].operations} - {"const"}))
 
 
-def evaluate(program: Any, x: np.ndarray, references: Sequence[np.ndarray]) -> list[tuple[float, float]]:
+def evaluate(program: Program, x: np.ndarray, references: Sequence[np.ndarray]) -> list[tuple[float, float]]:
     """(PSNR, largest difference) per output, the program run by the MIL evaluator."""
     evaluator = MilEvaluator(program)
     got = evaluator.run({"x": x})
@@ -153,7 +158,7 @@ def evaluate(program: Any, x: np.ndarray, references: Sequence[np.ndarray]) -> l
     return [(m.psnr_db, m.max_abs) for m in metrics]
 
 
-def run_case(case: Any, precision: str, root: Path) -> OpCaseResult:
+def run_case(case: OpCase, precision: str, root: Path) -> OpCaseResult:
     """One corpus case converted on its own: its ops, and its parity where the evaluator has them all."""
     base = OpCaseResult(case.name, case.group, precision)
     x = op_input()
@@ -175,7 +180,7 @@ def run_case(case: Any, precision: str, root: Path) -> OpCaseResult:
     return replace(base, psnr_db=psnr, max_abs=max_abs)
 
 
-def coverage_report(cases: Iterable[Any], precisions: Sequence[str] = PRECISIONS,
+def coverage_report(cases: Iterable[OpCase], precisions: Sequence[str] = PRECISIONS,
                     progress: Callable[[str], None] = lambda line: None, root: Path | None = None) -> CoverageReport:
     import coremltools as ct
 

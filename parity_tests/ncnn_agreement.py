@@ -4,7 +4,7 @@ Not an export gate: the check that models/ncnn_files.py reads what ncnn itself c
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeport.models.ncnn_files import ncnn_pair
 from edgeport.models.official import packaged_files
@@ -13,10 +13,13 @@ from edgeport.models.spec import is_noise_sample
 from edgeport.parity_tests.metrics import compare
 from edgeport.runtimes.ncnn_runner import run_ncnn
 
+if TYPE_CHECKING:
+    from edgeport.models.spec import ModelSpec
+
 NCNN_GATE_DB = 60.0   # the fp32 conversion gate: the same fp16-stored weights, both sides computing in fp32
 
 
-def ncnn_agreement(spec: Any, size: int) -> list[dict[str, Any]]:
+def ncnn_agreement(spec: ModelSpec, size: int) -> list[dict[str, Any]]:
     """PyTorch with weights read from the release's ncnn files vs the ncnn runtime on those files, per photo.
     ncnn's graph has no output clamp (the upstream app clamps), so its output is clipped to [0, 1] too."""
     import numpy as np

@@ -7,7 +7,7 @@ same photos, and a pruned or sparsified artifact gets its rewritten model back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -17,11 +17,14 @@ from edgeport.models.spec import ModelSpec, ParityInput
 from edgeport.models.team_photos import parity_samples
 from edgeport.parity_tests.manifest import Manifest
 
+if TYPE_CHECKING:
+    from torch import nn
+
 
 @dataclass(frozen=True)
 class RebuiltReference:
     spec: ModelSpec
-    module: Any                       # torch.nn.Module in eval mode (on the meta device when not materialized)
+    module: nn.Module                 # in eval mode (on the meta device when not materialized)
     inputs: tuple[ParityInput, ...]   # the parity samples the export was judged on
 
 
@@ -45,7 +48,7 @@ def rebuild_reference(manifest: Manifest, materialize: bool = True) -> RebuiltRe
     return RebuiltReference(spec, module, inputs)
 
 
-def torch_outputs(module: Any, inputs: Sequence[ParityInput], input_names: Sequence[str],
+def torch_outputs(module: nn.Module, inputs: Sequence[ParityInput], input_names: Sequence[str],
                   output_names: Sequence[str]) -> list[dict[str, np.ndarray]]:
     import torch
 

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from edgeport.quantize.steps import declare_step, register_step
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from coremltools.models import MLModel
+    from coremltools.optimize.coreml import OptimizationConfig
 
 Calibration = Sequence[Mapping[str, np.ndarray]]
 # Below this many elements a weight stays float: compressing it saves little and costs accuracy
@@ -32,7 +38,7 @@ def kept_ops(keep: Sequence[str]) -> dict[str, None]:
     return {n: None for name in keep for n in (name, f"{name}_cast_fp16")}
 
 
-def _weight_config(cto: Any, keep: Sequence[str] = ()) -> Any:
+def _weight_config(cto: ModuleType, keep: Sequence[str] = ()) -> OptimizationConfig:
     return cto.coreml.OptimizationConfig(global_config=cto.coreml.OpLinearQuantizerConfig(
         mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=WEIGHT_THRESHOLD),
         op_name_configs=kept_ops(keep))
@@ -43,7 +49,7 @@ def _kept(keep: Sequence[str], what: str) -> dict[str, Any]:
 
 
 @register_step("coreml", "w8", "artifact", "coremltools.optimize.coreml.linear_quantize_weights", keeps="artifact")
-def w8(mlmodel: Any, calibration: Calibration, keep: Sequence[str] = ()) -> tuple[Any, dict]:
+def w8(mlmodel: MLModel, calibration: Calibration, keep: Sequence[str] = ()) -> tuple[MLModel, dict]:
     import coremltools.optimize as cto
 
     return cto.coreml.linear_quantize_weights(mlmodel, _weight_config(cto, keep)), {
@@ -51,7 +57,7 @@ def w8(mlmodel: Any, calibration: Calibration, keep: Sequence[str] = ()) -> tupl
         **_kept(keep, "float_weight_ops")}
 
 
-def _palettize(mlmodel: Any, nbits: int) -> tuple[Any, dict]:
+def _palettize(mlmodel: MLModel, nbits: int) -> tuple[MLModel, dict]:
     import coremltools.optimize as cto
 
     config = cto.coreml.OptimizationConfig(global_config=cto.coreml.OpPalettizerConfig(
@@ -61,18 +67,18 @@ def _palettize(mlmodel: Any, nbits: int) -> tuple[Any, dict]:
 
 
 @register_step("coreml", "palettize4", "artifact", "coremltools.optimize.coreml.palettize_weights")
-def palettize4(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+def palettize4(mlmodel: MLModel, calibration: Calibration) -> tuple[MLModel, dict]:
     return _palettize(mlmodel, 4)
 
 
 @register_step("coreml", "palettize6", "artifact", "coremltools.optimize.coreml.palettize_weights")
-def palettize6(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+def palettize6(mlmodel: MLModel, calibration: Calibration) -> tuple[MLModel, dict]:
     return _palettize(mlmodel, 6)
 
 
 @register_step("coreml", "sparse", "artifact",
                "coremltools.optimize.coreml.prune_weights (threshold 0: stores existing zeros sparse)")
-def sparse(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
+def sparse(mlmodel: MLModel, calibration: Calibration) -> tuple[MLModel, dict]:
     """The weights were already zeroed in PyTorch (quantize/variants.py); this stores the zeros as a bit mask."""
     import coremltools.optimize as cto
 
@@ -81,7 +87,7 @@ def sparse(mlmodel: Any, calibration: Calibration) -> tuple[Any, dict]:
     return cto.coreml.prune_weights(mlmodel, config), {"weight_threshold": WEIGHT_THRESHOLD}
 
 
-def activation_ranges(mlmodel: Any, calibration: Calibration) -> dict[str, dict[str, float]]:
+def activation_ranges(mlmodel: MLModel, calibration: Calibration) -> dict[str, dict[str, float]]:
     """min/max of every non-constant value (and input) over the calibration inputs, by MIL variable name."""
     from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
 
@@ -101,7 +107,8 @@ def activation_ranges(mlmodel: Any, calibration: Calibration) -> dict[str, dict[
     return stats
 
 
-def quantize_activations(mlmodel: Any, stats: dict[str, dict[str, float]], keep: Sequence[str] = ()) -> Any:
+def quantize_activations(mlmodel: MLModel, stats: dict[str, dict[str, float]],
+                         keep: Sequence[str] = ()) -> MLModel:
     """coremltools' activation-quantization passes, fed with ranges measured off-device."""
     import coremltools.optimize as cto
     from coremltools import _SPECIFICATION_VERSION_IOS_17
@@ -134,7 +141,7 @@ def quantize_activations(mlmodel: Any, stats: dict[str, dict[str, float]], keep:
 # activation passes expect fp16 scales)
 @register_step("coreml", "w8a8", "artifact", "coremltools activation-quantization passes + linear_quantize_weights",
                keeps="artifact", edges=True, compute_precision="fp16", minimum_deployment_target="iOS17")
-def w8a8(mlmodel: Any, calibration: Calibration, keep: Sequence[str] = ()) -> tuple[Any, dict]:
+def w8a8(mlmodel: MLModel, calibration: Calibration, keep: Sequence[str] = ()) -> tuple[MLModel, dict]:
     import coremltools.optimize as cto
 
     if not calibration:

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from edgeport.quantize.steps import register_step
+
+if TYPE_CHECKING:
+    from onnx import ModelProto, NodeProto
 
 Calibration = Sequence[Mapping[str, np.ndarray]]
 
@@ -37,7 +40,7 @@ def _preprocessed(src: Path, work: Path) -> tuple[Path, str]:
         return src, f"quant_pre_process skipped ({type(exc).__name__})"
 
 
-def topologically_sorted(model: Any) -> Any:
+def topologically_sorted(model: ModelProto) -> ModelProto:
     """Nodes in dependency order (the fp16 converter appends its input casts at the end, which ONNX forbids)."""
     graph = model.graph
     ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
@@ -69,14 +72,14 @@ def fp16(fp32_path: Path, out_path: Path, calibration: Calibration, keep: Sequen
     return {"io": "float32 (cast inside)", **_kept(keep, "float32_nodes")}
 
 
-def without_cast_round_trips(model: Any) -> Any:
+def without_cast_round_trips(model: ModelProto) -> ModelProto:
     """Drop float32 -> float16 -> float32 cast pairs: the converter casts every kept node's output to fp16 and
     back for the next kept node, so a kept region would still round each activation."""
     from onnx import TensorProto
 
     graph = model.graph
 
-    def cast_to(node: Any) -> int | None:
+    def cast_to(node: NodeProto) -> int | None:
         """The type a cast the converter inserted casts to (None for any other node: a model's own casts,
         from uint8 pixels say, are not round trips)."""
         if node.op_type != "Cast" or not node.name.endswith(("_cast_to_fp16_node", "_cast_to_fp32_node")):

@@ -139,7 +139,7 @@ class ChannelGraph:
         return first
 
     # ---- tracing ----
-    def _trace(self, ep: Any) -> None:
+    def _trace(self, ep: torch.export.ExportedProgram) -> None:
         params = dict(ep.graph_signature.inputs_to_parameters)
         user_inputs = set(ep.graph_signature.user_inputs)
         layouts: dict[Any, Layout | None] = {}
@@ -161,7 +161,7 @@ class ChannelGraph:
         module = self.module.get_submodule(owner)
         return (owner, module) if isinstance(module, kind) else None
 
-    def _visit(self, node: Any, layouts: dict, params: dict[str, str]) -> Layout | None:
+    def _visit(self, node: torch.fx.Node, layouts: dict, params: dict[str, str]) -> Layout | None:
         name = getattr(node.target, "__name__", str(node.target)).split(".")[0]
         inputs = [layouts.get(a) for a in node.all_input_nodes]
         val = node.meta.get("val")
@@ -204,7 +204,7 @@ class ChannelGraph:
             self.freeze(lay)
         return [(self.new_group(channels, frozen=True), channels)] if channels else None
 
-    def _conv(self, node: Any, x: Layout | None, params: dict[str, str], channels: int) -> Layout | None:
+    def _conv(self, node: torch.fx.Node, x: Layout | None, params: dict[str, str], channels: int) -> Layout | None:
         owner = self._module_of(node.args[1], params, nn.Conv2d)
         bias_ok = len(node.args) < 3 or node.args[2] is None or self._module_of(node.args[2], params, nn.Conv2d)
         out_hw = node.meta["val"].shape[2] * node.meta["val"].shape[3]

@@ -7,13 +7,18 @@ litert-torch's nor XNNPACK's `set_module_name` takes None yet).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from edgeport.models.threads import one_torch_thread
 from edgeport.runtimes.base import Tensors, TracedTensor
 
+if TYPE_CHECKING:
+    from torch import nn
+    from torch.fx import GraphModule, Node
+    from torchao.quantization.pt2e.quantizer import Quantizer
 
-def module_path(node: Any) -> str:
+
+def module_path(node: Node) -> str:
     """The innermost module a graph node was traced in ('' for the top-level forward)."""
     stack = node.meta.get("nn_module_stack") or {}
     return list(stack.values())[-1][0] if stack else ""
@@ -25,27 +30,27 @@ def in_kept(path: str, kept: Sequence[str]) -> bool:
     return any(f".{k}." in dotted for k in kept if k)
 
 
-def _keeping(quantizer: Any, kept: Sequence[str]) -> Any:
+def _keeping(quantizer: Quantizer, kept: Sequence[str]) -> Quantizer:
     """The quantizer, with the kept modules' nodes pre-annotated as 'no quantization'."""
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, Quantizer
 
     class KeepFloat(Quantizer):
-        def transform_for_annotation(self, model: Any) -> Any:
+        def transform_for_annotation(self, model: GraphModule) -> GraphModule:
             return quantizer.transform_for_annotation(model)
 
-        def annotate(self, model: Any) -> Any:
+        def annotate(self, model: GraphModule) -> GraphModule:
             for node in model.graph.nodes:
                 if node.op == "call_function" and in_kept(module_path(node), kept):
                     node.meta["quantization_annotation"] = QuantizationAnnotation(_annotated=True)
             return quantizer.annotate(model)
 
-        def validate(self, model: Any) -> None:
+        def validate(self, model: GraphModule) -> None:
             quantizer.validate(model)
 
     return KeepFloat()
 
 
-def without_dropout(module: Any) -> Any:
+def without_dropout(module: nn.Module) -> nn.Module:
     """A copy with every Dropout made an Identity (what it is in eval mode): litert-torch's int8 file of a
     classifier with an eval-mode Dropout before its last Linear was wrong (MobileNetV2: 6.0 dB where the PT2E
     module gave 24.7; without the Dropout 24.9)."""
@@ -63,8 +68,8 @@ def without_dropout(module: Any) -> Any:
     return stripped
 
 
-def calibrated_int8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Any,
-                    fold_quantize: bool = False, keep: Sequence[str] = ()) -> Any:
+def calibrated_int8(module: nn.Module, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Quantizer,
+                    fold_quantize: bool = False, keep: Sequence[str] = ()) -> GraphModule:
     """The exported module with observers calibrated on real inputs, converted to quantize/dequantize pairs;
     the modules named in `keep` stay float."""
     import torch
@@ -88,14 +93,14 @@ QAT_SECONDS = 300.0
 QAT_LEARNING_RATE = 1e-4
 
 
-def _pt2e_mode(program: Any, training: bool) -> None:
+def _pt2e_mode(program: GraphModule, training: bool) -> None:
     """torchao's switch: BatchNorm keeps its statistics (eval) either way, observers and fake quantize stay on."""
     from torchao.quantization.pt2e import move_exported_model_to_eval
 
     move_exported_model_to_eval(program)
 
 
-def xnnpack_quantizer(qat: bool = False) -> Any:
+def xnnpack_quantizer(qat: bool = False) -> Quantizer:
     """ExecuTorch's XNNPACKQuantizer, symmetric per-channel int8 weights: the annotation of both PT2E routes.
     It observes concatenations and activations itself; litert-torch's own quantizer leaves LeakyReLU and
     the inputs of a concatenation float, its converter then gives them int8 scales borrowed from a neighbour,
@@ -109,8 +114,8 @@ def xnnpack_quantizer(qat: bool = False) -> Any:
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 
 
-def qat_int8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Any,
-             fold_quantize: bool = False, report: Any = lambda _: None) -> Any:
+def qat_int8(module: nn.Module, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Quantizer,
+             fold_quantize: bool = False, report: Callable[[str], None] = lambda _: None) -> GraphModule:
     """Quantization-aware fine-tuning: the PT2E program with fake quantize, distilled from the float module
     on the calibration photos (whole inputs: the program has one shape), then converted. The converted
     program's `meta["edgeport_recipe"]` says what the fine-tune did."""
@@ -136,7 +141,7 @@ def qat_int8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], q
     return converted
 
 
-def traced_program(graph_module: Any, inputs: tuple) -> Tensors:
+def traced_program(graph_module: GraphModule, inputs: tuple) -> Tensors:
     """Every value a torch graph computes, with the module that computed it as the unit: the PT2E route's
     counterpart of an artifact's traced tensors (the search blames modules from these)."""
     import torch
@@ -145,7 +150,7 @@ def traced_program(graph_module: Any, inputs: tuple) -> Tensors:
     values: dict[str, Any] = {}
 
     class Recorder(Interpreter):
-        def run_node(self, node: Any) -> Any:
+        def run_node(self, node: Node) -> Any:
             out = super().run_node(node)
             if node.op == "call_function" and isinstance(out, torch.Tensor):
                 values[node.name] = out
@@ -164,7 +169,7 @@ def traced_program(graph_module: Any, inputs: tuple) -> Tensors:
     return traced
 
 
-def pt2e_traces(module: Any, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Any,
+def pt2e_traces(module: nn.Module, example_inputs: tuple, calibration: Sequence[tuple], quantizer: Quantizer,
                 sample: tuple, keep: Sequence[str] = ()) -> tuple[Tensors, Tensors]:
     """(float program, int8 program) traced on one sample, the int8 one as its quantize/dequantize pairs
     compute it in float (what the converters translate op for op)."""

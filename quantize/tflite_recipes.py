@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from edgeport.quantize.pt2e import calibrated_int8, qat_int8, xnnpack_quantizer
 from edgeport.quantize.steps import register_step
 from edgeport.runtimes.litert import open_interpreter
+
+if TYPE_CHECKING:
+    from ai_edge_quantizer.quantizer import Quantizer as AeqQuantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torch import nn
+    from torch.fx import GraphModule
+    from torchao.quantization.pt2e.quantizer import Quantizer
 
 Calibration = Sequence[Mapping[str, np.ndarray]]
 
@@ -26,13 +33,13 @@ def _unloadable(path: Path) -> str:
     return ""
 
 
-def _quantizer(fp32_path: Path) -> Any:
+def _quantizer(fp32_path: Path) -> AeqQuantizer:
     from ai_edge_quantizer import quantizer
 
     return quantizer.Quantizer(str(fp32_path))
 
 
-def _keep_float(q: Any, keep: Sequence[str]) -> dict[str, Any]:
+def _keep_float(q: AeqQuantizer, keep: Sequence[str]) -> dict[str, Any]:
     """Ops left unquantized, by output tensor name: ai-edge-quantizer's scope is an op's output names, each
     followed by ';', and the latest matching rule wins."""
     from ai_edge_quantizer import algorithm_manager, qtyping
@@ -96,21 +103,21 @@ def onnx2tf_int8_args(calibration: Calibration, input_names: Sequence[str], work
     return args
 
 
-def _litert_quantizer() -> Any:
+def _litert_quantizer() -> Quantizer:
     from litert_torch.quantize import pt2e_quantizer
 
     return pt2e_quantizer.PT2EQuantizer().set_global(
         pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
 
 
-def litert_quant_config() -> Any:
+def litert_quant_config() -> QuantConfig:
     """What tells litert-torch's converter that the program carries PT2E quantize/dequantize pairs."""
     from litert_torch.quantize import quant_config
 
     return quant_config.QuantConfig(pt2e_quantizer=_litert_quantizer())
 
 
-def w8a8_quantizer() -> Any:
+def w8a8_quantizer() -> Quantizer:
     """XNNPACK's annotation first (quantize/pt2e.py says why), then litert-torch's for what it leaves: the
     fixed scales TFLite's int8 kernels demand (LOGISTIC's output must be 1/256, or LiteRT refuses the file)."""
     from torchao.quantization.pt2e.quantizer import ComposableQuantizer
@@ -121,7 +128,8 @@ def w8a8_quantizer() -> Any:
 @register_step("tflite", "w8a8", "convert", "XNNPACKQuantizer (then litert-torch's for fixed scales) via PT2E "
                "(torchao prepare_pt2e/convert_pt2e), converted by litert-torch", keeps="torch", edges=True, quantizer=w8a8_quantizer,
                onnx2tf_args=onnx2tf_int8_args, onnx2tf_tool="onnx2tf -oiqt (TF converter full-integer)")
-def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep: Sequence[str] = ()) -> tuple[Any, Any]:
+def w8a8(module: nn.Module, example_inputs: tuple, calibration: Sequence[tuple],
+         keep: Sequence[str] = ()) -> tuple[GraphModule, QuantConfig]:
     """The module with int8 observers calibrated on real inputs and converted (the modules in `keep` left
     float); and litert-torch's config. The annotation is XNNPACK's (quantize/pt2e.py says why), the int8
     scheme litert-torch's own: symmetric per-channel weights, per-tensor activations."""
@@ -131,7 +139,8 @@ def w8a8(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep:
 
 @register_step("tflite", "w8a8-qat", "convert", "PT2E QAT (torchao prepare_qat_pt2e with ExecuTorch's XNNPACKQuantizer "
                "QAT config, distilled), converted by litert-torch")
-def w8a8_qat(module: Any, example_inputs: tuple, calibration: Sequence[tuple], keep: Sequence[str] = ()) -> tuple:
+def w8a8_qat(module: nn.Module, example_inputs: tuple, calibration: Sequence[tuple],
+             keep: Sequence[str] = ()) -> tuple[GraphModule, QuantConfig]:
     """litert-torch's own QAT annotator fails here (its conv-bn pattern hands torch.export a function under
     torch 2.13), so the fake-quantized program is annotated with XNNPACK's QAT config, the same symmetric
     per-channel int8 scheme, and litert-torch converts its quantize/dequantize pairs as for w8a8."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Any, Iterator, Mapping, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Iterator, Mapping, NamedTuple, Protocol
 
 import numpy as np
 
 from edgeport.runtimes.artifact import TensorBinding
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 PARITY_THREADS = 2
 
@@ -38,7 +41,7 @@ class TracedTensor(NamedTuple):
 Tensors = dict[str, TracedTensor]
 
 
-def to_artifact_layout(array: np.ndarray, binding: TensorBinding, dtype: Any = None) -> np.ndarray:
+def to_artifact_layout(array: np.ndarray, binding: TensorBinding, dtype: DTypeLike | None = None) -> np.ndarray:
     """Contract arrays are NCHW; an NHWC artifact gets them transposed, as an app would feed it. An image
     binding gets 8-bit pixels whatever dtype is asked for: its artifact converts them itself."""
     if binding.pixels is not None:
@@ -55,7 +58,7 @@ def from_artifact_layout(array: np.ndarray, binding: TensorBinding) -> np.ndarra
 
 
 def artifact_feed(bindings: tuple[TensorBinding, ...], inputs: Mapping[str, np.ndarray],
-                  dtype: Any = None) -> dict[str, np.ndarray]:
+                  dtype: DTypeLike | None = None) -> dict[str, np.ndarray]:
     """Contract-named NCHW inputs, keyed and laid out as the artifact names and lays them out."""
     return {b.artifact_name: to_artifact_layout(np.asarray(inputs[b.name]), b, dtype) for b in bindings}
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 import platform
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from edgeport.runtimes.artifact import ArtifactRecord
-from edgeport.runtimes.base import (PARITY_THREADS, RuntimeUnavailable, Tensors, TracedTensor, artifact_feed, captured_output,
-                           from_artifact_layout)
+from edgeport.runtimes.base import (
+    PARITY_THREADS,
+    RuntimeUnavailable,
+    Tensors,
+    TracedTensor,
+    artifact_feed,
+    captured_output,
+    from_artifact_layout,
+)
+
+if TYPE_CHECKING:
+    from coremltools.converters.mil.mil import Operation, Var
 
 
 def import_coremltools():
@@ -57,8 +67,8 @@ def _image_levels(image: object) -> np.ndarray:
 
 class MilProgramRunner:
     def __init__(self, record: ArtifactRecord, artifact_dir: Path) -> None:
-        from edgeport.runtimes.mil.registry import MilEvalError
         from edgeport.runtimes.mil.program import MilEvaluator, load_mil_program
+        from edgeport.runtimes.mil.registry import MilEvalError
 
         ct = import_coremltools()
         try:
@@ -124,7 +134,7 @@ def _plain_var(name: str) -> str:
     return re.sub(r"_cast_fp(16|32)$", "", name)
 
 
-def _input_vars(op: Any) -> list[Any]:
+def _input_vars(op: Operation) -> list[Var]:
     """The op's non-constant inputs (a tuple input, as concat's values, counts each member)."""
     found = []
     for value in op.inputs.values():

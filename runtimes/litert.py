@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from edgeport.runtimes.artifact import ArtifactRecord
-from edgeport.runtimes.base import PARITY_THREADS, Tensors, TracedTensor, artifact_feed, captured_output, from_artifact_layout
+from edgeport.runtimes.base import (
+    PARITY_THREADS,
+    Tensors,
+    TracedTensor,
+    artifact_feed,
+    captured_output,
+    from_artifact_layout,
+)
 from edgeport.runtimes.xnnpack_delegation import Delegation, delegation_of
+
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
 
 
 def open_interpreter(path: Path, threads: int = PARITY_THREADS, delegate: bool = True,
-                     keep_tensors: bool = False) -> Any:
+                     keep_tensors: bool = False) -> Interpreter:
     """An allocated Interpreter. AUTO applies the default delegate, XNNPACK; each partition it takes shows up
     as a DELEGATE node in the execution plan, so XNNPACK's use is measured, never assumed."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType

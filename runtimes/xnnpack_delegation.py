@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def undelegated_ops(ops: list[dict[str, Any]], model_outputs: set[int]) -> Count
     return Counter(originals[i]["op_name"] for i in outside)
 
 
-def delegation_of(interp: Any) -> Delegation:
+def delegation_of(interp: Interpreter) -> Delegation:
     """For an interpreter that has applied its delegates (allocate_tensors done)."""
     ops = interp._get_ops_details()
     outputs = {int(d["index"]) for d in interp.get_output_details()}

@@ -6,7 +6,7 @@ program and kept, since their inputs never change. Semantics follow coremltools'
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Callable
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ def _along_axis(param: np.ndarray, rank: int, axis: int | None) -> np.ndarray:
     return param.reshape(shape)
 
 
-def _cached(a: OpArgs, build: Any) -> torch.Tensor:
+def _cached(a: OpArgs, build: Callable[[], np.ndarray]) -> torch.Tensor:
     cache = a.op.__dict__.setdefault("_edgeport_value", {})
     if "value" not in cache:
         cache["value"] = torch.from_numpy(np.ascontiguousarray(build()).astype(np.float32))

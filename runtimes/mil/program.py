@@ -7,7 +7,7 @@ as the device would hold it. An op the evaluator does not know raises, naming it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
@@ -15,8 +15,11 @@ import torch
 from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.mil.registry import MIL_OPS, MilEvalError, OpArgs, round_to_dtype
 
+if TYPE_CHECKING:
+    from coremltools.converters.mil.mil import Operation, Program
 
-def load_mil_program(package: Path) -> Any:
+
+def load_mil_program(package: Path) -> Program:
     """The PyMIL Program of a saved .mlpackage (the 'main' function)."""
     with captured_output():
         import coremltools as ct
@@ -36,14 +39,14 @@ _HOMES = {"activation": "activations.py", "normalization": "activations.py", "el
           "constexpr_ops": "compressed.py", "quantization_ops": "compressed.py"}
 
 
-def home_of(op: Any) -> str:
+def home_of(op: Operation) -> str:
     """The file a missing op belongs in, from the coremltools module that defines it."""
     kind = type(op).__module__.rsplit(".", 1)[-1]
     return f"runtimes/mil/{_HOMES.get(kind, 'ops.py')}"
 
 
 class MilEvaluator:
-    def __init__(self, program: Any) -> None:
+    def __init__(self, program: Program) -> None:
         self.function = program.functions["main"]
         for op in self.function.operations:
             if op.op_type.startswith("random_"):

@@ -5,10 +5,13 @@ import this one, and the package (runtimes/mil/__init__.py) imports the op modul
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from coremltools.converters.mil.mil import Operation, Var
 
 MilOp = Callable[["OpArgs"], Any]
 MIL_OPS: dict[str, MilOp] = {}
@@ -28,13 +31,13 @@ def register_mil_op(*names: str) -> Callable[[MilOp], MilOp]:
     return wrap
 
 
-def _dtype_name(dtype: Any) -> str:
+def _dtype_name(dtype: type | None) -> str:
     from coremltools.converters.mil.mil import types
 
     return types.builtin_to_string(dtype) if dtype is not None else "fp32"
 
 
-def round_to_dtype(value: torch.Tensor, dtype: Any) -> torch.Tensor:
+def round_to_dtype(value: torch.Tensor, dtype: type | None) -> torch.Tensor:
     """Hold a value as the program stores it: fp16 values rounded, floats otherwise float32."""
     name = _dtype_name(dtype)
     if name == "fp16":
@@ -62,14 +65,14 @@ def _as_tensor(val: Any) -> torch.Tensor:
 class OpArgs:
     """One op's inputs: tensors from the environment, constants from the program."""
 
-    def __init__(self, op: Any, env: dict[str, torch.Tensor]) -> None:
+    def __init__(self, op: Operation, env: dict[str, torch.Tensor]) -> None:
         self.op = op
         self.env = env
 
     def has(self, key: str) -> bool:
         return self.op.inputs.get(key) is not None
 
-    def _resolve(self, var: Any) -> torch.Tensor:
+    def _resolve(self, var: Var) -> torch.Tensor:
         if var.name in self.env:
             return self.env[var.name]
         if var.val is not None:
