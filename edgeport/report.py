@@ -55,6 +55,10 @@ def _parity_cells(r: dict) -> tuple[str, str, str]:
     eight = str(r["photo_max_8bit_diff"]) if r.get("photo_max_8bit_diff") is not None else "-"
     if r.get("bit_exact"):
         return "exact", eight, "exact"
+    if r.get("finite") is False:    # a figure that is not a number is said, never left blank
+        def cell(key: str) -> str:
+            return format_db(r[key]) if r.get(key) is not None else "NaN/Inf"
+        return cell("photo_psnr_db"), eight, cell("noise_psnr_db")
     if r.get("photo_psnr_db") is None and r.get("noise_psnr_db") is None:
         return format_db(r.get("worst_psnr_db")), eight, "-"
     noise = format_db(r.get("noise_psnr_db")) if r.get("noise_psnr_db") is not None else "-"

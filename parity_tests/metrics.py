@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
+
+from edgeport.runtimes.json_numbers import db_for_json, number_for_json
+
+if TYPE_CHECKING:
+    from edgeport.runtimes.pixels import PixelEncoding
 
 
 @dataclass(frozen=True)
@@ -23,20 +28,23 @@ class OutputMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         exact = math.isinf(self.psnr_db) and self.psnr_db > 0
-        return {"max_abs": self.max_abs, "mean_abs": self.mean_abs,
-                "psnr_db": None if exact or not self.finite else round(self.psnr_db, 3),
-                "bit_exact": exact, "cosine": self.cosine, "finite": self.finite,
+        return {"max_abs": number_for_json(self.max_abs), "mean_abs": number_for_json(self.mean_abs),
+                "psnr_db": None if exact or not self.finite else db_for_json(self.psnr_db, 3),
+                "bit_exact": exact, "cosine": number_for_json(self.cosine), "finite": self.finite,
                 "reference_saturation": round(self.reference_saturation, 4),
                 "compared_as": "8-bit pixels" if self.eight_bit else "float values"}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "OutputMetrics":
         psnr = math.inf if d.get("bit_exact") else (d["psnr_db"] if d.get("psnr_db") is not None else -math.inf)
-        return cls(d["max_abs"], d["mean_abs"], psnr, d["cosine"], d.get("finite", True),
+        def value(key: str, missing: float) -> float:   # null: the runtime gave NaN/Inf (written as finite: false)
+            return missing if d.get(key) is None else d[key]
+        return cls(value("max_abs", math.inf), value("mean_abs", math.inf), psnr, value("cosine", math.nan),
+                   d.get("finite", True),
                    d.get("reference_saturation", 0.0), d.get("compared_as") == "8-bit pixels")
 
 
-def compare_pixels(reference: np.ndarray, actual: np.ndarray, encoding: Any) -> OutputMetrics:
+def compare_pixels(reference: np.ndarray, actual: np.ndarray, encoding: PixelEncoding) -> OutputMetrics:
     """An image output as the app sees it: both sides rounded to 8-bit pixels by one encoding (NaN kept)."""
     from dataclasses import replace
 

@@ -1,14 +1,13 @@
 """What a parity run found, as typed results with one reader each; judging is separate from running."""
 from __future__ import annotations
 
-from edgeport.runtimes.json_numbers import db_for_json
-
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from edgeport.models.spec import ParityGate, is_noise_sample
 from edgeport.parity_tests.metrics import OutputMetrics, format_db
+from edgeport.runtimes.json_numbers import db_for_json, number_for_json
 
 SATURATION_WARNING = 0.25
 
@@ -80,6 +79,11 @@ class ParityReport:
                 f"(gate {self.gate.min_psnr_db:g} dB on {on}; engine {self.engine})")
 
     @property
+    def finite(self) -> bool:
+        """False when the runtime gave NaN or Inf on any sample: a failed row, whatever the gate."""
+        return all(s.metrics.finite for s in self.samples)
+
+    @property
     def bit_exact(self) -> bool:
         worst = self.worst_psnr_db
         return worst is not None and math.isinf(worst) and worst > 0
@@ -95,8 +99,11 @@ class ParityReport:
             "seed": self.seed,
             "worst_psnr_db": db_for_json(worst, 3),
             "worst_bit_exact": self.bit_exact,
-            "worst_max_abs": max((s.metrics.max_abs for s in self.samples), default=None),
-            "min_cosine": min((s.metrics.cosine for s in self.samples), default=None),
+            "worst_max_abs": number_for_json(max((s.metrics.max_abs for s in self.samples), default=None)),
+            "min_cosine": number_for_json(min((s.metrics.cosine for s in self.samples if s.metrics.finite),
+                                              default=None)),
+            "finite": self.finite,
+            "non_finite_samples": sorted({s.sample for s in self.samples if not s.metrics.finite}),
             "photo_psnr_db": db_for_json(self.photo_db, 3), "noise_psnr_db": db_for_json(self.noise_db, 3),
             "photo_max_8bit_diff": self.photo_max_8bit, "samples": [s.to_dict() for s in self.samples],
             "task": {label: scores for label, scores in self.task}, "task_worst": self.task_worst,

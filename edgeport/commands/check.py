@@ -30,12 +30,12 @@ def _check_row(c: "ArtifactCheck") -> dict[str, object]:
     return {"model": c.model, "format": c.format, "recipe": c.recipe, "route": c.route, "bytes": c.bytes,
             "worst_psnr_db": c.report.worst_psnr_db if c.report.samples else None, "bit_exact": c.report.bit_exact,
             "photo_psnr_db": c.report.photo_db, "noise_psnr_db": c.report.noise_db, "gated_on": c.report.gate.samples,
-            "photo_max_8bit_diff": c.report.photo_max_8bit,
+            "photo_max_8bit_diff": c.report.photo_max_8bit, "finite": c.report.finite,
             "engine": c.report.engine, "status": c.report.status, "message": c.report.message, "op": None}
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from edgeport.parity_tests.gate import CHECK_FIGURE, ReferenceCache, check_artifact   # runtimes, torch
+    from edgeport.parity_tests.gate import CHECK_FIGURE, ReferenceCache, check_artifact  # runtimes, torch
     from edgeport.parity_tests.junit import write_junit
 
     manifests = require_manifests(args.path)

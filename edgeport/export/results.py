@@ -1,14 +1,13 @@
 """What an export run returns: one typed outcome per (format, recipe), and the summary rows derived from them."""
 from __future__ import annotations
 
-from edgeport.runtimes.json_numbers import db_for_json
-
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeport.parity_tests.manifest import Manifest
+from edgeport.runtimes.json_numbers import db_for_json
 
 SUMMARY_SCHEMA = "edgeport.export-summary/2"
 
@@ -50,6 +49,7 @@ class ExportRow:
     noise_db: float | None = None     # the uniform-noise sample
     gated_on: str = "all"             # ParityGate.samples: "all", or "photos" for calibrated / lossy recipes
     photo_max_8bit: int | None = None  # largest 8-bit difference of a picture output over the photos
+    finite: bool = True               # False: the runtime gave NaN or Inf on some sample (always a failed row)
 
     @classmethod
     def of(cls, model: str, outcome: ArtifactOutcome) -> "ExportRow":
@@ -61,7 +61,7 @@ class ExportRow:
         return cls(model, outcome.format, outcome.recipe, outcome.status, m.artifact.route, m.artifact.total_bytes,
                    p.worst_psnr_db, p.engine, outcome.export_seconds, str(outcome.path),
                    outcome.message, outcome.op, m.recipe.details.get("vs_fp32_artifact_db"), m.artifact.digest,
-                   p.photo_db, p.noise_db, p.gate.samples, p.photo_max_8bit)
+                   p.photo_db, p.noise_db, p.gate.samples, p.photo_max_8bit, p.finite)
 
     @property
     def failed(self) -> bool:
@@ -76,7 +76,7 @@ class ExportRow:
                 "message": self.message, "op": self.op, "vs_fp32_artifact_db": db_for_json(self.vs_fp32_artifact_db),
                 "digest": self.digest, "photo_psnr_db": db_for_json(self.photo_db),
                 "noise_psnr_db": db_for_json(self.noise_db), "gated_on": self.gated_on,
-                "photo_max_8bit_diff": self.photo_max_8bit}
+                "photo_max_8bit_diff": self.photo_max_8bit, "finite": self.finite}
 
 
 @dataclass(frozen=True)
