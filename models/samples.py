@@ -38,6 +38,10 @@ def bundled_calibration_photos() -> list[Photo]:
     return [(name, sample_photo(name)) for name in CALIBRATION_PHOTOS]
 
 
+class ImageTooLarge(ValueError):
+    """A picture file whose declared size is past the decompression-bomb limit."""
+
+
 def decode_image(path: Path, mode: str = "RGB") -> np.ndarray:
     """HxWxC uint8 (PIL mode "RGB" or "L"), upright per the file's EXIF orientation, as a phone shows it.
     Raises ValueError naming the file when Pillow cannot read it."""
@@ -46,6 +50,10 @@ def decode_image(path: Path, mode: str = "RGB") -> np.ndarray:
     try:
         with Image.open(path) as img:
             arr = np.asarray(ImageOps.exif_transpose(img).convert(mode))
+    except Image.DecompressionBombError:   # the header alone declares it: nothing was decoded
+        raise ImageTooLarge(f"{path} declares more pixels than Pillow decodes safely (over "
+                            f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, its decompression-bomb limit): "
+                            "not decoded; downscale it first") from None
     except (OSError, UnidentifiedImageError) as exc:
         raise ValueError(f"cannot read {path} as an image ({exc})") from None
     return arr[..., None] if arr.ndim == 2 else arr

@@ -25,6 +25,30 @@ def test_run_refuses_what_it_cannot_run_with_one_line(tmp_path, capsys):
     assert "no such image" in capsys.readouterr().err
 
 
+def _png_declaring(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header declares width x height: a few dozen bytes (a decompression bomb's first step)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_decompression_bomb_is_refused_in_one_line_before_decoding(tmp_path, capsys):
+    import pytest
+
+    from edgeport.errors import UsageError
+    from edgeport.photo.run import read_photo
+
+    bomb = _png_declaring(tmp_path / "bomb.png", 60000, 60000)
+    with pytest.raises(UsageError, match=r"bomb.png declares more pixels than Pillow decodes safely .*downscale"):
+        read_photo(bomb, "RGB")
+
+
 def test_a_file_that_is_not_an_image_is_named(tmp_path):
     import pytest
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgeport.errors import UsageError
-from edgeport.models.samples import decode_image
+from edgeport.models.samples import ImageTooLarge, decode_image
 from edgeport.models.spec import TensorContract
 from edgeport.photo.artifact import LoadedArtifact
 from edgeport.photo.png_stream import PngStream
@@ -61,6 +61,8 @@ def read_photo(path: Path, color: str) -> np.ndarray:
     """HxWxC uint8 in the contract's colour order, upright per its EXIF orientation."""
     try:
         arr = decode_image(path, "L" if color == "GRAY" else "RGB")
+    except ImageTooLarge as exc:
+        raise UsageError(str(exc)) from None
     except ValueError as exc:
         raise UsageError(f"{exc}; give a PNG, JPEG or other file Pillow reads") from None
     return np.ascontiguousarray(arr[..., ::-1] if color == "BGR" else arr)
