@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -32,7 +33,7 @@ def read_checkpoint(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        unsafe = _first_line_with(exc, "Unsupported global") or _named_globals(path)
+        unsafe = _named_globals(path) or _first_line_with(exc, "Unsupported global")
         if unsafe:
             raise CheckpointError(
                 f"refused to load {path}: it holds objects that would run code when unpickled ({unsafe}); "
@@ -47,25 +48,30 @@ def read_checkpoint(path: Path) -> Any:
 
 
 def _named_globals(path: Path) -> str:
-    """The callables a plain pickle names, read opcode by opcode without running it ('' if none, or if the
-    stream is not a pickle): torch's weights-only reader stops at protocol 4's first frame, before them."""
-    import pickletools
-
-    if zipfile.is_zipfile(path):
-        return ""
+    """The callables a checkpoint's pickle names beyond torch's own rebuild functions, read opcode by opcode
+    without running it ('' if none, or if the stream is not a pickle). A zip (torch.save) holds it as
+    data.pkl; a plain pickle is the file (torch's weights-only reader stops at protocol 4's first frame)."""
     names, strings = [], []
     try:
-        with open(path, "rb") as fh:
-            for op, arg, _ in pickletools.genops(fh):
-                if op.name == "GLOBAL":
-                    names.append(str(arg).replace(" ", "."))
-                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    names.append(f"{strings[-2]}.{strings[-1]}")
-                elif "UNICODE" in op.name:
-                    strings.append(str(arg))
+        for op, arg, _ in pickletools.genops(_pickle_bytes(path)):
+            if op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif "UNICODE" in op.name:
+                strings.append(str(arg))
     except Exception:  # noqa: BLE001  (not a pickle stream: the caller says it is corrupt)
         return ""
-    return f"it names {', '.join(sorted(set(names))[:3])}" if names else ""
+    foreign = sorted({n for n in names if not n.startswith(("torch.", "collections.OrderedDict"))})
+    return f"it calls {', '.join(foreign[:3])}" if foreign else ""
+
+
+def _pickle_bytes(path: Path) -> bytes:
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            (member,) = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"][:1]
+            return zf.read(member)
+    return path.read_bytes()
 
 
 def _looks_like_torch_save(path: Path) -> bool:

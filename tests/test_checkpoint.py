@@ -91,6 +91,21 @@ def test_pickle_that_would_run_code_is_refused_not_executed(tmp_path):
     assert not marker.exists()
 
 
+def test_torch_save_of_an_object_that_calls_os_system_names_the_callable(tmp_path):
+    """torch.save's zip: the message says code would run and names it (read from data.pkl, never unpickled)."""
+    marker = tmp_path / "pwned"
+    payload = _RunsCode()
+    payload.marker = marker
+    path = tmp_path / "evil.pth"
+    torch.save({"params_ema": {"w": torch.zeros(2)}, "extra": payload}, path)
+    with pytest.raises(CheckpointError) as caught:
+        _load(path)
+    message = str(caught.value)
+    assert "would run code" in message and f"{os.system.__module__}.system" in message, message
+    assert "corrupt" not in message and "weights_only" not in message and len(message) < 300
+    assert not marker.exists()
+
+
 def test_checkpoint_changed_after_export_is_detected(tmp_path):
     spec = get_spec("realesrgan-x4plus")
     path = tmp_path / "w.pth"
