@@ -43,13 +43,37 @@ def ensure_writable(folder: Path) -> None:
 
 @contextmanager
 def staging_dir(parent: Path, name: str) -> Iterator[Path]:
-    """A hidden work folder next to the final one, removed if the block fails or does not commit it."""
+    """A hidden work folder next to the final one, removed if the block fails or does not commit it. Its name
+    carries this process's id, so a later run can tell a dead run's leftovers from a live one's work."""
     parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=parent))
+    path = Path(tempfile.mkdtemp(prefix=f".staging-{name}-{os.getpid()}-", dir=parent))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_leftovers(parent: Path, older_than: float) -> list[Path]:
+    """Staging and replaced folders a killed run left in `parent` (SIGKILL skips every cleanup): those whose
+    process is gone, and unnamed ones from before `older_than` (a time.time()). A live run's are kept."""
+    removed = []
+    for path in sorted(parent.glob(".staging-*")) + sorted(parent.glob(".old-*")):
+        owner = path.name.split("-")[-2]
+        alive = owner.isdigit() and _process_alive(int(owner))
+        if path.is_dir() and not alive and (owner.isdigit() or path.stat().st_mtime < older_than):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # another user's process: alive
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -64,7 +88,7 @@ def commit_dir(staging: Path, final: Path) -> None:
     web server running as another user can read the artifact."""
     os.chmod(staging, 0o777 & ~_umask())
     if final.exists():
-        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
+        old = final.with_name(f".old-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         final.rename(old)
         staging.rename(final)
         shutil.rmtree(old, ignore_errors=True)

@@ -177,6 +177,58 @@ def test_failed_reexport_keeps_the_previous_artifact_whole(tmp_path, monkeypatch
     monkeypatch.setattr(type(exporter), "export", original)
 
 
+def test_a_killed_runs_leftovers_are_removed_by_the_next_run_and_a_live_runs_are_kept(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    folder = tmp_path / "realesr-general-x4v3"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        dead = [folder / f".staging-onnx-fp32-{gone.pid}-k1ll3d", folder / f".old-onnx-fp32-{gone.pid}-0123abcd"]
+        unnamed = folder / ".staging-onnx-fp32-x7y8z9"        # from a version that did not name its process
+        working = folder / f".staging-onnx-fp16-{live.pid}-w0rk1n"
+        for path in (*dead, unnamed, working):
+            path.mkdir(parents=True)
+            (path / "realesr-general-x4v3.onnx").write_bytes(b"half")
+        os.utime(unnamed, (time.time() - 3600, time.time() - 3600))
+        plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
+                          config={"num_conv": 1, "num_feat": 8})
+        (row,) = run_export(plan).rows
+        assert row.status == "pass"
+        assert not any(p.exists() for p in (*dead, unnamed)) and working.is_dir()
+    finally:
+        live.kill()
+
+
+@pytest.mark.e2e
+def test_sigkill_of_a_whole_export_leaves_nothing_half_written_and_a_rerun_passes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "edgeport", "export", "realesr-general-x4v3", "--to", "onnx,tflite",
+            "--input-size", "16x16", "--set", "num_conv=1", "--set", "num_feat=8", "--out", str(tmp_path), "--quiet"]
+    folder = tmp_path / "realesr-general-x4v3"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(folder.glob(".staging-tflite-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(folder.glob(".staging-tflite-*")), "the export ended before it could be killed mid-conversion"
+    os.killpg(proc.pid, signal.SIGKILL)      # mid-conversion: no cleanup of any kind runs
+    proc.wait()
+    assert list(folder.glob(".staging-tflite-*"))     # what SIGKILL leaves; the rerun must clear it
+    for artifact in (p for p in folder.iterdir() if not p.name.startswith(".")):
+        assert (artifact / "manifest.json").is_file(), f"{artifact} is half-written"   # complete or absent
+    rerun = subprocess.run(args, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert not list(folder.glob(".staging-*")) and not list(folder.glob(".old-*"))
+
+
 def test_gate_fails_when_the_artifact_really_differs(tmp_path, monkeypatch):
     """Perturb what the runtime returns: the gate must catch an error far below its bound."""
     import edgeport.parity_tests.gate as gate

@@ -28,7 +28,7 @@ from edgeport.parity_tests.manifest import MANIFEST, Manifest, ModelInfo, Recipe
 from edgeport.progress import Progress
 from edgeport.quantize.recipes import RecipeError
 from edgeport.report import export_markdown
-from edgeport.runtimes.atomic import commit_dir, staging_dir, write_json, write_text
+from edgeport.runtimes.atomic import commit_dir, remove_leftovers, staging_dir, write_json, write_text
 from edgeport.runtimes.json_numbers import db_for_json
 
 if TYPE_CHECKING:
@@ -191,9 +191,11 @@ def is_fp32_base(outcome: ArtifactOutcome) -> bool:
 
 def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSummary:
     """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
-    started = time.perf_counter()
+    started, began = time.perf_counter(), time.time()
     progress = progress or Progress(enabled=False)
     prepared = prepare(plan, progress)
+    for leftover in remove_leftovers(prepared.model_dir, older_than=began):
+        progress.note(f"removed {leftover.name}: left by an export that was killed")
     variants = VariantCache(prepared, progress.note)
     fp32: dict[str, ArtifactOutcome] = {}
     outcomes = []
