@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from edgeport.exporters.base import Exporter, ExportRequest, export_error, nchw_bindings
 from edgeport.exporters.coreml_package import make_reproducible
-from edgeport.exporters.coreml_torch_ops import coreml_decompositions, explicit_pool_strides, register_missing_torch_ops
+from edgeport.exporters.coreml_torch_ops import (coreml_decompositions, explicit_pool_strides, float_clamp_bounds,
+                                                 register_missing_torch_ops)
 from edgeport.exporters.formats import Format
 from edgeport.exporters.image_io import dynamic_shapes_for, image_bindings, pixel_request
 from edgeport.exporters.metadata import apply_coreml_metadata
@@ -103,6 +104,7 @@ def _convert(ct: ModuleType, request: ExportRequest, compute: str) -> MLModel:
     register_missing_torch_ops()
     program = _exported_program(request)
     explicit_pool_strides(program)
+    float_clamp_bounds(program)
     try:
         with captured_output():
             return ct.convert(

@@ -4,7 +4,9 @@ registry (one entry per op, only where coremltools has none, so a release that a
 `aten.alias`: run_decompositions leaves it where a module returns a view of a tensor it keeps (attention
 blocks in SwinIR, HAT, NAFNet and eight more spandrel architectures); it is a no-op, as coremltools already
 treats alias_copy, clone and detach. Pools without a stride are rewritten in the exported graph instead
-(explicit_pool_strides): coremltools' own max_pool2d converter is right once the stride is there.
+(explicit_pool_strides): coremltools' own max_pool2d converter is right once the stride is there; so are
+clamps whose bounds are Python integers (float_clamp_bounds: `F.hardtanh(x, 0, 6)`, `x.clamp(0, 6)` reached
+MIL's clip with int32 bounds beside a float x, which coremltools refuses).
 """
 from __future__ import annotations
 
@@ -49,6 +51,37 @@ def explicit_pool_strides(program: ExportedProgram) -> int:
     if changed:
         program.graph_module.recompile()
     return changed
+
+
+def float_clamp_bounds(program: ExportedProgram) -> int:
+    """hardtanh / clamp / clamp_min / clamp_max with integer bounds on a float tensor: the bounds as floats
+    (what PyTorch computes with); hardtanh's bounds written out. Returns the number of nodes changed."""
+    import torch
+
+    aten = torch.ops.aten
+    clamps = {aten.hardtanh.default, aten.hardtanh_.default, aten.clamp.default, aten.clamp_min.default,
+              aten.clamp_max.default}
+    changed = 0
+    for node in program.graph.nodes:
+        value = node.args[0].meta.get("val") if node.args and hasattr(node.args[0], "meta") else None
+        if node.op != "call_function" or node.target not in clamps or value is None or not value.is_floating_point():
+            continue
+        if node.target in (aten.hardtanh.default, aten.hardtanh_.default) and len(node.args) < 3:
+            # the exporter drops a bound equal to its default (-1, 1); coremltools' hardtanh wants both
+            node.args = (*node.args, *(-1.0, 1.0)[len(node.args) - 1:])
+            changed += 1
+        ints = [a for a in (*node.args[1:], *node.kwargs.values()) if isinstance(a, int) and not isinstance(a, bool)]
+        if ints:     # (0 == 0.0 in Python: the test is on the types)
+            node.args = (node.args[0], *(_as_float(a) for a in node.args[1:]))
+            node.kwargs = {k: _as_float(v) for k, v in node.kwargs.items()}
+            changed += 1
+    if changed:
+        program.graph_module.recompile()
+    return changed
+
+
+def _as_float(value: object) -> object:
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _remainder(x: torch.Tensor, y: torch.Tensor | float) -> torch.Tensor:

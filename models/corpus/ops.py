@@ -69,6 +69,9 @@ ACTIVATIONS = {
     "gelu": lambda: Fn(F.gelu), "gelu_tanh": lambda: Fn(lambda x: F.gelu(x, approximate="tanh")),
     "silu": lambda: Fn(F.silu), "hardswish": lambda: Fn(F.hardswish), "hardsigmoid": lambda: Fn(F.hardsigmoid),
     "hardtanh": lambda: Fn(lambda x: F.hardtanh(x, -0.5, 0.5)), "mish": lambda: Fn(F.mish),
+    # Python int bounds (MobileNetV3 as third-party libraries write it): reach the converter as int32 bounds
+    "hardtanh_int_bounds": lambda: Fn(lambda x: F.hardtanh(x, 0, 1)),
+    "clamp_int_bounds": lambda: Fn(lambda x: x.clamp(-1, 1)),
     "softplus": lambda: Fn(F.softplus), "softplus_beta": lambda: Fn(lambda x: F.softplus(x, beta=2.0)),
     "softsign": lambda: Fn(F.softsign), "sigmoid": lambda: Fn(torch.sigmoid), "tanh": lambda: Fn(torch.tanh),
     "logsigmoid": lambda: Fn(F.logsigmoid), "prelu": lambda: Layer(nn.PReLU(8, 0.1)),
@@ -252,6 +255,9 @@ SHAPES = {
     "broadcast_to_batch": lambda: Fn(lambda x: x.expand(2, 8, 12, 12)),
     "roll": lambda: Fn(lambda x: torch.roll(x, shifts=(3, -2), dims=(2, 3))), "flip": lambda: Fn(lambda x: x.flip(3)),
     "channel_shuffle": lambda: Fn(lambda x: x.reshape(1, 2, 4, 12, 12).transpose(1, 2).reshape(1, 8, 12, 12)),
+    # ShuffleNetV2's unit: a concat then the shuffle, which coremltools fuses into concat(interleave=True)
+    "concat_shuffle": lambda: Fn(lambda x: torch.cat([x[:, :4], x[:, 4:] * 2], 1).reshape(1, 2, 4, 12, 12)
+                                 .transpose(1, 2).reshape(1, 8, 12, 12)),
     "unfold_patches": lambda: Fn(lambda x: x.unfold(2, 4, 4).unfold(3, 4, 4).reshape(1, 8, 9, 16)),
 }
 class GridSample(nn.Module):
@@ -339,7 +345,8 @@ DISCRETE = {
     "eq", "ne", "gt", "ge", "lt", "le", "logical_and", "logical_or", "logical_xor", "logical_not", "where",
     "masked_fill", "argmax", "argmin", "max_indices", "topk_indices", "argsort", "scatter", "gather_along_axis",
     "one_hot", "embedding", "cast_int", "cast_bool", "floor", "ceil", "round", "sign", "floor_divide", "remainder",
-    "threshold", "relu6", "hardtanh", "clamp", "clamp_min", "clamp_tensor", "remainder_one", "mask_assign",
+    "threshold", "relu6", "hardtanh", "hardtanh_int_bounds", "clamp_int_bounds", "clamp", "clamp_min",
+    "clamp_tensor", "remainder_one", "mask_assign",
 }
 
 GROUPS = {"activation": ACTIVATIONS, "normalisation": NORMS, "elementwise": ELEMENTWISE,

@@ -161,10 +161,15 @@ def softmax(a: OpArgs) -> torch.Tensor:
 
 @register_mil_op("concat")
 def concat(a: OpArgs) -> torch.Tensor:
-    if a.value("interleave", False):
-        raise MilEvalError("concat with interleave=True is not implemented")
     values = [v.reshape(1) if v.dim() == 0 else v for v in a.tensors("values")]   # scalars (shape arithmetic)
-    return torch.cat(values, dim=a.value("axis"))
+    axis = a.value("axis") % values[0].dim()
+    if a.value("interleave", False):
+        # equal shapes, taken one slice of each in turn along the axis (what a channel shuffle after a concat
+        # becomes): stack behind the axis, then merge the two
+        merged = list(values[0].shape)
+        merged[axis] *= len(values)
+        return torch.stack(values, dim=axis + 1).reshape(merged)
+    return torch.cat(values, dim=axis)
 
 
 @register_mil_op("stack")
