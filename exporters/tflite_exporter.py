@@ -16,15 +16,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from edgeport.exporters.base import (
-    Exporter,
-    ExportError,
-    ExportRequest,
-    detect_layout,
-    export_error,
-    failing_op,
-    run_converter,
-)
+from edgeport.exporters.base import (Exporter, ExportError, ExportRequest, detect_layout, export_error, failing_op,
+                                     run_converter)
 from edgeport.exporters.formats import Format
 from edgeport.exporters.image_io import image_bindings, pixel_request
 from edgeport.exporters.onnx_exporter import write_onnx

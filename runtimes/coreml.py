@@ -10,15 +10,8 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from edgeport.runtimes.artifact import ArtifactRecord
-from edgeport.runtimes.base import (
-    PARITY_THREADS,
-    RuntimeUnavailable,
-    Tensors,
-    TracedTensor,
-    artifact_feed,
-    captured_output,
-    from_artifact_layout,
-)
+from edgeport.runtimes.base import (PARITY_THREADS, RuntimeUnavailable, Tensors, TracedTensor, artifact_feed,
+                                    captured_output, from_artifact_layout)
 
 if TYPE_CHECKING:
     from coremltools.converters.mil.mil import Operation, Var

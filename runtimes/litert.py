@@ -9,14 +9,8 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from edgeport.runtimes.artifact import ArtifactRecord
-from edgeport.runtimes.base import (
-    PARITY_THREADS,
-    Tensors,
-    TracedTensor,
-    artifact_feed,
-    captured_output,
-    from_artifact_layout,
-)
+from edgeport.runtimes.base import (PARITY_THREADS, Tensors, TracedTensor, artifact_feed, captured_output,
+                                    from_artifact_layout)
 from edgeport.runtimes.xnnpack_delegation import Delegation, delegation_of
 
 if TYPE_CHECKING:

@@ -15,16 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeport.models.corpus.blocks import (
-    BasicBlock,
-    ConvNeXtBlock,
-    InvertedResidual,
-    LayerNorm2d,
-    ShiftedWindowBlock,
-    SqueezeExcite,
-    TransformerBlock,
-    conv_bn,
-)
+from edgeport.models.corpus.blocks import (BasicBlock, ConvNeXtBlock, InvertedResidual, LayerNorm2d,
+                                           ShiftedWindowBlock, SqueezeExcite, TransformerBlock, conv_bn)
 from edgeport.models.random_init import calibrate_batchnorm, unit_variance_init
 from edgeport.models.samples import fit_photo, parity_photos
 from edgeport.models.spec import TensorContract
