@@ -38,8 +38,10 @@ def _picture(values: np.ndarray, contract: TensorContract, lo_hi: tuple[float, f
         img = img[..., ::-1] if contract.pixels.color == "BGR" else img
     else:
         arr = _planes(values)
-        lo, hi = lo_hi or (float(arr.min()), float(arr.max()))
-        img = np.clip(np.rint((arr - lo) / ((hi - lo) or 1.0) * 255), 0, 255).astype(np.uint8)
+        finite = arr[np.isfinite(arr)]          # NaN/Inf outputs are drawn too (NaN black, +Inf white)
+        lo, hi = lo_hi or ((float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0))
+        scaled = np.nan_to_num((arr - lo) / ((hi - lo) or 1.0) * 255, nan=0.0, posinf=255.0, neginf=0.0)
+        img = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return np.repeat(img, 3, axis=-1) if img.shape[-1] in (1, 2) else img[..., :3]
 
 

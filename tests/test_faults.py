@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgeport.cli import main
+from edgeport.parity_tests.figures import PARITY_FIGURE
 
 FAULTY_MODELS = '''
 import torch
@@ -75,6 +76,8 @@ def test_inf_at_fp16_fails_its_rows_and_the_run_goes_on(tmp_path, capsys):
 def test_nan_everywhere_fails_every_row_with_a_manifest(tmp_path, capsys):
     assert _export(tmp_path, "nan_everywhere", "onnx", "fp32") == 1
     assert "edgeport: error" not in capsys.readouterr().err
-    manifest = _strict_json(tmp_path / "out" / "faulty-nan_everywhere" / "onnx-fp32" / "manifest.json")
+    folder = tmp_path / "out" / "faulty-nan_everywhere" / "onnx-fp32"
+    manifest = _strict_json(folder / "manifest.json")
     assert manifest["parity"]["status"] == "fail" and manifest["parity"]["finite"] is False
+    assert (folder / PARITY_FIGURE).stat().st_size > 0       # the worst sample is drawn, NaN and all
     assert not math.isnan(manifest["artifact"]["total_bytes"])
