@@ -29,6 +29,9 @@ from edgeport.runtimes.base import captured_output
 from edgeport.runtimes.litert import LiteRTRunner, open_interpreter, tflite_tensors, xnnpack_delegation
 
 if TYPE_CHECKING:
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torch import nn
+
     from edgeport.quantize.steps import RecipeStep
     from edgeport.runtimes.xnnpack_delegation import Delegation
 
@@ -59,7 +62,7 @@ def _convert_litert_torch(request: ExportRequest, path: Path, step: RecipeStep) 
     data, changed = with_float_io(path.read_bytes(), [e is None for e in ins], [e is None for e in outs])
     if changed:
         path.write_bytes(data)
-    done = dict(getattr(module, "meta", {}).get("edgeport_recipe", {}))   # a fine-tune's record (QAT)
+    done = dict(getattr(module, "meta", {}).get("edgeport_recipe", {}) or getattr(module, "edgeport_recipe", {}))
     return {**done, "float_boundary": changed} if changed else done
 
 
@@ -205,6 +208,24 @@ def _notes(recipe: dict[str, Any], delegation: Delegation, dynamic_hw: bool, rou
     return notes
 
 
+def _quantized_inside_pixels(step: RecipeStep, request: ExportRequest,
+                             plain: ExportRequest) -> tuple[RecipeStep, ExportRequest]:
+    """Run the step on the float module with float calibration (as ExecuTorch's route does); the pixel
+    wrapper then goes around the quantized program, and the converter gets the step's config unchanged."""
+    try:
+        with captured_output():
+            module, config = step.apply(plain.module, plain.example_inputs, plain.calibration_batches(),
+                                        keep=plain.keep_float)
+    except Exception as exc:
+        raise export_error(f"litert-torch PT2E {step.precision}", exc) from exc
+    record = getattr(module, "meta", {}).get("edgeport_recipe", {})
+
+    def already_applied(wrapped: nn.Module, *_: object, **__: object) -> tuple[nn.Module, QuantConfig]:
+        wrapped.edgeport_recipe = record     # the fine-tune's record, read back by _convert_litert_torch
+        return wrapped, config
+    return replace(step, apply=already_applied), replace(request, module=module)
+
+
 class TFLiteExporter(Exporter):
     def export(self, request: ExportRequest) -> ArtifactRecord:
         step = step_for("tflite", request.precision)
@@ -212,6 +233,8 @@ class TFLiteExporter(Exporter):
         # onnx2tf reads every 4-D input as NCHW and would transpose a uint8 NHWC image again: on that route
         # the artifact keeps float32 tensor I/O, and its bindings and a warning say so
         plain = replace(request, input_pixels=(), output_pixels=())
+        if request.image_io and step.options.get("float_inside_pixels"):
+            step, request = _quantized_inside_pixels(step, request, plain)
         wrapped = pixel_request(request, *request.pixels(), nhwc_uint8=True) if request.image_io else plain
         final = request.work_dir / f"{request.stem}.tflite"
         rewrite = step.stage == "artifact"

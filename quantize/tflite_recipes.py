@@ -137,8 +137,10 @@ def w8a8(module: nn.Module, example_inputs: tuple, calibration: Sequence[tuple],
         litert_quant_config()
 
 
+# float_inside_pixels: the fine-tune trains the float module (its loss needs float outputs, and an 8-bit
+# image output has no gradient), so the pixel conversion is put around the quantized program afterwards
 @register_step("tflite", "w8a8-qat", "convert", "PT2E QAT (torchao prepare_qat_pt2e with ExecuTorch's XNNPACKQuantizer "
-               "QAT config, distilled), converted by litert-torch")
+               "QAT config, distilled), converted by litert-torch", float_inside_pixels=True)
 def w8a8_qat(module: nn.Module, example_inputs: tuple, calibration: Sequence[tuple],
              keep: Sequence[str] = ()) -> tuple[GraphModule, QuantConfig]:
     """litert-torch's own QAT annotator fails here (its conv-bn pattern hands torch.export a function under
