@@ -62,7 +62,7 @@ def _convert_litert_torch(request: ExportRequest, path: Path, step: RecipeStep) 
     data, changed = with_float_io(path.read_bytes(), [e is None for e in ins], [e is None for e in outs])
     if changed:
         path.write_bytes(data)
-    done = dict(getattr(module, "meta", {}).get("edgeport_recipe", {}) or getattr(module, "edgeport_recipe", {}))
+    done = dict(getattr(module, "meta", {}).get("edgeport_recipe", {}))   # a fine-tune's record (QAT)
     return {**done, "float_boundary": changed} if changed else done
 
 
@@ -221,7 +221,7 @@ def _quantized_inside_pixels(step: RecipeStep, request: ExportRequest,
     record = getattr(module, "meta", {}).get("edgeport_recipe", {})
 
     def already_applied(wrapped: nn.Module, *_: object, **__: object) -> tuple[nn.Module, QuantConfig]:
-        wrapped.edgeport_recipe = record     # the fine-tune's record, read back by _convert_litert_torch
+        wrapped.meta = {"edgeport_recipe": record}   # where a quantized program keeps the fine-tune's record
         return wrapped, config
     return replace(step, apply=already_applied), replace(request, module=module)
 

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator
 
+import psutil
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -59,21 +61,11 @@ def remove_leftovers(parent: Path, older_than: float) -> list[Path]:
     removed = []
     for path in sorted(parent.glob(".staging-*")) + sorted(parent.glob(".old-*")):
         owner = path.name.split("-")[-2]
-        alive = owner.isdigit() and _process_alive(int(owner))
+        alive = owner.isdigit() and psutil.pid_exists(int(owner))
         if path.is_dir() and not alive and (owner.isdigit() or path.stat().st_mtime < older_than):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:     # another user's process: alive
-        return True
-    return True
 
 
 def _umask() -> int:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from edgeport.export.pipeline import export_job, is_fp32_base
-from edgeport.export.preparation import ExportPlan, VariantCache, plan_jobs, prepare
 from edgeport.cluster.store import OutputStore
+from edgeport.export.pipeline import export_job, is_fp32_base
+from edgeport.export.plan import ExportPlan
+from edgeport.export.preparation import VariantCache, plan_jobs, prepare
 from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary
 from edgeport.progress import Progress
 

@@ -138,3 +138,15 @@ def plan_from_args(args: argparse.Namespace, model: str, recipes: tuple[str, ...
                       seed=args.seed, dynamic_hw=getattr(args, "dynamic_hw", False), io=args.io,
                       photos=args.photos, calib=args.calib, tflite_route=args.tflite_route,
                       converter_timeout=args.converter_timeout)
+
+
+def require_manifests(path: Path) -> list[Path]:
+    """The artifact manifests under a path `check`, `size` and `bench` were given, or one line why none."""
+    from edgeport.parity_tests.manifest import find_manifests   # the manifest reader loads the model specs
+
+    if not path.exists():
+        raise FileNotFoundError(f"no such artifact folder: {path}")
+    manifests = find_manifests(path)
+    if not manifests:
+        raise FileNotFoundError(f"no manifest.json under {path}: export something first (`edgeport export`)")
+    return manifests

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeport.commands.reports import require_manifests
+from edgeport.commands.args import require_manifests
 from edgeport.progress import Progress
 from edgeport.report import check_markdown, export_table, problems
 from edgeport.runtimes.atomic import write_text

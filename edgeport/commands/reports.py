@@ -12,7 +12,7 @@ from edgeport.benchmarks.machine import check_load
 from edgeport.benchmarks.size_chart import draw_size_chart
 from edgeport.benchmarks.size_report import collect
 from edgeport.benchmarks.size_report import to_markdown as size_markdown
-from edgeport.commands.args import csv_list, executor_arguments
+from edgeport.commands.args import csv_list, executor_arguments, require_manifests
 from edgeport.errors import USER_ERROR, UsageError
 from edgeport.report import human_bytes, table
 from edgeport.runtimes.atomic import ensure_writable, write_json, write_text
@@ -135,17 +135,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         _print_bench(data, regressions, args, out)
     return 1 if regressions or any(r["status"] == "failed" for r in data["rows"]) else 0
-
-
-def require_manifests(path: Path) -> list[Path]:
-    from edgeport.parity_tests.manifest import find_manifests
-
-    if not path.exists():
-        raise FileNotFoundError(f"no such artifact folder: {path}")
-    manifests = find_manifests(path)
-    if not manifests:
-        raise FileNotFoundError(f"no manifest.json under {path}: export something first (`edgeport export`)")
-    return manifests
 
 
 def cmd_size(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from edgeport import __version__
 from edgeport.export.artifact_about import artifact_about
 from edgeport.export.precision_search import Attempt, PrecisionSearch, describe, search_precision
-from edgeport.export.preparation import ExportPlan, Job, Prepared, Variant, VariantCache, prepare
+from edgeport.export.plan import ExportPlan
+from edgeport.export.preparation import Job, Prepared, Variant, VariantCache, prepare
 from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary
 from edgeport.exporters.base import ExportError, ExportRequest, failing_op, short_message
 from edgeport.exporters.image_io import encodings

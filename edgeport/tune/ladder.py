@@ -10,7 +10,7 @@ from typing import Any
 from edgeport.export.results import ExportRow, ExportSummary
 from edgeport.parity_tests.manifest import Manifest, read_manifest
 from edgeport.report import human_bytes
-from edgeport.runtimes.json_numbers import db_for_json
+from edgeport.runtimes.json_numbers import db_for_json, number_for_json
 
 LADDER = ("fp32", "fp16", "w8", "w8a8", "fp16+auto", "w8+auto", "w8a8+auto", "prune50+recover", "prune50+w8a8")
 
@@ -32,9 +32,9 @@ class TuneRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": self.format, "recipe": self.recipe, "status": self.status, "bytes": self.bytes,
-                "p50_ms": db_for_json(self.p50_ms), "psnr_vs_original_db": db_for_json(self.db_vs_original), "task": self.task,
+                "p50_ms": number_for_json(self.p50_ms, 2), "psnr_vs_original_db": db_for_json(self.db_vs_original), "task": self.task,
                 "parity_engine": self.engine, "latency_engine": self.latency_engine,
-                "p50_vs_fp32": db_for_json(self.vs_fp32_latency, 3), "note": self.note}
+                "p50_vs_fp32": number_for_json(self.vs_fp32_latency, 3), "note": self.note}
 
 
 def _versus_original(row: ExportRow, manifest: Manifest | None) -> float | None:
