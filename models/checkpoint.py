@@ -67,11 +67,11 @@ def _named_globals(path: Path) -> str:
 
 
 def _pickle_bytes(path: Path) -> bytes:
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            (member,) = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"][:1]
-            return zf.read(member)
-    return path.read_bytes()
+    if not zipfile.is_zipfile(path):
+        return path.read_bytes()
+    with zipfile.ZipFile(path) as zf:
+        members = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+        return zf.read(members[0]) if members else b""
 
 
 def _looks_like_torch_save(path: Path) -> bool:
