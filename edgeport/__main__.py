@@ -1,3 +1,4 @@
 from edgeport.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":   # a spawned row worker imports this module too: it must not run the CLI again
+    raise SystemExit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
-from edgeport.export.pipeline import run_export
+from edgeport.export.isolation import run_export
 from edgeport.export.plan import SettingValue, build_plan
 from edgeport.export.results import ExportSummary
 from edgeport.parity_tests.gate import ArtifactCheck, ReferenceCache, check_artifact
@@ -21,16 +21,19 @@ def export(model: str | torch.nn.Module, *, inputs: Sequence[Sequence[int]] = ()
            input_size: tuple[int, int] | None = None, config: Mapping[str, SettingValue] | None = None,
            seed: int = 0, dynamic_hw: bool = False, io: str = "image", photos: str | Path | None = None,
            calib: str | Path | None = None, tflite_route: str = "auto", converter_timeout: float | None = None,
-           name: str | None = None, progress: bool = False) -> ExportSummary:
+           max_memory: int | None = None, name: str | None = None, progress: bool = False,
+           isolate: bool = True) -> ExportSummary:
     """Export a zoo model (name), a `file.py:factory`, or an nn.Module object (give `inputs` shapes for the
     last two) to each format and recipe (fp32, fp16, w8, w8a8, palettize4, prune50, ...), check parity in each
     runtime, and write artifacts and manifests under `out`. `io="tensor"` keeps float32 NCHW I/O; `photos`
-    adds your validation photos to the parity samples (as `edgeport export --io/--photos`)."""
+    adds your validation photos to the parity samples (as `edgeport export --io/--photos`). Each row runs in a
+    child process (a crashing converter fails its row alone) unless `isolate=False` or the module object cannot
+    be pickled; `max_memory` (bytes) bounds that process."""
     plan = build_plan(model, inputs=inputs, to=tuple(to) if to else None, out=out, recipes=recipes, weights=weights,
                       input_size=input_size, config=config, seed=seed, dynamic_hw=dynamic_hw, io=io,
                       photos=photos, calib=calib, tflite_route=tflite_route, converter_timeout=converter_timeout,
-                      name=name)
-    return run_export(plan, Progress(enabled=progress))
+                      max_memory=max_memory, name=name)
+    return run_export(plan, Progress(enabled=progress), isolate)
 
 
 def check(path: str | Path = "artifacts") -> list[ArtifactCheck]:

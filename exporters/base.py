@@ -141,8 +141,19 @@ def failing_op(message: str) -> str | None:
     return None
 
 
+def _memory_error_in(exc: BaseException) -> BaseException | None:
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None or isinstance(seen, MemoryError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def short_message(exc: BaseException, limit: int = 300) -> str:
-    """The converter's own words, first meaningful line, with its type."""
+    """The converter's own words, first meaningful line, with its type; an out-of-memory error anywhere in the
+    chain is named (torch.onnx wraps it in a TorchExportError that only asks for a bug report)."""
+    exc = _memory_error_in(exc) or exc
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     text = lines[0] if lines else ""
     for ln in lines:  # prefer a line that names the failure over a generic header

@@ -168,4 +168,5 @@ FORMAT = Format(
     recipe_module="edgeport.quantize.coreml_recipes", channel_axis=1, read_tensors=coreml_tensors,
     tensors_engine="edgeport MIL evaluator", default_recipes=("fp32", "fp16"),
     latency_unavailable=coreml_latency_unavailable,
-    unit_kind="MIL ops", colour=(52, 168, 83))
+    unit_kind="MIL ops", colour=(52, 168, 83), converter="coremltools", row_timeout_s=1200.0,
+    preload=("coremltools",))

@@ -101,4 +101,5 @@ class ExecuTorchExporter(Exporter):
 FORMAT = Format(
     name="executorch", label="ExecuTorch", exporter=ExecuTorchExporter(), open_runtime=ExecuTorchRunner,
     recipe_module="edgeport.quantize.executorch_recipes", channel_axis=1,
-    unit_kind="ExecuTorch ops", colour=(150, 60, 170))
+    unit_kind="ExecuTorch ops", colour=(150, 60, 170), converter="executorch.exir",
+    row_timeout_s=1200.0, preload=("executorch.exir",))

@@ -54,6 +54,12 @@ class Format:
     # what the mixed-precision search (+auto) keeps at higher precision when a step keeps="artifact"
     unit_kind: str = "artifact units"
     colour: tuple[int, int, int] = (120, 60, 160)   # its bars and points in every chart
+    converter: str = ""                      # what a crashed or stuck row names: "coremltools"
+    # imported by a row process before its rows: TensorFlow (under coremltools and litert-torch) replaces the
+    # SIGSEGV handler on import, so the crash report's stack handler is installed again after these
+    preload: tuple[str, ...] = ()
+    # a row of this format showing no progress this long is stopped (--converter-timeout overrides)
+    row_timeout_s: float = 900.0
 
     @property
     def recipes(self) -> tuple[str, ...]:

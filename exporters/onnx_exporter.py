@@ -118,4 +118,5 @@ FORMAT = Format(
     name="onnx", label="ONNX", exporter=OnnxExporter(), open_runtime=OnnxRuntimeRunner,
     recipe_module="edgeport.quantize.onnx_recipes", channel_axis=1, read_tensors=onnx_tensors,
     tensors_engine="onnxruntime, all tensors as outputs",
-    unit_kind="ONNX nodes", colour=(66, 133, 244))
+    unit_kind="ONNX nodes", colour=(66, 133, 244), converter="torch.onnx", row_timeout_s=600.0,
+    preload=("onnx", "onnxruntime"))

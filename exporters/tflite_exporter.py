@@ -276,4 +276,5 @@ FORMAT = Format(
     name="tflite", label="TFLite", exporter=TFLiteExporter(), open_runtime=LiteRTRunner,
     recipe_module="edgeport.quantize.tflite_recipes", channel_axis=-1, read_tensors=tflite_tensors,
     tensors_engine="LiteRT interpreter, preserve_all_tensors, no delegate",
-    unit_kind="TFLite ops (by output tensor)", colour=(234, 134, 0))
+    unit_kind="TFLite ops (by output tensor)", colour=(234, 134, 0),
+    converter="litert-torch or onnx2tf", row_timeout_s=1200.0, preload=("litert_torch", "ai_edge_litert.interpreter"))

@@ -2,6 +2,7 @@
 (manifests, reports, charts, downloads, metadata, photo outputs): it sits in the bottom layer so each can use it."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -102,6 +103,19 @@ def atomic_file(path: Path | str, mode: str = "wb") -> Iterator[IO]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (created if absent) for the block: two runs writing one folder's
+    summary files take turns, so each pair of files comes from one run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def write_text(path: Path, text: str) -> None:

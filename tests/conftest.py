@@ -51,7 +51,8 @@ def tiny_export(tmp_path_factory, worker_id):
 
     from filelock import FileLock
 
-    from edgeport.export.pipeline import ExportPlan, run_export
+    from edgeport.export.isolation import run_export
+    from edgeport.export.plan import ExportPlan
 
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
     out, saved = shared / "tiny-export", shared / "tiny-export.pickle"

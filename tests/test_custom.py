@@ -1,7 +1,6 @@
 """Any nn.Module through the same pipeline: `--model file.py:factory --input SHAPE` and the Python API."""
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,16 @@ def model_file(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgeport", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT)
+    """The CLI in this process, whose row process the tests share (test_cli.py runs it as a program too)."""
+    import contextlib
+    import io
+
+    from edgeport.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.e2e

@@ -1,9 +1,14 @@
-"""Runs that survive bad outputs: a runtime that gives Inf or NaN is a failed row with a JSON-safe manifest,
-the other rows and the summary go on, and `check` judges it the same way."""
+"""The fault matrix: runs that survive what a model, a converter or the machine does to them. A runtime that
+gives Inf or NaN is a failed row with a JSON-safe manifest; a converter that segfaults, hangs or exceeds the
+memory bound fails its row alone (each row runs in a child process); a full disk, two runs into one folder at
+once, and a tampered artifact each end in a verdict, never a traceback or a half-written folder."""
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +41,44 @@ def overflow():
     return Overflow()
 
 
+def _converting(name):
+    """True inside the named format's exporter (the model is traced there, eagerly)."""
+    import inspect
+
+    return any(name in frame.filename for frame in inspect.stack(0))
+
+
+class Faulty(nn.Module):
+    """Segfaults in the Core ML conversion, hangs in ExecuTorch's, fills memory in ONNX's when asked to, and
+    refuses odd input sizes: the other formats convert it normally."""
+    def __init__(self, greedy=False):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.greedy = greedy
+
+    def forward(self, x):
+        if x.shape[-1] % 2:
+            raise ValueError("this net takes even sizes only")
+        if _converting("coreml_exporter"):
+            import ctypes
+            ctypes.string_at(0)
+        if _converting("executorch_exporter"):
+            import time
+            time.sleep(3600)
+        if self.greedy and _converting("onnx_exporter"):
+            import numpy
+            numpy.ones(2 ** 34, numpy.uint8)        # 16 GiB
+        return self.conv(x)
+
+
+def crash_and_hang():
+    return Faulty()
+
+
+def greedy():
+    return Faulty(greedy=True)
+
+
 def nan_everywhere():
     return NotANumber()
 '''
@@ -46,10 +89,16 @@ def _strict_json(path: Path) -> dict:
     return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path} holds {c}"))
 
 
-def _export(tmp_path: Path, factory: str, formats: str, recipes: str) -> int:
+def _export(tmp_path: Path, factory: str, formats: str, recipes: str, *extra: str, size: str = "16x16") -> int:
     (tmp_path / "faulty.py").write_text(FAULTY_MODELS)
-    return main(["export", "--model", f"{tmp_path / 'faulty.py'}:{factory}", "--input", "1x3x16x16", "--to", formats,
-                 "--recipe", recipes, "--out", str(tmp_path / "out"), "--quiet"])
+    return main(["export", "--model", f"{tmp_path / 'faulty.py'}:{factory}", "--input", f"1x3x{size}", "--to",
+                 formats, "--recipe", recipes, "--out", str(tmp_path / "out"), "--quiet", *extra])
+
+
+def _no_leftovers(folder: Path) -> None:
+    assert not list(folder.glob(".staging-*")) and not list(folder.glob(".old-*"))
+    for artifact in (p for p in folder.iterdir() if p.is_dir()):
+        assert (artifact / "manifest.json").is_file(), f"{artifact} is half-written"
 
 
 def test_inf_at_fp16_fails_its_rows_and_the_run_goes_on(tmp_path, capsys):
@@ -81,3 +130,87 @@ def test_nan_everywhere_fails_every_row_with_a_manifest(tmp_path, capsys):
     assert manifest["parity"]["status"] == "fail" and manifest["parity"]["finite"] is False
     assert (folder / PARITY_FIGURE).stat().st_size > 0       # the worst sample is drawn, NaN and all
     assert not math.isnan(manifest["artifact"]["total_bytes"])
+
+
+def test_a_forward_that_refuses_the_input_size_is_one_line_and_writes_nothing(tmp_path, capsys):
+    assert _export(tmp_path, "crash_and_hang", "onnx", "fp32", size="17x17") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rejects input 1x3x17x17: ValueError: this net takes even sizes only" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_memory_bound_fails_the_greedy_row_alone(tmp_path, capsys):
+    assert _export(tmp_path, "greedy", "onnx,tflite", "fp32", "--max-memory", "3G") == 1
+    out = capsys.readouterr().out
+    rows = {r["format"]: r for r in _strict_json(tmp_path / "out" / "faulty-greedy" / "export.json")["rows"]}
+    assert rows["tflite"]["status"] == "pass" and rows["onnx"]["status"] == "export-failed"
+    assert "MemoryError" in rows["onnx"]["message"] and "memory bound (3.0 GiB, --max-memory)" in rows["onnx"]["message"]
+    assert "1/2 ok" in out
+    _no_leftovers(tmp_path / "out" / "faulty-greedy")
+
+
+def test_a_segfaulting_and_a_hanging_converter_fail_their_rows_and_the_run_goes_on(tmp_path, capsys):
+    """One run, three formats: ONNX converts, Core ML's conversion segfaults (the row process dies; a fresh one
+    takes the rest), ExecuTorch's never returns (stopped after the time bound)."""
+    assert _export(tmp_path, "crash_and_hang", "onnx,coreml,executorch", "fp32", "--converter-timeout", "4") == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "1/3 ok" in captured.out
+    folder = tmp_path / "out" / "faulty-crash_and_hang"
+    summary = _strict_json(folder / "export.json")
+    rows = {r["format"]: r for r in summary["rows"]}
+    assert rows["onnx"]["status"] == "pass" and summary["isolation"] == "process"
+    assert rows["coreml"]["status"] == "crashed"
+    assert ("killed by SIGSEGV in the Core ML converter (coremltools) at faulty.py:" in rows["coreml"]["message"]
+            and "in forward" in rows["coreml"]["message"])
+    assert rows["executorch"]["status"] == "timed-out"
+    assert "no progress for 4 s in the ExecuTorch converter" in rows["executorch"]["message"]
+    assert "crashed" in (folder / "report.md").read_text()
+    _no_leftovers(folder)
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_full_output_filesystem_fails_rows_in_words_and_leaves_nothing_half_written(tmp_path, capsys):
+    full = tmp_path / "full"
+    if not _tmpfs(full, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): the full-disk case is untested")
+    try:
+        free = os.statvfs(full).f_bavail * os.statvfs(full).f_frsize
+        (full / "filler").write_bytes(b"\0" * (free - 48 * 1024))       # 48 KB left: less than one artifact
+        code = main(["export", "realesr-general-x4v3", "--to", "onnx,tflite", "--input-size", "16x16",
+                     "--set", "num_conv=2", "--set", "num_feat=16", "--out", str(full), "--quiet"])
+        captured = capsys.readouterr()
+        assert code == 1 and "Traceback" not in captured.err and "0/2 ok" in captured.out
+        assert "No space left on device" in captured.out or "filesystem is full" in captured.out
+        _no_leftovers(full / "realesr-general-x4v3")
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+
+
+def test_two_exports_into_one_folder_at_once_then_a_tampered_file_fails_check(tmp_path, capsys):
+    args = [sys.executable, "-m", "edgeport", "export", "realesr-general-x4v3", "--to", "onnx", "--recipe",
+            "fp32,fp16", "--input-size", "16x16", "--set", "num_conv=1", "--set", "num_feat=8",
+            "--out", str(tmp_path), "--quiet", "--json"]
+    env = {**os.environ, "EDGEPORT_IN_PROCESS": "1"}     # two processes, not four: the folder is under test here
+    runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)]
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-2000:]
+        assert json.loads(out)["ok"] is True
+    folder = tmp_path / "realesr-general-x4v3"
+    assert _strict_json(folder / "export.json")["ok"] is True
+    _no_leftovers(folder)
+    assert main(["check", str(tmp_path), "--quiet"]) == 0
+    capsys.readouterr()
+    onnx = folder / "onnx-fp16" / "realesr-general-x4v3.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-1] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    assert main(["check", str(tmp_path), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "realesr-general-x4v3.onnx" in out and "sha256" in out

@@ -10,7 +10,8 @@ import textwrap
 
 import pytest
 
-from edgeport.export.pipeline import ExportPlan, run_export
+from edgeport.export.isolation import run_export
+from edgeport.export.plan import ExportPlan
 from conftest import ALL_FORMATS, ROOT, TINY_X4PLUS
 
 THROWAWAY = textwrap.dedent('''

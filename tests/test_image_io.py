@@ -82,7 +82,8 @@ def test_run_upscales_a_photo_in_every_runtime_and_checks_its_seams(tiny_export,
 
 def test_tensor_io_and_team_photos(tmp_path, capsys):
     from edgeport.cli import main
-    from edgeport.export.pipeline import ExportPlan, run_export
+    from edgeport.export.isolation import run_export
+    from edgeport.export.plan import ExportPlan
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -107,7 +108,8 @@ def test_tensor_io_and_team_photos(tmp_path, capsys):
 
 def test_run_fills_a_hole_and_keeps_every_pixel_outside_it(tmp_path, capsys):
     from edgeport.cli import main
-    from edgeport.export.pipeline import ExportPlan, run_export
+    from edgeport.export.isolation import run_export
+    from edgeport.export.plan import ExportPlan
 
     config, hw = SMALL["inpaint-pconv"]
     (row,) = run_export(ExportPlan(model="inpaint-pconv", formats=("onnx",), out_root=tmp_path, config=config,

@@ -128,7 +128,8 @@ def test_official_weights_export_to_every_format_from_the_package(tmp_path):
     """fp32 and fp16 in every format; w8a8 (photo-gated) in ONNX only, to keep the suite's time: the full
     recipe x format table of the official weights is README's, measured at full size."""
     from conftest import ALL_FORMATS
-    from edgeport.export.pipeline import ExportPlan, run_export
+    from edgeport.export.isolation import run_export
+    from edgeport.export.plan import ExportPlan
 
     rows = {}
     for formats, recipes in ((ALL_FORMATS, ("fp32", "fp16")), (("onnx",), ("w8a8",))):

@@ -9,7 +9,8 @@ from torch import nn
 
 import pytest
 
-from edgeport.export.pipeline import ExportPlan, run_export
+from edgeport.export.isolation import run_export
+from edgeport.export.plan import ExportPlan
 from edgeport.runtimes.artifact import sha256_file
 from edgeport.models.samples import photo_inputs
 from edgeport.models.spec import ModelMetadata, ModelSpec, TensorContract
@@ -140,6 +141,7 @@ def _fake_spec(factory):
 
 def test_a_failing_format_is_reported_and_does_not_stop_the_others(tmp_path, monkeypatch):
     from edgeport import models
+    monkeypatch.setenv("EDGEPORT_IN_PROCESS", "1")   # the patch lives in this process
     monkeypatch.setattr(models, "all_specs", lambda: {"test-net": _fake_spec(_NearestExact)})
     summary = run_export(ExportPlan(model="test-net", formats=("coreml", "onnx"), out_root=tmp_path,
                                     recipes=("fp32",)))
@@ -169,6 +171,7 @@ def test_failed_reexport_keeps_the_previous_artifact_whole(tmp_path, monkeypatch
         (request.work_dir / "realesr-general-x4v3.onnx").write_bytes(b"half")
         raise RuntimeError("disk full")
 
+    monkeypatch.setenv("EDGEPORT_IN_PROCESS", "1")   # the patch lives in this process
     monkeypatch.setattr(type(exporter), "export", half_then_crash)
     (row2,) = run_export(plan).rows
     assert row2.status == "export-failed" and "disk full" in row2.message
@@ -242,6 +245,7 @@ def test_gate_fails_when_the_artifact_really_differs(tmp_path, monkeypatch):
         runtime.run = lambda inputs: {k: v + 2 / 255 for k, v in run(inputs).items()}
         return runtime
 
+    monkeypatch.setenv("EDGEPORT_IN_PROCESS", "1")   # the patch lives in this process
     monkeypatch.setattr(gate, "_open", skewed)
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path, input_hw=(16, 16),
                       config={"num_conv": 1, "num_feat": 8})

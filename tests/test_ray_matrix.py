@@ -15,7 +15,8 @@ import ray
 from edgeport.cli import main
 from edgeport.cluster.matrix import TASK_PID_DIR
 from edgeport.cluster.ray_executor import BENCH_SLOT, start_ray
-from edgeport.export.pipeline import ExportPlan, run_export
+from edgeport.export.isolation import run_export
+from edgeport.export.plan import ExportPlan
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgeport.export.pipeline import ExportPlan, run_export
+from edgeport.export.isolation import run_export
+from edgeport.export.plan import ExportPlan
 from conftest import ALL_FORMATS, ROOT
 from fragile_nets import OutlierNet
 
@@ -196,6 +197,7 @@ def test_qat_exports_and_passes_in_tflite_and_executorch_under_both_io_modes(tmp
     fine-tune: the test is about the route, not about what 150 steps reach."""
     import edgeport.quantize.pt2e as pt2e
 
+    monkeypatch.setenv("EDGEPORT_IN_PROCESS", "1")   # the patch lives in this process
     monkeypatch.setattr(pt2e, "QAT_STEPS", 20)
     summary = run_export(ExportPlan(model="realesr-general-x4v3", formats=("tflite", "executorch"), out_root=tmp_path,
                                     recipes=("w8a8+qat",), input_hw=(16, 16), io=io,

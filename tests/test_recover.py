@@ -82,7 +82,8 @@ def test_identical_files_timed_apart_show_the_timing_noise():
 
 @pytest.mark.e2e
 def test_prune_recover_export_beats_plain_pruning_against_the_original_and_says_how(tmp_path):
-    from edgeport.export.pipeline import ExportPlan, run_export
+    from edgeport.export.isolation import run_export
+    from edgeport.export.plan import ExportPlan
 
     plan = ExportPlan(model="realesr-general-x4v3", formats=("onnx",), out_root=tmp_path,
                       recipes=("prune50", "prune50+recover"), input_hw=(32, 32),

@@ -127,6 +127,7 @@ def test_official_weights_download_once_then_work_offline(server, official_dncnn
     data, cache = official_dncnn
     routes["dncnn_25.pth"] = ("ok", data)
     monkeypatch.setenv("EDGEPORT_WEIGHTS_MIRROR", base)
+    monkeypatch.setenv("EDGEPORT_IN_PROCESS", "1")     # the release record is patched in this process
     args = ["export", "denoise-dncnn-gray", "--weights", "official", "--to", "onnx", "--input-size", "32x32",
             "--out", str(tmp_path / "a"), "--json", "--quiet"]
     assert main(args) == 0

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import ALL_FORMATS, SMALL
-from edgeport.export.pipeline import ExportPlan, run_export
+from edgeport.export.isolation import run_export
+from edgeport.export.plan import ExportPlan
 from edgeport.models import CheckpointError, ModelError, get_spec
 from edgeport.models.profile import profile_model
 from edgeport.models.source import instantiate, resolve_inputs, source_for

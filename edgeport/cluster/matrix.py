@@ -117,5 +117,5 @@ def summaries(tasks: list[MatrixTask], results: dict[str, TaskResult], seconds: 
     for got in by_model.values():
         header = next((r.header for r in got if r.header), ("", 0, 0, ()))
         out.append(ExportSummary(got[0].row.model, header[0], header[1], header[2], header[3],
-                                 tuple(r.row for r in got), seconds))
+                                 tuple(r.row for r in got), seconds, "process (one Ray task per row)"))
     return out

@@ -42,6 +42,19 @@ def local_output(args: argparse.Namespace) -> Path:
     return args.out
 
 
+def memory_size(text: str) -> int:
+    """8G, 512M, 1.5G or a byte count: the bound on a row process's address space."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    body, unit = (text[:-1], units[text[-1].upper()]) if text and text[-1].upper() in units else (text, 1)
+    try:
+        size = int(float(body) * unit)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: write 8G, 512M or a number of bytes") from None
+    if size < 2**30:
+        raise argparse.ArgumentTypeError(f"{text} is too small: a row process needs 1G to load PyTorch at all")
+    return size
+
+
 def setting(text: str) -> tuple[str, SettingValue]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected key=value such as num_block=2, not {text!r}")
@@ -89,7 +102,11 @@ def source_arguments(p: argparse.ArgumentParser) -> None:
                         "artifact (uint8 NHWC; Core ML images); tensor: float32 NCHW in the contract's values")
     p.add_argument("--tflite-route", choices=("auto", "litert-torch", "onnx2tf"), default="auto")
     p.add_argument("--converter-timeout", type=float, default=None, metavar="SECONDS",
-                   help="bound on a converter that runs in its own process, such as onnx2tf (default 900)")
+                   help="a row (each trial of a +auto search) that shows no progress this long is stopped and "
+                        "reported timed-out; also bounds onnx2tf (default per format: ONNX 600, others 1200)")
+    p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help="address-space bound of the process that exports each row, e.g. 8G: a conversion that "
+                        "needs more fails its row alone (default: none)")
     p.add_argument("--out", type=output_place, default=Path("artifacts"),
                    help="output root (default ./artifacts); `export --executor ray` also takes an fsspec URL "
                         "every node can reach")
@@ -137,7 +154,7 @@ def plan_from_args(args: argparse.Namespace, model: str, recipes: tuple[str, ...
                       recipes=recipes, weights=args.weights, input_size=args.input_size, config=dict(args.set),
                       seed=args.seed, dynamic_hw=getattr(args, "dynamic_hw", False), io=args.io,
                       photos=args.photos, calib=args.calib, tflite_route=args.tflite_route,
-                      converter_timeout=args.converter_timeout)
+                      converter_timeout=args.converter_timeout, max_memory=args.max_memory)
 
 
 def require_manifests(path: Path) -> list[Path]:

@@ -31,7 +31,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         summaries = export_on_ray(plans, args.out, args.ray_address, args.ray_workers, args.quiet)
     else:
-        from edgeport.export.pipeline import run_export   # the export pipeline: torch and the converters
+        from edgeport.export.isolation import run_export   # the export pipeline: torch
 
         local_output(args)
         summaries = [run_export(plan, Progress(enabled=not args.quiet)) for plan in plans]
@@ -49,6 +49,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(export_table(rows))
         for line in problems(rows):
             print(f"  {line}")
+        for s in summaries:     # rows run in this process (a model object that does not pickle); a full disk
+            for note in ([s.isolation] if s.isolation != "process" else []) + ([s.unwritten] if s.unwritten else []):
+                print(f"  {s.model}: {note}")
         total = sum(r.bytes for s in summaries for r in s.rows)
         ok = sum(not r.failed for s in summaries for r in s.rows)
         print(f"{ok}/{len(rows)} ok, {human_bytes(total)} written under {args.out} in "

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from edgeport.export.pipeline import run_export   # the export pipeline: torch and the converters
+    from edgeport.export.isolation import run_export   # the export pipeline: torch
     from edgeport.tune.chart import draw_pareto
     from edgeport.tune.ladder import int8_verdicts, machine_text, pareto, timing_spread, tune_markdown, tune_rows
     from edgeport.tune.ladder import tune_table

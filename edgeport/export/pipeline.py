@@ -18,7 +18,7 @@ from edgeport.export.artifact_about import artifact_about
 from edgeport.export.precision_search import Attempt, PrecisionSearch, describe, search_precision
 from edgeport.export.plan import ExportPlan
 from edgeport.export.preparation import Job, Prepared, Variant, VariantCache, prepare
-from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary
+from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary, ModelHeader
 from edgeport.exporters.base import ExportError, ExportRequest, failing_op, short_message
 from edgeport.exporters.image_io import encodings
 from edgeport.models.spec import is_noise_sample
@@ -29,7 +29,7 @@ from edgeport.parity_tests.manifest import MANIFEST, Manifest, ModelInfo, Recipe
 from edgeport.progress import Progress
 from edgeport.quantize.recipes import RecipeError
 from edgeport.report import export_markdown
-from edgeport.runtimes.atomic import commit_dir, remove_leftovers, staging_dir, write_json, write_text
+from edgeport.runtimes.atomic import commit_dir, locked, remove_leftovers, staging_dir, write_json, write_text
 from edgeport.runtimes.json_numbers import db_for_json
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from edgeport.quantize.recipes import Recipe
     from edgeport.runtimes.artifact import ArtifactRecord
 
-__all__ = ["ExportPlan", "ExportRow", "ExportSummary", "run_export"]
+__all__ = ["ExportPlan", "ExportRow", "ExportSummary", "run_in_process"]
 
 
 def _environment() -> dict[str, str]:
@@ -190,25 +190,57 @@ def is_fp32_base(outcome: ArtifactOutcome) -> bool:
     return outcome.recipe == "fp32" and outcome.manifest is not None and outcome.manifest.parity.status != "error"
 
 
-def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportSummary:
-    """Raises ModelError / ExportError / OutputError / RecipeError for bad input before anything is written."""
-    started, began = time.perf_counter(), time.time()
-    progress = progress or Progress(enabled=False)
+def begin_export(plan: ExportPlan, progress: Progress, began: float) -> Prepared:
+    """The model prepared (bad input raises before anything is written), and folders killed runs left removed."""
     prepared = prepare(plan, progress)
     for leftover in remove_leftovers(prepared.model_dir, older_than=began):
         progress.note(f"removed {leftover.name}: left by an export that was killed")
+    return prepared
+
+
+def header_of(p: Prepared) -> ModelHeader:
+    base = p.base.profile
+    return ModelHeader(p.spec.name, p.source.description, base.params, base.macs, tuple(c.shape for c in p.contracts),
+                       p.model_dir, tuple((j.format.name, j.recipe.name) for j in p.jobs))
+
+
+def guarded_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutcome | None,
+                progress: Progress) -> ArtifactOutcome:
+    """export_job, with what it raises past the converters (a full disk while the manifest is written, a
+    runtime's own error) as this row's failure: the other rows and the summary go on."""
+    try:
+        return export_job(p, job, variants, fp32, progress)
+    except Exception as exc:
+        return ArtifactOutcome(job.format.name, job.recipe.name, "export-failed", short_message(exc),
+                               failing_op(str(exc)))
+
+
+def publish_summary(header: ModelHeader, outcomes: list[ArtifactOutcome], seconds: float,
+                    isolation: str) -> ExportSummary:
+    """export.json and report.md, written under the model folder's lock so both come from one run."""
+    summary = ExportSummary(header.model, header.source, header.params, header.macs, header.input_shapes,
+                            tuple(ExportRow.of(header.model, o) for o in outcomes), seconds, isolation)
+    try:
+        with locked(header.model_dir / ".export.lock"):
+            write_json(header.model_dir / "export.json", summary.to_dict())
+            write_text(header.model_dir / "report.md", export_markdown(summary, header.model_dir))
+    except OSError as exc:      # a full disk: the rows are still the run's result, and the summary says why
+        return replace(summary, unwritten=f"export.json and report.md were not written to {header.model_dir}: "
+                                          f"{exc.strerror or exc}")
+    return summary
+
+
+def run_in_process(plan: ExportPlan, progress: Progress, isolation: str) -> ExportSummary:
+    """Every row in this process: for a model object that cannot be sent to a row process, or when asked
+    (EDGEPORT_IN_PROCESS=1, for a debugger or a test that patches the pipeline). A converter crash ends it."""
+    started, began = time.perf_counter(), time.time()
+    prepared = begin_export(plan, progress, began)
     variants = VariantCache(prepared, progress.note)
     fp32: dict[str, ArtifactOutcome] = {}
     outcomes = []
     for job in prepared.jobs:
-        outcome = export_job(prepared, job, variants, fp32.get(job.format.name), progress)
+        outcome = guarded_job(prepared, job, variants, fp32.get(job.format.name), progress)
         if is_fp32_base(outcome):
             fp32[job.format.name] = outcome
         outcomes.append(outcome)
-    base = prepared.base.profile
-    summary = ExportSummary(prepared.spec.name, prepared.source.description, base.params, base.macs,
-                            tuple(c.shape for c in prepared.contracts),
-                            tuple(ExportRow.of(prepared.spec.name, o) for o in outcomes), time.perf_counter() - started)
-    write_json(prepared.model_dir / "export.json", summary.to_dict())
-    write_text(prepared.model_dir / "report.md", export_markdown(summary, prepared.model_dir))
-    return summary
+    return publish_summary(header_of(prepared), outcomes, time.perf_counter() - started, isolation)

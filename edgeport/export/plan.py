@@ -29,7 +29,7 @@ class ExportPlan:
     input_hw: tuple[int, int] | None = None
     config: Mapping[str, SettingValue] = field(default_factory=dict)
     dynamic_hw: bool = False
-    options: Mapping[str, str | float | None] = field(default_factory=dict)   # tflite_route, converter_timeout
+    options: Mapping[str, str | float | None] = field(default_factory=dict)   # tflite_route, converter_timeout, max_memory
     input_shapes: tuple[tuple[int, ...], ...] = ()   # a custom model's inputs (--input)
     spec: ModelSpec | None = None                     # a ready ModelSpec (Python API); overrides `model`
     calib_dir: Path | None = None                     # calibration photos; None: the bundled ones
@@ -43,7 +43,7 @@ def build_plan(model: str | torch.nn.Module, *, inputs: Sequence[Sequence[int]] 
                config: Mapping[str, SettingValue] | None = None, seed: int = 0, dynamic_hw: bool = False,
                io: str = "image", photos: str | Path | None = None, calib: str | Path | None = None,
                tflite_route: str = "auto", converter_timeout: float | None = None,
-               name: str | None = None) -> ExportPlan:
+               max_memory: int | None = None, name: str | None = None) -> ExportPlan:
     """A zoo name, a `file.py:factory`, or an nn.Module object (with `inputs` shapes for the last two)."""
     spec = None
     if not isinstance(model, str):
@@ -56,5 +56,5 @@ def build_plan(model: str | torch.nn.Module, *, inputs: Sequence[Sequence[int]] 
         weights=(weights if str(weights) == OFFICIAL else Path(weights)) if weights else None,
         config=dict(config or {}), dynamic_hw=dynamic_hw, io=io, spec=spec,
         photos_dir=Path(photos) if photos else None, calib_dir=Path(calib) if calib else None,
-        options={"tflite_route": tflite_route, "converter_timeout": converter_timeout},
+        options={"tflite_route": tflite_route, "converter_timeout": converter_timeout, "max_memory": max_memory},
         input_shapes=tuple(tuple(s) for s in inputs))

@@ -14,7 +14,8 @@ SUMMARY_SCHEMA = "edgeport.export-summary/2"
 
 @dataclass(frozen=True)
 class ArtifactOutcome:
-    """status: pass, parity-fail, parity-error, export-failed, recipe-failed or unsupported."""
+    """status: pass, parity-fail, parity-error, export-failed, recipe-failed, unsupported, or (a row's process
+    died or was stopped: edgeport/export/isolation.py) crashed or timed-out."""
 
     format: str
     recipe: str
@@ -25,6 +26,18 @@ class ArtifactOutcome:
     manifest: Manifest | None = None
     path: Path | None = None
     outputs: list = field(default_factory=list, repr=False)   # the runtime's outputs on the parity samples
+
+
+@dataclass(frozen=True)
+class ModelHeader:
+    """What the summary says of the model, taken where it was built (the row process, or this one)."""
+    model: str
+    source: str
+    params: int
+    macs: int
+    input_shapes: tuple[tuple[int, ...], ...]
+    model_dir: Path
+    jobs: tuple[tuple[str, str], ...]      # (format, recipe) of each row, in export order
 
 
 @dataclass(frozen=True)
@@ -88,12 +101,15 @@ class ExportSummary:
     input_shapes: tuple[tuple[int, ...], ...]
     rows: tuple[ExportRow, ...]
     seconds: float
+    isolation: str = "process"     # each row in a child process, or "in-process: <why>"
+    unwritten: str = ""            # why export.json and report.md could not be written (a full disk)
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(r.failed for r in self.rows) else 0
+        return 1 if self.unwritten or any(r.failed for r in self.rows) else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SUMMARY_SCHEMA, "model": self.model, "source": self.source, "params": self.params,
                 "macs": self.macs, "input_shapes": [list(s) for s in self.input_shapes],
-                "seconds": round(self.seconds, 1), "ok": self.exit_code == 0, "rows": [r.to_dict() for r in self.rows]}
+                "seconds": round(self.seconds, 1), "ok": self.exit_code == 0, "isolation": self.isolation,
+                "unwritten": self.unwritten or None, "rows": [r.to_dict() for r in self.rows]}
