@@ -35,6 +35,7 @@ from edgeport.progress import Progress
 from edgeport.runtimes.atomic import remove_leftovers
 
 IN_PROCESS_ENV = "EDGEPORT_IN_PROCESS"   # "1": every row in this process (a debugger; tests that patch internals)
+ROW_GRACE_S = 10.0     # a row's bound past --converter-timeout: the ONNX export before onnx2tf starts, then onnx2tf
 Request = Union[PrepareRequest, RowRequest]
 _FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 
@@ -246,8 +247,10 @@ class _IsolatedRun:
         self.child: RowProcess | None = None
 
     def bound(self, fmt: str) -> float:
+        """--converter-timeout plus a grace, so a converter's own bound (onnx2tf's process) answers first in its
+        own words; else the format's default."""
         given = self.plan.options.get("converter_timeout")
-        return float(given) if given else get_format(fmt).row_timeout_s
+        return float(given) + ROW_GRACE_S if given else get_format(fmt).row_timeout_s
 
     def run(self) -> ExportSummary:
         started = time.perf_counter()

@@ -97,12 +97,15 @@ class _Rows:
         self.variants: VariantCache | None = None
         self.fp32: dict[str, ArtifactOutcome] = {}
         self.progress = Progress(enabled=False)
+        self.parent_env: set[str] = set()
 
     def prepare(self, request: PrepareRequest) -> ModelHeader | ChildError:
         os.chdir(request.cwd)
-        os.environ.clear()
+        for gone in self.parent_env - request.environ.keys():   # what the parent unset since the last run;
+            os.environ.pop(gone, None)                          # what libraries set here on import stays
         os.environ.update(request.environ)
-        sys.path[:] = request.sys_path
+        self.parent_env = set(request.environ)
+        sys.path.extend(p for p in request.sys_path if p not in sys.path)   # onnxruntime adds its own: kept
         self.progress = Progress(stream=_PipeLines(self.conn), enabled=request.show_progress)  # type: ignore[arg-type]
         self.prepared = self.variants = None
         try:
