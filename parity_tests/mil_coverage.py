@@ -46,6 +46,9 @@ class OpCaseResult:
     precision: str
     mil_ops: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()            # ops the evaluator does not implement
+    # each op input as the program holds it: "concat.interleave=True", "clip.alpha=int32 scalar", "pad.x=fp32"
+    attributes: tuple[str, ...] = ()
+    declared: tuple[str, ...] = ()           # every input the emitted ops take (coremltools' op definitions)
     converter_error: str | None = None       # coremltools refused the case
     psnr_db: float | None = None             # None: not evaluated; inf: bit-exact
     max_abs: float | None = None
@@ -83,6 +86,27 @@ class CoverageReport:
 
     def uncovered(self) -> list[str]:
         return [op for op in self.emitted() if op not in self.implemented]
+
+    def attribute_variants(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """op -> the input variants any converted case emitted, and those of cases that pass their bar."""
+        emitted: dict[str, set[str]] = {}
+        passed: dict[str, set[str]] = {}
+        for r in self.results:
+            for variant in r.attributes:
+                op = variant.split(".", 1)[0]
+                emitted.setdefault(op, set()).add(variant)
+                if r.converted and judge_case(r) is None:
+                    passed.setdefault(op, set()).add(variant)
+        return emitted, passed
+
+    def declared_inputs(self) -> dict[str, set[str]]:
+        """op -> every input its coremltools definition takes (what a corpus could vary)."""
+        out: dict[str, set[str]] = {}
+        for r in self.results:
+            for item in r.declared:
+                op, name = item.split(".", 1)
+                out.setdefault(op, set()).add(name)
+        return out
 
     def coverage_percent(self) -> float:
         emitted = self.emitted()
@@ -149,6 +173,33 @@ def program_ops(program: Program) -> tuple[str, ...]:
     return tuple(sorted({op.op_type for op in program.functions["main"].operations} - {"const"}))
 
 
+def _variant(var: object) -> str:
+    """How one op input appears: a constant bool or string by value, a scalar by dtype, a tensor by dtype (and
+    'const' when it is one): the distinctions that made the evaluator or the converter differ before."""
+    from coremltools.converters.mil.mil import types
+
+    if isinstance(var, (list, tuple)):
+        return "list of " + (_variant(var[0]) if var else "nothing")
+    dtype = types.builtin_to_string(var.dtype) if getattr(var, "dtype", None) is not None else "?"
+    value = getattr(var, "val", None)
+    if value is None:
+        return dtype
+    if np.ndim(value) == 0 and isinstance(value.item() if hasattr(value, "item") else value, (bool, str)):
+        return str(value.item() if hasattr(value, "item") else value)
+    return f"{dtype} scalar" if np.ndim(value) == 0 else f"const {dtype} rank {np.ndim(value)}"
+
+
+def program_attributes(program: Program) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(each op input's variant as "op.input=variant", every input each emitted op declares as "op.input")."""
+    seen, declared = set(), set()
+    for op in program.functions["main"].operations:
+        if op.op_type == "const":
+            continue
+        declared |= {f"{op.op_type}.{name}" for name in op.input_spec.input_types}
+        seen |= {f"{op.op_type}.{name}={_variant(var)}" for name, var in op.inputs.items()}
+    return tuple(sorted(seen)), tuple(sorted(declared))
+
+
 def evaluate(program: Program, x: np.ndarray, references: Sequence[np.ndarray]) -> list[tuple[float, float]]:
     """(PSNR, largest difference) per output, the program run by the MIL evaluator."""
     evaluator = MilEvaluator(program)
@@ -170,7 +221,8 @@ def run_case(case: OpCase, precision: str, root: Path) -> OpCaseResult:
             return replace(base, converter_error=str(exc))
         ops = program_ops(program)
         missing = tuple(op for op in ops if op not in MIL_OPS)
-        base = replace(base, mil_ops=ops, missing=missing)
+        attributes, declared = program_attributes(program)
+        base = replace(base, mil_ops=ops, missing=missing, attributes=attributes, declared=declared)
         if missing:
             return base
         try:
@@ -220,6 +272,27 @@ def coverage_markdown(report: CoverageReport) -> str:
         only = {w.split("@")[1] for w in where}
         note = f" (at {only.pop()} only)" if len(only) == 1 else ""
         lines.append(f"| `{op}` | {shown}{note} | {'yes' if op in report.implemented else '**missing**'} |")
+    return "\n".join(lines) + "\n\n" + attributes_markdown(report)
+
+
+def attributes_markdown(report: CoverageReport) -> str:
+    """Per emitted op: the inputs its definition takes, the variants the corpus emitted, those that pass."""
+    emitted, passed = report.attribute_variants()
+    declared = report.declared_inputs()
+    total = sum(len(v) for v in emitted.values())
+    ok = sum(len(passed.get(op, set()) & v) for op, v in emitted.items())
+    never = sum(len(declared.get(op, set()) - {v.split(".", 1)[1].split("=")[0] for v in variants})
+                for op, variants in emitted.items())
+    lines = [f"Attributes: {ok} of {total} input variants the corpus makes the converter emit run as PyTorch "
+             f"computes them ({ok / max(total, 1):.0%}); {never} inputs the emitted ops declare (coremltools' op "
+             f"definitions) are never given, so only their defaults are exercised.", "",
+             "| MIL op | variants emitted | in failing cases | declared, never given |", "|---|---|---|---|"]
+    for op in sorted(emitted):
+        failing = sorted(v.split(".", 1)[1] for v in emitted[op] - passed.get(op, set()))
+        shown = sorted(v.split(".", 1)[1] for v in emitted[op])
+        given = {v.split("=")[0] for v in shown}
+        unused = sorted(declared.get(op, set()) - given)
+        lines.append(f"| `{op}` | {', '.join(shown)} | {', '.join(failing) or '-'} | {', '.join(unused) or '-'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,6 @@
 """The Linux Core ML engine checked against PyTorch, op by op, on programs the real converter emits."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,8 +8,9 @@ from torch import nn
 
 from edgeport.models.corpus.ops import CONVERTER_REFUSES, OP_CASES, build_case, op_input
 from edgeport.parity_tests.metrics import compare
-from edgeport.parity_tests.mil_coverage import (PRECISIONS, CaseBundle, CoverageReport, OpCaseResult, convert, coverage_markdown,
-                                       evaluate, judge_case, program_ops, reference, run_case)
+from edgeport.parity_tests.mil_coverage import (PRECISIONS, CaseBundle, CoverageReport, OpCaseResult,
+                                                attributes_markdown, convert, coverage_markdown, evaluate, judge_case,
+                                                program_attributes, program_ops, reference, run_case)
 from edgeport.runtimes.mil.registry import MIL_OPS, MilEvalError
 from edgeport.runtimes.mil.resize import bilinear_grid
 
@@ -148,6 +151,10 @@ def test_every_op_the_converter_emits_for_the_op_corpus_runs_as_pytorch_computes
     failures = [f"{c.name}: {why}" for c, (db, worst) in zip(CONVERTIBLE, metrics)
                 if (why := judge_case(OpCaseResult(c.name, c.group, precision, psnr_db=db, max_abs=worst)))]
     assert not failures, failures
+    variants, _ = program_attributes(program)     # attributes, not only op names: each of these broke once
+    for needed in ("concat.interleave=True", "concat.interleave=False", "pad.mode=reflect", "pad.mode=constant",
+                   "reduce_mean.keep_dims=True", "reduce_mean.keep_dims=False"):
+        assert needed in variants, f"the corpus no longer makes the converter emit {needed}"
 
 
 def test_converter_still_refuses_what_the_corpus_says_it_refuses(tmp_path):
@@ -170,6 +177,20 @@ def test_a_case_with_a_missing_op_is_judged_a_failure_naming_the_op():
     report = CoverageReport({"coremltools": "9.0"}, (lacking,), ("conv",))
     assert report.uncovered() == ["mystery"] and report.coverage_percent() == 50.0
     assert "| `mystery` | x (at fp32 only) | **missing** |" in coverage_markdown(report)
+    assert CoverageReport.from_dict(report.to_dict()) == report
+
+
+def test_attribute_table_names_variants_of_failing_cases_and_inputs_never_given():
+    ok = OpCaseResult("cat", "g", "fp32", mil_ops=("concat",), psnr_db=math.inf, max_abs=0.0,
+                      attributes=("concat.interleave=False", "concat.values=list of fp32"),
+                      declared=("concat.axis", "concat.interleave", "concat.values"))
+    bad = OpCaseResult("shuffle", "g", "fp32", mil_ops=("concat",), psnr_db=10.0, max_abs=1.0,
+                       attributes=("concat.interleave=True", "concat.values=list of fp32"),
+                       declared=("concat.axis", "concat.interleave", "concat.values"))
+    report = CoverageReport({"coremltools": "9.0"}, (ok, bad), ("concat",))
+    table = attributes_markdown(report)
+    assert table.startswith("Attributes: 2 of 3 input variants") and "1 inputs the emitted ops declare" in table
+    assert "| `concat` | interleave=False, interleave=True, values=list of fp32 | interleave=True | axis |" in table
     assert CoverageReport.from_dict(report.to_dict()) == report
 
 

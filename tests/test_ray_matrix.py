@@ -21,7 +21,7 @@ from edgeport.export.plan import ExportPlan
 pytestmark = pytest.mark.e2e
 
 MODELS = ("realesr-general-x4v3", "realesr-animevideov3")
-FORMATS = ("onnx", "tflite", "executorch")
+FORMATS = ("onnx", "tflite")      # the victim's format and one more: the mechanism, not every converter
 RECIPES = ("fp32", "w8a8")
 TINY = {"num_conv": 2, "num_feat": 8}
 VICTIM = "realesr-animevideov3__tflite-fp32"    # one of the longer tasks, killed as soon as it starts
@@ -71,7 +71,7 @@ def _check_matrix(tmp_path: Path, captured, code: int, killed: list[int], pid_di
     assert len(list(pid_dir.glob(f"{VICTIM}.*"))) == 2
     payload = json.loads(captured.out)
     rows = {(m["model"], r["format"], r["recipe"]): r for m in payload["models"] for r in m["rows"]}
-    assert {k: r["digest"] for k, r in rows.items()} == serial and len(serial) == 12
+    assert {k: r["digest"] for k, r in rows.items()} == serial and len(serial) == 8
     assert all(r["status"] == "pass" for r in rows.values())
     # each recipe task was compared with its format's fp32 artifact, as in the serial run
     assert {k: r["vs_fp32_artifact_db"] for k, r in rows.items()} == against_fp32

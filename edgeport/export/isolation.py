@@ -178,7 +178,7 @@ class RowProcess:
             self.conn.send(None)
         except (BrokenPipeError, OSError):
             pass
-        if self._wait() is None:
+        if self._wait(2) is None:     # busy mid-row (an interrupted run): nothing of it is worth waiting for
             self.kill()
         self.close()
 
@@ -210,8 +210,10 @@ def _forget(process: RowProcess) -> None:
 
 @atexit.register
 def _stop_all() -> None:
+    """At exit the child is idle between requests and holds nothing: killed, not asked (its interpreter's
+    teardown with TensorFlow loaded took seconds of every CLI run)."""
     for process in list(_SHARED.values()):
-        process.stop()
+        process.kill()
     _SHARED.clear()
 
 
@@ -287,7 +289,8 @@ class _IsolatedRun:
             if not isinstance(reply, ModelHeader):
                 self._drop()
                 why = reply.message if isinstance(reply, Fault) else short_message(reply.error)
-                return ArtifactOutcome(fmt, recipe, "crashed", f"not run: the row process could not be restarted: {why}")
+                return ArtifactOutcome(fmt, recipe, "crashed",
+                                       f"not run: the row process could not be restarted: {why}")
             self.progress.note(f"row process restarted, model rebuilt in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
         reply = self.child.ask(RowRequest(index), self.bound(fmt), self.progress, fmt)
