@@ -228,7 +228,27 @@ BUILDER_OPS = {
                        lambda x: torch.topk(x, 2, dim=1, largest=False).values),
     "cumsum_exclusive_reverse": (lambda mb, x: mb.cumsum(x=x, axis=3, exclusive=True, reverse=True),
                                  lambda x: x.flip(3).cumsum(3).flip(3) - x),
+    # the inputs the corpus never makes the converter give (the attribute table's last column)
+    "slice_begin_mask": (lambda mb, x: mb.slice_by_index(x=x, begin=[0, 3, 1, 2], end=[1, 4, 3, 5],
+                                                         begin_mask=[False, True, False, True]),
+                         lambda x: x[0:1, 0:4, 1:3, 0:5]),
+    "upsample_bilinear_asymmetric": (   # TensorFlow 1's resize: source index i * in / out, no offset
+        lambda mb, x: mb.upsample_bilinear(x=x, scale_factor_height=2.0, scale_factor_width=2.0,
+                                           align_corners=False, half_pixel_centers=False),
+        lambda x: _asymmetric_upsample2(x)),
 }
+
+
+def _asymmetric_upsample2(x: torch.Tensor) -> torch.Tensor:
+    """2x bilinear with source position i / 2 (edge clamped), written out from that definition."""
+    def axis(t: torch.Tensor, dim: int) -> torch.Tensor:
+        n = t.shape[dim]
+        src = torch.arange(2 * n, dtype=torch.float64) / 2
+        lo = src.floor().long().clamp(max=n - 1)
+        hi = (lo + 1).clamp(max=n - 1)
+        frac = (src - lo).float().reshape([-1 if d == dim else 1 for d in range(t.dim())])
+        return t.index_select(dim, lo) * (1 - frac) + t.index_select(dim, hi) * frac
+    return axis(axis(x, 2), 3)
 
 
 @pytest.mark.parametrize("name", sorted(BUILDER_OPS))

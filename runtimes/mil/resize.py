@@ -28,6 +28,8 @@ def bilinear_grid(size_in: int, size_out: int, mode: str) -> torch.Tensor:
     elif mode == "UNALIGN_CORNERS":
         spacing = size_in / size_out
         point = i * spacing + 0.5 * spacing - 0.5
+    elif mode == "ASYMMETRIC":      # upsample_bilinear with neither aligned corners nor half-pixel centres
+        point = i * (size_in / size_out)
     else:
         raise MilEvalError(f"bilinear sampling mode {mode!r} is not implemented")
     return point.clamp(0, size_in - 1)
@@ -58,7 +60,12 @@ def upsample_bilinear(a: OpArgs) -> torch.Tensor:
     x = a.tensor("x")
     out_h = _scaled(x.shape[-2], a.value("scale_factor_height", 1.0))
     out_w = _scaled(x.shape[-1], a.value("scale_factor_width", 1.0))
-    mode = "STRICT_ALIGN_CORNERS" if a.value("align_corners", True) else "UNALIGN_CORNERS"
+    align = a.value("align_corners", True)
+    half_pixel = a.value("half_pixel_centers", not align)    # iOS16's input; its default is !align_corners
+    if align and half_pixel:
+        raise MilEvalError("upsample_bilinear: align_corners and half_pixel_centers are both true, which the op "
+                           "does not define")
+    mode = "STRICT_ALIGN_CORNERS" if align else "UNALIGN_CORNERS" if half_pixel else "ASYMMETRIC"
     return bilinear_resize(x, out_h, out_w, mode)
 
 
