@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeport.cli import main
@@ -214,3 +215,38 @@ def test_two_exports_into_one_folder_at_once_then_a_tampered_file_fails_check(tm
     assert main(["check", str(tmp_path), "--quiet"]) == 1
     out = capsys.readouterr().out
     assert "realesr-general-x4v3.onnx" in out and "sha256" in out
+
+
+def test_run_takes_odd_but_valid_pngs_and_refuses_broken_ones_in_one_line(tmp_path, capsys):
+    """`edgeport run` on what a photo folder holds: a 1x1, an RGBA, a gray and a 16-bit PNG run; a truncated
+    PNG, a text file named .png and a PNG declaring 60000x60000 (a decompression bomb) are one line each,
+    exit 2, nothing written for them."""
+    from PIL import Image
+
+    from test_run_command import _png_declaring
+
+    assert main(["export", "realesr-general-x4v3", "--to", "onnx", "--input-size", "16x16", "--set", "num_conv=1",
+                 "--set", "num_feat=8", "--out", str(tmp_path / "art"), "--quiet"]) == 0
+    artifact = str(tmp_path / "art" / "realesr-general-x4v3" / "onnx-fp32")
+    rng = np.random.default_rng(0)
+    good = {"one.png": Image.fromarray(rng.integers(0, 255, (1, 1, 3), np.uint8)),
+            "rgba.png": Image.fromarray(rng.integers(0, 255, (20, 24, 4), np.uint8), "RGBA"),
+            "gray.png": Image.fromarray(rng.integers(0, 255, (20, 24), np.uint8), "L"),
+            "deep.png": Image.fromarray(rng.integers(0, 65535, (20, 24)).astype(np.uint16))}   # I;16
+    for name, image in good.items():
+        image.save(tmp_path / name)
+        assert main(["run", artifact, str(tmp_path / name), "-o", str(tmp_path / "out"), "--overlap", "6",
+                     "--margin", "2", "--json"]) == 0, name
+        capsys.readouterr()
+    written = {p.name.split(".")[0] for p in (tmp_path / "out").iterdir() if p.suffix == ".png"}
+    assert written == {name.split(".")[0] for name in good}, written
+    whole = (tmp_path / "rgba.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "notes.png").write_text("not a picture")
+    _png_declaring(tmp_path / "bomb.png", 60000, 60000)
+    for name in ("cut.png", "notes.png", "bomb.png"):
+        assert main(["run", artifact, str(tmp_path / name), "-o", str(tmp_path / "bad"), "--overlap", "6",
+                     "--margin", "2"]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("edgeport: error:") and name in err[0], err
+        assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir()), name
