@@ -198,7 +198,7 @@ def test_qat_exports_and_passes_in_tflite_and_executorch_under_both_io_modes(tmp
     import edgeport.quantize.pt2e as pt2e
 
     monkeypatch.setenv("EDGEPORT_IN_PROCESS", "1")   # the patch lives in this process
-    monkeypatch.setattr(pt2e, "QAT_STEPS", 20)
+    monkeypatch.setattr(pt2e, "QAT_STEPS", 6)
     summary = run_export(ExportPlan(model="realesr-general-x4v3", formats=("tflite", "executorch"), out_root=tmp_path,
                                     recipes=("w8a8+qat",), input_hw=(16, 16), io=io,
                                     config={"num_conv": 2, "num_feat": 16}))
@@ -207,7 +207,7 @@ def test_qat_exports_and_passes_in_tflite_and_executorch_under_both_io_modes(tmp
     for fmt, row in rows.items():
         manifest = json.loads((Path(row.path) / "manifest.json").read_text())
         recipe = manifest["artifact"]["details"]["recipe"]
-        assert 0 < recipe["qat"]["steps"] <= 20 and recipe["io"] == ("uint8 images" if io == "image" else "float32")
+        assert 0 < recipe["qat"]["steps"] <= 6 and recipe["io"] == ("uint8 images" if io == "image" else "float32")
         assert {b["dtype"] for b in manifest["artifact"]["inputs"]} == {"uint8" if io == "image" else "float32"}
     # one quantized program, two converters: the same numbers in both runtimes
     assert abs(rows["tflite"].worst_psnr_db - rows["executorch"].worst_psnr_db) < 1.0
