@@ -111,6 +111,8 @@ class OnnxExporter(Exporter):
             details={"opset": opset, "ir_version": proto.ir_version, "dynamic_hw": request.dynamic_hw,
                      "nodes": len(proto.graph.node), **({"recipe": recipe} if recipe else {})},
             versions=versions,
+            warnings=tuple(f"{len(kept)} node(s) kept float: constant on every calibration input ({', '.join(kept[:4])})"
+                           for kept in [recipe.get("constant_float_nodes") or []] if kept),
         )
 
 

@@ -76,6 +76,26 @@ def crash_and_hang():
     return Faulty()
 
 
+class DeadBranch(nn.Module):
+    """A ReLU branch that is 0 on every input (its conv zeroed, bias -1): one constant tensor in the graph."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.dead = nn.Conv2d(8, 8, 1)
+        with torch.no_grad():
+            self.dead.weight.zero_()
+            self.dead.bias.fill_(-1.0)
+        self.b = nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.relu(self.a(x))
+        return self.b(y + torch.relu(self.dead(y)))
+
+
+def dead_branch():
+    return DeadBranch()
+
+
 def greedy():
     return Faulty(greedy=True)
 
@@ -250,3 +270,15 @@ def test_run_takes_odd_but_valid_pngs_and_refuses_broken_ones_in_one_line(tmp_pa
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("edgeport: error:") and name in err[0], err
         assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir()), name
+
+
+def test_a_constant_branch_does_not_sink_onnx_w8a8(tmp_path, capsys):
+    """onnxruntime's static quantization of a tensor that is one value on every calibration photo wrecked the
+    whole output (16.5 dB); its nodes stay float, and the row says which."""
+    assert _export(tmp_path, "dead_branch", "onnx", "fp32,w8a8", size="32x32") == 0
+    rows = {r["recipe"]: r for r in _strict_json(tmp_path / "out" / "faulty-dead_branch" / "export.json")["rows"]}
+    w8a8 = rows["w8a8"]
+    assert w8a8["status"] == "pass" and w8a8["photo_psnr_db"] >= 40, w8a8
+    assert "2 node(s) kept float: constant on every calibration input" in w8a8["message"]
+    manifest = _strict_json(tmp_path / "out" / "faulty-dead_branch" / "onnx-w8a8" / "manifest.json")
+    assert len(manifest["artifact"]["details"]["recipe"]["constant_float_nodes"]) == 2
