@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from edgeport.quantize.steps import register_step
+from edgeport.runtimes.onnxruntime_runner import every_tensor_session
 
 if TYPE_CHECKING:
     from onnx import ModelProto, NodeProto
@@ -143,14 +144,7 @@ def constant_nodes(model_path: Path, calibration: Calibration) -> list[str]:
     """Nodes whose float outputs hold one value on every calibration input (a dead branch, a zeroed conv).
     onnxruntime's static quantization of such a node sank the whole output (a ReLU branch that is always 0:
     16.6 dB, 54.0 dB with its two nodes kept float), so they stay float and the row says so."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(model_path))
-    produced = [(out, node.name, node.op_type) for node in model.graph.node for out in node.output if out]
-    existing = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name, _, _ in produced if name not in existing)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session, produced = every_tensor_session(model_path)
     names = [o.name for o in session.get_outputs()]
     low: dict[str, float] = {}
     high: dict[str, float] = {}
@@ -160,4 +154,4 @@ def constant_nodes(model_path: Path, calibration: Calibration) -> list[str]:
                 low[name] = min(low.get(name, np.inf), float(value.min()))
                 high[name] = max(high.get(name, -np.inf), float(value.max()))
     dead = {name for name in low if low[name] == high[name]}
-    return list(dict.fromkeys(node for out, node, op in produced if out in dead and op != "Constant"))
+    return list(dict.fromkeys(node.name for out, node in produced if out in dead and node.op_type != "Constant"))

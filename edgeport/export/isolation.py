@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 from edgeport.export.pipeline import is_fp32_base, publish_summary, run_in_process
 from edgeport.export.plan import ExportPlan
@@ -187,33 +187,30 @@ class RowProcess:
         self.log.unlink(missing_ok=True)
 
 
-_SHARED: dict[int | None, RowProcess] = {}
+_SHARED: list[RowProcess] = []     # the one live child of this process, if any
 
 
 def _row_process(max_memory: int | None) -> RowProcess:
-    """The live child for this memory bound, or a new one (any other child is stopped: one at a time)."""
-    found = _SHARED.get(max_memory)
-    if found is not None and found.alive():
-        return found
-    for other in list(_SHARED.values()):
-        other.stop()
-    _SHARED.clear()
-    _SHARED[max_memory] = RowProcess(max_memory)
-    return _SHARED[max_memory]
+    """The live child if it has this memory bound, else a new one (the other is stopped: one at a time)."""
+    if _SHARED and _SHARED[0].alive() and _SHARED[0].max_memory == max_memory:
+        return _SHARED[0]
+    _stop_all(RowProcess.stop)
+    _SHARED.append(RowProcess(max_memory))
+    return _SHARED[0]
 
 
 def _forget(process: RowProcess) -> None:
-    for key, value in list(_SHARED.items()):
-        if value is process:
-            del _SHARED[key]
+    if process in _SHARED:
+        _SHARED.remove(process)
 
 
 @atexit.register
-def _stop_all() -> None:
-    """At exit the child is idle between requests and holds nothing: killed, not asked (its interpreter's
-    teardown with TensorFlow loaded took seconds of every CLI run)."""
-    for process in list(_SHARED.values()):
-        process.kill()
+def _stop_all(how: Callable[[RowProcess], None] = RowProcess.kill) -> None:
+    """The child ended: asked to stop when another memory bound is wanted; at exit killed, since it is idle
+    between requests and holds nothing (its interpreter's teardown with TensorFlow loaded took seconds of every
+    CLI run)."""
+    for process in _SHARED:
+        how(process)
     _SHARED.clear()
 
 
@@ -268,7 +265,7 @@ class _IsolatedRun:
     def _prepare(self, first_row: int = 0) -> object | Fault:
         self.child = _row_process(int(self.max_memory) if self.max_memory else None)
         request = PrepareRequest(self.plan, os.getcwd(), dict(os.environ), list(sys.path), self.began,
-                                 self.progress.enabled, first_row > 0, first_row, dict(self.fp32))
+                                 self.progress.enabled, first_row, dict(self.fp32))
         bound = max(get_format(f).row_timeout_s for f in self.plan.formats)   # building, not converting
         return self.child.ask(request, bound, self.progress)
 

@@ -145,7 +145,7 @@ def _recovery_note(variant: Variant) -> str:
             f"({recovery['steps']} steps, {recovery['seconds']:.0f} s, stopped: {recovery['stopped_because']})")
 
 
-def _notes(*parts: str) -> str:
+def join_notes(*parts: str) -> str:
     return "; ".join(n for n in parts if n)
 
 
@@ -178,7 +178,7 @@ def export_job(p: Prepared, job: Job, variants: VariantCache, fp32: ArtifactOutc
         write_json(work / MANIFEST, manifest.to_dict())
         commit_dir(work, final)
     report = evaluation.report
-    message = _notes(describe(search, recipe.name) if search is not None else "", _recovery_note(variant),
+    message = join_notes(describe(search, recipe.name) if search is not None else "", _recovery_note(variant),
                      report.message, variant.warning, *record.warnings,
                      details.get("error_localization", {}).get("summary", ""))
     return ArtifactOutcome(fmt.name, recipe.name, "pass" if report.passed else f"parity-{report.status}", message,

@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 
-from edgeport.export.pipeline import begin_export, guarded_job, header_of, is_fp32_base
+from edgeport.export.pipeline import begin_export, guarded_job, header_of, is_fp32_base, join_notes
 from edgeport.export.plan import ExportPlan
 from edgeport.export.preparation import Prepared, VariantCache
 from edgeport.export.results import ArtifactOutcome, ModelHeader
@@ -41,8 +41,9 @@ class PrepareRequest:
     sys_path: list[str]                        # the parent's: a factory file's own imports resolve the same
     began: float                               # the run's start: staging folders older than it are stale
     show_progress: bool
-    resumed: bool = False                      # after a crash: the rebuild is not announced as new steps
-    first_row: int = 0                         # the rows still to come start here (their converters are preloaded)
+    # the rows still to come start here (their converters are preloaded); past 0 the child replaces one that
+    # crashed, and its rebuild is not announced as new steps
+    first_row: int = 0
     fp32: dict[str, ArtifactOutcome] = field(default_factory=dict)   # each format's fp32 row so far
 
 
@@ -110,7 +111,7 @@ class _Rows:
         self.prepared = self.variants = None
         try:
             quiet = Progress(enabled=False)
-            prepared = begin_export(request.plan, quiet if request.resumed else self.progress, request.began)
+            prepared = begin_export(request.plan, quiet if request.first_row else self.progress, request.began)
         except Exception as exc:
             return ChildError(exc if _picklable(exc) else ExportError(short_message(exc)), traceback.format_exc())
         self.prepared, self.fp32 = prepared, dict(request.fp32)
@@ -129,8 +130,8 @@ class _Rows:
         if is_fp32_base(outcome):
             self.fp32[job.format.name] = outcome
         if self.max_memory and "MemoryError" in outcome.message:
-            outcome = _with_note(outcome, f"the row process's memory bound ({self.max_memory / 2**30:.1f} GiB, "
-                                          f"--max-memory) was reached")
+            outcome = replace(outcome, message=join_notes(outcome.message, "the row process's memory bound "
+                                                          f"({self.max_memory / 2**30:.1f} GiB, --max-memory) was reached"))
         return outcome
 
 
@@ -150,10 +151,6 @@ def _crash_stacks() -> None:
     if _CRASH_LOG is not None:
         faulthandler.disable()
         faulthandler.enable(file=_CRASH_LOG, all_threads=True)
-
-
-def _with_note(outcome: ArtifactOutcome, note: str) -> ArtifactOutcome:
-    return replace(outcome, message=f"{outcome.message}; {note}" if outcome.message else note)
 
 
 def _picklable(exc: Exception) -> bool:
