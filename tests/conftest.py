@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,15 @@ SMALL = {
 
 
 ALL_FORMATS = ("onnx", "tflite", "coreml", "executorch")
+
+
+def cli(capsys, *args) -> subprocess.CompletedProcess:
+    """The CLI in this process (its converters and row process stay between tests): (exit code, out, err)."""
+    from edgeport.cli import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 @pytest.fixture(scope="session", autouse=True)

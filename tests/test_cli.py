@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import cli
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "num_block=1", "--set", "num_feat=16", "--set", "num_grow_ch=8", "--input-size", "16x16"]
 
@@ -18,15 +20,6 @@ def edgeport(*args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "edgeport", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env)
-
-
-def cli(capsys, *args):
-    """The CLI in this process (the converters stay imported between tests): (exit code, stdout, stderr)."""
-    from edgeport.cli import main
-
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 def assert_one_line_error(proc, *needles):

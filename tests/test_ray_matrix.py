@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 MODELS = ("realesr-general-x4v3", "realesr-animevideov3")
 FORMATS = ("onnx", "tflite")      # the victim's format and one more: the mechanism, not every converter
-RECIPES = ("fp32", "w8a8")
+RECIPES = ("fp32", "fp16")       # a recipe compared with its format's fp32 artifact; fp16 needs no calibration
 TINY = {"num_conv": 2, "num_feat": 8}
 VICTIM = "realesr-animevideov3__tflite-fp32"    # one of the longer tasks, killed as soon as it starts
 
@@ -80,16 +80,16 @@ def _check_matrix(tmp_path: Path, captured, code: int, killed: list[int], pid_di
         assert json.loads((folder / "export.json").read_text())["ok"]
         assert (folder / "report.md").is_file() and not list(folder.glob(".staging-*"))
         for fmt in FORMATS:
-            manifest = json.loads((folder / f"{fmt}-w8a8" / "manifest.json").read_text())
-            assert manifest["artifact"]["digest"] == serial[model, fmt, "w8a8"]
-            assert against_fp32[model, fmt, "w8a8"] is not None
-            assert manifest["recipe"]["vs_fp32_artifact_db"] == against_fp32[model, fmt, "w8a8"]
+            manifest = json.loads((folder / f"{fmt}-fp16" / "manifest.json").read_text())
+            assert manifest["artifact"]["digest"] == serial[model, fmt, "fp16"]
+            assert against_fp32[model, fmt, "fp16"] is not None
+            assert manifest["recipe"]["vs_fp32_artifact_db"] == against_fp32[model, fmt, "fp16"]
 
 
 def _bench_runs_one_task_per_node_at_a_time(folder: Path, capsys) -> None:
     bench_root = folder.parent / "bench"      # one artifact per model folder: two tasks, each quick
     for model in MODELS:
-        shutil.copytree(folder / model / "onnx-w8a8", bench_root / model / "onnx-w8a8")
+        shutil.copytree(folder / model / "onnx-fp16", bench_root / model / "onnx-fp16")
     code = main(["bench", str(bench_root), "--executor", "ray", "--ray-workers", "2", "--threads", "1", "--runs",
                  "1", "--warmup", "0", "--no-peaks", "--no-torch", "--json"])
     data = json.loads(capsys.readouterr().out)

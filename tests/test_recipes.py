@@ -1,8 +1,6 @@
 """Recipes end to end: every format's native tooling, the per-recipe gates, calibration in the manifest,
 the comparison with the fp32 artifact, error localisation when a recipe collapses."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +8,7 @@ import torch
 
 from edgeport.export.isolation import run_export
 from edgeport.export.plan import ExportPlan
-from conftest import ALL_FORMATS, ROOT
+from conftest import ALL_FORMATS, cli
 from fragile_nets import OutlierNet
 
 pytestmark = pytest.mark.e2e
@@ -133,11 +131,7 @@ def test_onnx2tf_route_reads_its_own_layout_and_reports_the_undelegated_int8_pre
     assert "PRELU" in row.message and "partitions" in row.message
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgeport", *args], cwd=ROOT, capture_output=True, text=True)
-
-
-def test_calib_folder_is_used_and_counted_and_bad_ones_fail_cleanly(tmp_path):
+def test_calib_folder_is_used_and_counted_and_bad_ones_fail_cleanly(tmp_path, capsys):
     from PIL import Image
 
     from edgeport.models.samples import sample_photo
@@ -147,7 +141,7 @@ def test_calib_folder_is_used_and_counted_and_bad_ones_fail_cleanly(tmp_path):
     for i, name in enumerate(("rocket", "retina", "coins")):       # a team's own photos, any size
         Image.fromarray(sample_photo(name)[::4, ::4]).save(photos / f"p{i}.png")
     out = tmp_path / "out"
-    proc = _cli("export", "realesr-general-x4v3", "--to", "onnx", "--recipe", "w8a8", "--calib", str(photos),
+    proc = cli(capsys, "export", "realesr-general-x4v3", "--to", "onnx", "--recipe", "w8a8", "--calib", str(photos),
                 "--input-size", "16x16", "--set", "num_conv=2", "--set", "num_feat=8", "--out", str(out), "--quiet")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     manifest = json.loads((out / "realesr-general-x4v3" / "onnx-w8a8" / "manifest.json").read_text())
@@ -159,7 +153,7 @@ def test_calib_folder_is_used_and_counted_and_bad_ones_fail_cleanly(tmp_path):
     for args, says in ((["--calib", str(empty)], "no images in"), (["--recipe", "int4"], "unknown recipe")):
         base = ["export", "realesr-general-x4v3", "--to", "onnx", "--input-size", "16x16", "--out",
                 str(tmp_path / "bad"), "--quiet"]
-        proc = _cli(*base, *(["--recipe", "w8a8"] if "--calib" in args else []), *args)
+        proc = cli(capsys, *base, *(["--recipe", "w8a8"] if "--calib" in args else []), *args)
         assert proc.returncode == 2 and says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert not (tmp_path / "bad").exists()
 

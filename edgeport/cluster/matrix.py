@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeport.cluster.store import OutputStore
-from edgeport.export.pipeline import export_job, is_fp32_base
+from edgeport.export.pipeline import export_job, frozen_heap, import_converters, is_fp32_base
 from edgeport.export.plan import ExportPlan
 from edgeport.export.preparation import VariantCache, plan_jobs, prepare
 from edgeport.export.results import ArtifactOutcome, ExportRow, ExportSummary
@@ -90,8 +90,10 @@ def run_task(task: MatrixTask, store: OutputStore, fp32: Fp32Artifact | None,
         plan = replace(task.plan, formats=(task.format,), recipes=(task.recipe,), out_root=scratch)
         prepared = prepare(plan, Progress(enabled=False))
         fp32_outcome = fp32.restore(prepared.model_dir) if fp32 is not None else None
-        outcome = export_job(prepared, prepared.jobs[0], VariantCache(prepared, report), fp32_outcome,
-                             Progress(enabled=False))
+        import_converters(prepared.jobs)
+        with frozen_heap():
+            outcome = export_job(prepared, prepared.jobs[0], VariantCache(prepared, report), fp32_outcome,
+                                 Progress(enabled=False))
         published = store.publish(outcome.path, f"{prepared.spec.name}/{outcome.path.name}") if outcome.path else ""
         row = replace(ExportRow.of(prepared.spec.name, outcome), path=published)
         keep = (Fp32Artifact(replace(outcome, path=None), _folder_files(outcome.path))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
-import importlib
 import io
 import os
 import pickle
@@ -18,10 +17,12 @@ import resource
 import signal
 import sys
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 
-from edgeport.export.pipeline import begin_export, guarded_job, header_of, is_fp32_base, join_notes
+from edgeport.export.pipeline import (begin_export, frozen_heap, guarded_job, header_of, import_converters,
+                                      is_fp32_base, join_notes)
 from edgeport.export.plan import ExportPlan
 from edgeport.export.preparation import Prepared, VariantCache
 from edgeport.export.results import ArtifactOutcome, ModelHeader
@@ -99,8 +100,10 @@ class _Rows:
         self.fp32: dict[str, ArtifactOutcome] = {}
         self.progress = Progress(enabled=False)
         self.parent_env: set[str] = set()
+        self.heap = ExitStack()      # the heap frozen for this model's rows, thawed when the next one comes
 
     def prepare(self, request: PrepareRequest) -> ModelHeader | ChildError:
+        self.heap.close()
         os.chdir(request.cwd)
         for gone in self.parent_env - request.environ.keys():   # what the parent unset since the last run;
             os.environ.pop(gone, None)                          # what libraries set here on import stays
@@ -116,7 +119,9 @@ class _Rows:
             return ChildError(exc if _picklable(exc) else ExportError(short_message(exc)), traceback.format_exc())
         self.prepared, self.fp32 = prepared, dict(request.fp32)
         self.variants = VariantCache(prepared, self.progress.note)
-        _preload({m for job in prepared.jobs[request.first_row:] for m in job.format.preload})
+        import_converters(prepared.jobs[request.first_row:])
+        _crash_stacks()      # over the SIGSEGV handler TensorFlow's import installs
+        self.heap.enter_context(frozen_heap())
         return header_of(prepared)
 
     def row(self, request: RowRequest) -> ArtifactOutcome:
@@ -133,17 +138,6 @@ class _Rows:
             outcome = replace(outcome, message=join_notes(outcome.message, "the row process's memory bound "
                                                           f"({self.max_memory / 2**30:.1f} GiB, --max-memory) was reached"))
         return outcome
-
-
-def _preload(modules: set[str]) -> None:
-    """The converters this model's rows use, imported now (a failure shows in its row), then the crash report's
-    stack handler installed again over the one TensorFlow sets."""
-    for name in sorted(modules):
-        try:
-            importlib.import_module(name)
-        except Exception:
-            pass
-    _crash_stacks()
 
 
 def _crash_stacks() -> None:
