@@ -15,6 +15,8 @@ from edgeport.progress import Progress
 if TYPE_CHECKING:
     import torch
 
+    from edgeport.photo.run import PhotoRun
+
 
 def export(model: str | torch.nn.Module, *, inputs: Sequence[Sequence[int]] = (), to: Iterable[str] | None = None,
            out: str | Path = "artifacts", recipes: Sequence[str] | None = None, weights: str | Path | None = None,
@@ -40,3 +42,21 @@ def check(path: str | Path = "artifacts") -> list[ArtifactCheck]:
     """Re-run every parity gate under `path`; returns one ArtifactCheck per artifact."""
     cache = ReferenceCache()
     return [check_artifact(m, cache) for m in find_manifests(Path(path))]
+
+
+def upscale_selection(artifact: str | Path, photo: str | Path, select: str, *, background: str = "keep",
+                      feather: float = 0.0, out: str | Path = "edgeport-run", subject_model: str | Path | None = None,
+                      threads: int = 2, overlap: int | None = None, margin: int | None = None) -> PhotoRun:
+    """`edgeport run ARTIFACT PHOTO --select ...`: the model on the tiles touching the selection (rect:X,Y,W,H,
+    polygon:..., mask:FILE, subject[:X,Y] with `subject_model`), the rest of the photo resized and kept, darkened
+    (darken:0.6) or made white; returns the run, whose `outputs[0]` is the picture at the model's scale."""
+    from edgeport.photo.artifact import load_artifact
+    from edgeport.photo.compositing import Background
+    from edgeport.photo.run import RunOptions
+    from edgeport.photo.selection import Selection
+    from edgeport.photo.upscale_selection import SelectionJob, upscale_photo
+
+    job = SelectionJob(Selection.parse(select), Background.parse(background), feather)
+    finder = load_artifact(Path(subject_model), threads) if subject_model is not None else None
+    return upscale_photo(load_artifact(Path(artifact), threads), Path(photo),
+                         RunOptions(Path(out), overlap, margin, threads=threads), job, finder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from edgeport.commands import COMMAND_MODULES
 from edgeport.errors import USER_ERROR, UsageError
@@ -14,8 +14,15 @@ from edgeport.quantize.recipes import RecipeError
 from edgeport.runtimes.atomic import OutputError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad argument is one line (what is wrong, where to look), not the usage block before it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="edgeport", description="Export PyTorch image models to ONNX, TFLite, Core ML and ExecuTorch, checked "
                                      "in the real runtimes; run photos through the artifacts.")
     sub = parser.add_subparsers(dest="command", required=True)

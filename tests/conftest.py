@@ -42,7 +42,10 @@ def cli(capsys, *args) -> subprocess.CompletedProcess:
     """The CLI in this process (its converters and row process stay between tests): (exit code, out, err)."""
     from edgeport.cli import main
 
-    code = main([str(a) for a in args])
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as stop:      # argparse's refusal of an argument
+        code = stop.code
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 

@@ -26,7 +26,7 @@ def _photo(h: int, w: int) -> np.ndarray:
 
 
 def _tiled(photo: np.ndarray, plan: TilePlan) -> np.ndarray:
-    return np.concatenate(list(tiled_rows(photo, plan, (2.0, 2.0), _local_x2)))
+    return np.concatenate(list(tiled_rows(photo, plan, (2.0, 2.0), _local_x2, 3)))
 
 
 def test_tiles_whose_margin_covers_the_receptive_field_reproduce_the_untiled_result_exactly():
@@ -49,10 +49,27 @@ def test_a_margin_inside_the_receptive_field_leaves_errors_only_where_tiles_over
     assert wrong.any() and not (wrong & ~(in_band[:, None] | in_band[None, :])).any()
 
 
+def test_skipped_tiles_leave_every_pixel_of_the_tiles_that_run_as_a_full_run_gives_it():
+    """A selection runs only the tiles touching it: inside the region every covering tile runs, so the
+    values equal the full run's exactly; outside every tile is skipped and the rows are 0."""
+    photo, plan = _photo(150, 200), TilePlan(32, 32, overlap=12, margin=3)
+    full = _tiled(photo, plan)
+    ran = []
+
+    def wanted(y, x, h, w):   # the region: input rows 70-80, columns 90-110
+        touches = y < 80 and y + h > 70 and x < 110 and x + w > 90
+        ran.append(touches)
+        return touches
+    part = np.concatenate(list(tiled_rows(photo, plan, (2.0, 2.0), _local_x2, 3, wanted=wanted)))
+    assert part.shape == full.shape and 0 < sum(ran) < len(ran)
+    assert np.array_equal(part[140:160, 180:220], full[140:160, 180:220])
+    assert not part[:60].any() and not part[:, -60:].any()
+
+
 def test_rows_stream_out_in_strips_and_a_photo_smaller_than_a_tile_is_padded_then_cropped():
-    blocks = list(tiled_rows(_photo(100, 40), TilePlan(32, 32, 8, 2), (2.0, 2.0), _local_x2))
+    blocks = list(tiled_rows(_photo(100, 40), TilePlan(32, 32, 8, 2), (2.0, 2.0), _local_x2, 3))
     assert len(blocks) == 4 and sum(b.shape[0] for b in blocks) == 200   # one strip per tile row
-    small = list(tiled_rows(_photo(10, 7), TilePlan(16, 16, 8, 2), (2.0, 2.0), _local_x2))
+    small = list(tiled_rows(_photo(10, 7), TilePlan(16, 16, 8, 2), (2.0, 2.0), _local_x2, 3))
     assert np.concatenate(small).shape == (20, 14, 3)
 
 

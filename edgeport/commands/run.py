@@ -5,10 +5,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from edgeport.errors import UsageError
+from edgeport.photo.compositing import Background
+from edgeport.photo.selection import Selection
 from edgeport.report import table
+
+if TYPE_CHECKING:
+    from edgeport.photo.artifact import LoadedArtifact
+    from edgeport.photo.run import PhotoRun, RunOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,11 +33,32 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="segmenter: a click on the object, in photo pixels (repeatable)")
     p.add_argument("--negative-click", dest="negative_clicks", type=_point, action="append", default=[],
                    metavar="X,Y", help="segmenter: a click on the background (repeatable)")
+    apps = p.add_argument_group("upscale a selection", "the model only where selected; the rest of the photo "
+                                "resized plainly, then kept, darkened or made white")
+    apps.add_argument("--select", type=_parsed(Selection), metavar="SELECTION",
+                      help="rect:X,Y,W,H | polygon:X1,Y1,X2,Y2,... | mask:FILE (white = selected) | subject[:X,Y] "
+                           "(with --subject-model), in photo pixels")
+    apps.add_argument("--background", type=_parsed(Background), default=Background(), metavar="HOW",
+                      help="outside the selection: keep (default), darken:AMOUNT (0.6 = 60%% darker) or white")
+    apps.add_argument("--feather", type=float, default=0.0, metavar="PX",
+                      help="the selection's edge blends over this many photo pixels (default 0: a hard edge)")
+    apps.add_argument("--subject-model", type=Path, metavar="ARTIFACT",
+                      help="--select subject: a segmenter artifact (answers the click) or a saliency artifact "
+                           "(its most salient region)")
     p.add_argument("--seam-check", action="store_true",
                    help="also compare a tiled run with untiled PyTorch on a crop of the first photo (8-bit PSNR)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_run)
+
+
+def _parsed(kind: type[Selection] | type[Background]) -> Callable[[str], Selection | Background]:
+    def parse(text: str) -> Selection | Background:
+        try:
+            return kind.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -56,6 +83,17 @@ def _progress(enabled: bool, name: str) -> Callable[[int, int], None]:
     return show
 
 
+def _selection_runs(args: argparse.Namespace, art: LoadedArtifact, options: RunOptions) -> list[PhotoRun]:
+    from edgeport.photo.artifact import load_artifact
+    from edgeport.photo.upscale_selection import SelectionJob, check_upscaler, upscale_photo
+
+    check_upscaler(art)
+    job = SelectionJob(args.select, args.background, args.feather)
+    finder = load_artifact(args.subject_model, args.threads) if args.subject_model is not None else None
+    return [upscale_photo(art, path, options, job, finder, _progress(not args.quiet and not args.json, path.name))
+            for path in args.images]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edgeport.photo.artifact import load_artifact   # the photo job: runtimes, torch for the spec
     from edgeport.photo.run import RunOptions, read_photo, run_photo, tile_plan
@@ -66,8 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(args.out, args.overlap, args.margin, args.max_pixels, args.threads, args.mask,
                          (tuple(args.clicks), tuple(args.negative_clicks)))
     art = load_artifact(args.artifact, args.threads)
-    runs = [run_photo(art, path, options, _progress(not args.quiet and not args.json, path.name))
-            for path in args.images]
+    if args.select is not None:
+        runs = _selection_runs(args, art, options)
+    else:
+        runs = [run_photo(art, path, options, _progress(not args.quiet and not args.json, path.name))
+                for path in args.images]
     seam = None
     if args.seam_check:
         from edgeport.photo.seam_check import seam_check

@@ -20,7 +20,7 @@ from edgeport.models.spec import TensorContract
 from edgeport.photo.artifact import LoadedArtifact
 from edgeport.photo.png_stream import PngStream
 from edgeport.photo.task_outputs import Clicks, resized_run
-from edgeport.photo.tiling import TilePlan, tiled_rows
+from edgeport.photo.tiling import TilePlan, TileWanted, tiled_rows
 from edgeport.runtimes.artifact import sha256_file
 
 
@@ -93,7 +93,7 @@ def picture_output(art: LoadedArtifact) -> TensorContract:
     return found[0]
 
 
-def _output_path(options: RunOptions, photo: Path, art: LoadedArtifact, suffix: str) -> Path:
+def output_path(options: RunOptions, photo: Path, art: LoadedArtifact, suffix: str) -> Path:
     m = art.manifest
     return options.out_dir / f"{photo.stem}.{m.model.name}.{m.artifact.format}-{m.recipe.name}{suffix}.png"
 
@@ -105,12 +105,13 @@ def _whole_plan(art: LoadedArtifact, hw: tuple[int, int]) -> TilePlan:
 
 
 def run_tiled(art: LoadedArtifact, photo: np.ndarray, plan: TilePlan, on_tile: Callable[[], None] = lambda: None,
-              sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray | None, tuple[float, float]]:
+              sink: Callable[[np.ndarray], None] | None = None,
+              wanted: TileWanted | None = None) -> tuple[np.ndarray | None, tuple[float, float]]:
     """The picture output over the photo; streamed to `sink` row block by row block, or returned whole."""
     output = picture_output(art)
     scale = (output.shape[2] / art.image.shape[2], output.shape[3] / art.image.shape[3])
     blocks = []
-    for rows in tiled_rows(photo, plan, scale, tile_function(art, output), on_tile):
+    for rows in tiled_rows(photo, plan, scale, tile_function(art, output), output.shape[1], on_tile, wanted):
         rows = rows[..., ::-1] if output.pixels.color == "BGR" else rows
         if sink is None:
             blocks.append(rows)
@@ -159,7 +160,7 @@ def run_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions,
     options.out_dir.mkdir(parents=True, exist_ok=True)
     if art.spec.photo.mode == "resize":
         written, details = resized_run(art, photo, options.clicks,
-                                       lambda suffix: _output_path(options, photo_path, art, suffix))
+                                       lambda suffix: output_path(options, photo_path, art, suffix))
         return PhotoRun(photo_path.name, sha256_file(photo_path), (h, w), "resized", 1, written,
                         time.perf_counter() - start, peak_rss_mib(), details)
     whole = art.fixed_hw is None and h * w <= options.max_pixels
@@ -171,7 +172,7 @@ def run_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions,
         on_tile(done[0], total)
     output = picture_output(art)
     sy, sx = output.shape[2] / art.image.shape[2], output.shape[3] / art.image.shape[3]
-    target = _output_path(options, photo_path, art, "")
+    target = output_path(options, photo_path, art, "")
     composite = photo.shape[-1] == 4 and (sy, sx) == (1.0, 1.0)
     with PngStream(target, round(h * sy), round(w * sx), output.shape[1]) as png:
         run_tiled(art, photo, plan, tick, _composited(png.write, photo) if composite else png.write)

@@ -20,7 +20,7 @@ Clicks = tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]
 CROP_ASPECTS = {"1:1": 1.0, "4:5": 0.8, "16:9": 16 / 9}
 
 
-def _resized_values(values: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+def resized_values(values: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """1x1xhxw float -> HxW float, bilinear."""
     from PIL import Image
 
@@ -86,7 +86,7 @@ def _output_image(art: LoadedArtifact, contract: TensorContract, value: np.ndarr
         return np.asarray(image.resize((w, h), Image.Resampling.BICUBIC)), f".{contract.name}"
     if value.shape[1] != 1 or task not in ("saliency", "depth", "segment"):
         return None, f".{contract.name}"
-    resized = _resized_values(value, (h, w))
+    resized = resized_values(value, (h, w))
     if task == "saliency":
         out, details["crops"] = saliency_view(photo, resized)
         return out, ".saliency"
@@ -98,16 +98,22 @@ def _output_image(art: LoadedArtifact, contract: TensorContract, value: np.ndarr
     return np.where(resized > 0.5, 255, 0).astype(np.uint8), ".mask"   # foreground probability at 0.5
 
 
-def resized_run(art: LoadedArtifact, photo: np.ndarray, clicks: Clicks,
-                path_for: Callable[[str], Path]) -> tuple[tuple[str, ...], dict]:
-
+def model_outputs(art: LoadedArtifact, photo: np.ndarray, clicks: Clicks) -> dict[str, np.ndarray]:
+    """The artifact's outputs (contract values) on the photo resized to its input, clicks mapped there."""
     input_hw = tuple(art.image.shape[2:])
     extras: dict[str, Any] = {}
     if "clicks" in art.spec.photo.needs:
         if not clicks[0]:
             raise UsageError(f"{art.manifest.model.name} segments what you click: give --click X,Y on the object")
         extras["clicks"] = _clicks_in_input(clicks, photo.shape[:2], input_hw)
-    got = art.runtime.run(art.feed(_fitted(photo, input_hw), extras))
+    return art.runtime.run(art.feed(_fitted(photo, input_hw), extras))
+
+
+def resized_run(art: LoadedArtifact, photo: np.ndarray, clicks: Clicks,
+                path_for: Callable[[str], Path]) -> tuple[tuple[str, ...], dict]:
+
+    input_hw = tuple(art.image.shape[2:])
+    got = model_outputs(art, photo, clicks)
     written, details = [], {"model_input_hw": list(input_hw)}
     for contract in art.manifest.outputs:
         out, suffix = _output_image(art, contract, got[contract.name], photo[..., :3], details)

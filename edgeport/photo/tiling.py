@@ -15,6 +15,8 @@ import numpy as np
 
 # (tile pixels, 1xCxhxw uint8) -> (1xCxHxW float pixel levels, unrounded)
 TileFn = Callable[[np.ndarray], np.ndarray]
+# (input y, x, height, width of a tile's window) -> whether to run it
+TileWanted = Callable[[int, int, int, int], bool]
 
 
 @dataclass(frozen=True)
@@ -91,21 +93,25 @@ class _Strip:
         self.base = upto
 
 
-def tiled_rows(photo: np.ndarray, plan: TilePlan, scale: tuple[float, float], run_tile: TileFn,
-               on_tile: Callable[[], None] = lambda: None) -> Iterator[np.ndarray]:
-    """Blended output rows (HxWxC uint8 blocks, top to bottom) of the model over an HxWxC uint8 photo."""
+def tiled_rows(photo: np.ndarray, plan: TilePlan, scale: tuple[float, float], run_tile: TileFn, channels: int,
+               on_tile: Callable[[], None] = lambda: None, wanted: TileWanted | None = None) -> Iterator[np.ndarray]:
+    """Blended output rows (HxWxC uint8 blocks, top to bottom) of the model over an HxWxC uint8 photo.
+    `wanted(y, x, h, w)` skips the tiles whose input window it declines: their pixels come out 0, and every
+    pixel inside a tile that runs gets exactly the value a full run gives it only if all tiles covering it run
+    (a selection's caller asks for every tile that touches it)."""
     h0, w0 = photo.shape[:2]
     padded = _padded(photo, plan.tile_h, plan.tile_w)
     height, width = padded.shape[:2]
     sy, sx = scale
     ys, xs = plan.starts(height, plan.tile_h), plan.starts(width, plan.tile_w)
-    strip: _Strip | None = None
+    strip = _Strip(round(plan.tile_h * sy), round(width * sx), channels)
     for r, y in enumerate(ys):
         for c, x in enumerate(xs):
+            if wanted is not None and not wanted(y, x, plan.tile_h, plan.tile_w):
+                continue
             tile = padded[y:y + plan.tile_h, x:x + plan.tile_w].transpose(2, 0, 1)[None]
             levels = run_tile(np.ascontiguousarray(tile))[0].transpose(1, 2, 0)
             th, tw = levels.shape[:2]
-            strip = strip or _Strip(th, round(width * sx), levels.shape[-1])
             wy = _ramp(th, round(plan.overlap * sy), round(plan.margin * sy), r > 0, r < len(ys) - 1)
             wx = _ramp(tw, round(plan.overlap * sx), round(plan.margin * sx), c > 0, c < len(xs) - 1)
             strip.add(round(y * sy), round(x * sx), levels, wy[:, None] * wx[None, :])
