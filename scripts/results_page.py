@@ -25,3 +25,8 @@ def write_results_page(script: str, table: str, seconds: float) -> Path:
                      f"on {machine_text()}, in {seconds:.0f} s. Regenerate:\n\n```\n{command}\n```\n\n"
                      f"{table.rstrip()}\n")
     return page
+
+
+def markdown_table(headers: list[str] | tuple[str, ...], rows: list[tuple] | list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])

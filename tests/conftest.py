@@ -56,26 +56,43 @@ def _private_cache(tmp_path_factory):
     os.environ["EDGEPORT_CACHE"] = str(tmp_path_factory.mktemp("edgeport-cache"))
 
 
-@pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory, worker_id):
-    """realesrgan-x4plus with 1 RRDB block, exported once to every format, for tests that read artifacts (and
-    never write there). Once per run, not per xdist worker: the first builds it, the other waits and reads."""
+def shared_export(tmp_path_factory, worker_id: str, key: str, plan_for):
+    """One export per test run, not per xdist worker: the first worker builds it, the other waits and reads
+    it (tests only read what it wrote). `plan_for(out)` gives the ExportPlan; returns (out, summary)."""
     import pickle
 
     from filelock import FileLock
 
     from edgeport.export.isolation import run_export
-    from edgeport.export.plan import ExportPlan
 
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
-    out, saved = shared / "tiny-export", shared / "tiny-export.pickle"
-    with FileLock(str(shared / "tiny-export.lock")):
+    out, saved = shared / key, shared / f"{key}.pickle"
+    with FileLock(str(shared / f"{key}.lock")):
         if saved.is_file():
             return out, pickle.loads(saved.read_bytes())
-        summary = run_export(ExportPlan(model="realesrgan-x4plus", formats=ALL_FORMATS, out_root=out,
-                                        input_hw=(16, 16), config=TINY_X4PLUS))
+        summary = run_export(plan_for(out))
         saved.write_bytes(pickle.dumps(summary))
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, worker_id):
+    """realesrgan-x4plus with 1 RRDB block, exported once to every format, for tests that read artifacts."""
+    from edgeport.export.plan import ExportPlan
+
+    return shared_export(tmp_path_factory, worker_id, "tiny-export", lambda out: ExportPlan(
+        model="realesrgan-x4plus", formats=ALL_FORMATS, out_root=out, input_hw=(16, 16), config=TINY_X4PLUS))
+
+
+@pytest.fixture(scope="session")
+def pconv_export(tmp_path_factory, worker_id):
+    """The reduced partial-conv inpainter at fp32 in every format: the zoo test judges it, the inpainting
+    pipelines run on it."""
+    from edgeport.export.plan import ExportPlan
+
+    config, hw = SMALL["inpaint-pconv"]
+    return shared_export(tmp_path_factory, worker_id, "pconv-export", lambda out: ExportPlan(
+        model="inpaint-pconv", formats=ALL_FORMATS, out_root=out, input_hw=hw, config=config, recipes=("fp32",)))
 
 
 # Longest first (xdist splits the queue between the two workers and an idle one takes tests from the other):

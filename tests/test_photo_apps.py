@@ -173,3 +173,81 @@ def test_bad_selections_are_one_line_exit_2_and_nothing_written(tiny_export, pho
     proc = cli(capsys, "run", art, photo, "-o", out, *TILING, *filled)
     assert proc.returncode == 2 and says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.fixture(scope="module")
+def holes(tmp_path_factory) -> tuple[Path, Path]:
+    """A 160x120 photo (5x the reduced inpainter's 32x32) and a mask with two holes of different sizes."""
+    from edgeport.models.samples import sample_photo
+
+    folder = tmp_path_factory.mktemp("holes")
+    Image.fromarray(sample_photo("astronaut")).resize((160, 120), Image.Resampling.BICUBIC).save(folder / "photo.png")
+    mask = np.zeros((120, 160), np.uint8)
+    mask[30:60, 40:80] = 255           # a large hole
+    mask[90:96, 120:130] = 255         # a small one
+    Image.fromarray(mask).save(folder / "mask.png")
+    return folder / "photo.png", folder / "mask.png"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("strategy", ["resize", "crop", "shrink", "two-step"])
+def test_every_hd_strategy_fills_only_the_hole(pconv_export, holes, tmp_path, capsys, strategy):
+    art = pconv_export[0] / "inpaint-pconv" / "onnx-fp32"
+    photo, mask = holes
+    proc = cli(capsys, "run", art, photo, "--mask", mask, "--hd", strategy, "-o", tmp_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)["runs"][0]
+    assert run["mode"] == f"hd-{strategy}" and run["hole_regions"] == 2
+    assert run["passes"] == (4 if strategy == "shrink" else 1)
+    got, before = np.asarray(Image.open(run["outputs"][0])), np.asarray(Image.open(photo))
+    hole = np.asarray(Image.open(mask)) > 0
+    assert got.shape == before.shape and np.array_equal(got[~hole], before[~hole])    # byte for byte
+    assert (got[hole] != before[hole]).any()
+
+
+@pytest.mark.e2e
+def test_hd_inpainting_pipeline_parity_in_every_format(pconv_export, holes):
+    """two-step (model size with shrink, then 2x tiled on the rims): the hole against the PyTorch pipeline."""
+    from edgeport.photo.artifact import load_artifact
+    from edgeport.photo.inpaint_hd import HdJob, hole_measures, run_hd_inpaint
+    from edgeport.photo.pipeline_parity import pipeline_parity
+
+    photo, mask = holes
+    before, hole = np.asarray(Image.open(photo)), np.asarray(Image.open(mask)) > 0
+    job = HdJob("two-step", passes=2)
+    found = {}
+    for folder in sorted((pconv_export[0] / "inpaint-pconv").glob("*-fp32")):
+        art = load_artifact(folder, 2)
+        found[folder.name] = pipeline_parity("inpaint-hd", art, lambda a, out: run_hd_inpaint(
+            a, photo, mask, job, out / "filled.png"), lambda got, ref: hole_measures(before, hole, got, ref))
+    assert set(found) == {"onnx-fp32", "tflite-fp32", "coreml-fp32", "executorch-fp32"}
+    for name, parity in found.items():
+        assert parity.measures["outside_changed_pixels"] == 0, name
+        hole_db = parity.measures["hole_psnr_db"]
+        assert hole_db is None or hole_db >= 40, (name, parity.to_dict())    # None: identical
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("args,says", [
+    (["--hd", "crop"], "--hd fills the holes of --mask"),
+    (["--hd", "crop", "--mask", "{black}"], "has no hole"),
+    (["--hd", "crop", "--mask", "{white}"], "covers the whole photo"),
+    (["--hd", "shrink", "--passes", "0", "--mask", "{mask}"], "a count of 1 or more"),
+    (["--hd", "crop", "--mask", "{mask}", "--select", "rect:1,1,4,4"], "give one of them"),
+])
+def test_bad_hd_requests_are_one_line(pconv_export, holes, tmp_path, capsys, args, says):
+    art = pconv_export[0] / "inpaint-pconv" / "onnx-fp32"
+    for name, level in (("white", 255), ("black", 0)):
+        Image.fromarray(np.full((120, 160), level, np.uint8)).save(tmp_path / f"{name}.png")
+    filled = [a.format(white=tmp_path / "white.png", black=tmp_path / "black.png", mask=holes[1]) for a in args]
+    proc = cli(capsys, "run", art, holes[0], "-o", tmp_path / "out", *filled)
+    assert proc.returncode == 2 and says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.e2e
+def test_hd_on_a_model_that_does_not_inpaint_is_refused(tiny_export, holes, tmp_path, capsys):
+    proc = cli(capsys, "run", tiny_export[0] / "realesrgan-x4plus" / "onnx-fp32", holes[0], "--mask", holes[1],
+               "--hd", "resize", "-o", tmp_path / "out")
+    assert proc.returncode == 2 and "not an inpainting one" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -143,14 +143,18 @@ EXECUTORCH_LOWERED_IN_TESTS = ("inpaint-pconv", "interactive-segmenter")
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", NEW_MODELS)
-def test_exports_and_passes_parity_in_every_format(name, tmp_path):
+def test_exports_and_passes_parity_in_every_format(name, tmp_path, request):
     """fp32 in every format; Core ML fp16 where it is the known limit (depth). Core ML fp16 itself is judged
-    per architecture by the corpus test and per op by the MIL op corpus, so the loop does not repeat it."""
+    per architecture by the corpus test and per op by the MIL op corpus, so the loop does not repeat it. The
+    partial-conv export is the session's (the inpainting pipelines run on it too)."""
     small, hw = SMALL[name]
     formats = ALL_FORMATS if name in EXECUTORCH_LOWERED_IN_TESTS else ALL_FORMATS[:3]
     recipes = None if name in FP16_BELOW_GATE else ("fp32",)
-    summary = run_export(ExportPlan(model=name, formats=formats, out_root=tmp_path, input_hw=hw, config=small,
-                                    recipes=recipes))
+    if name == "inpaint-pconv":
+        summary = request.getfixturevalue("pconv_export")[1]
+    else:
+        summary = run_export(ExportPlan(model=name, formats=formats, out_root=tmp_path, input_hw=hw, config=small,
+                                        recipes=recipes))
     expected = [(f, "fp32") for f in formats]
     if recipes is None:
         expected.insert(3, ("coreml", "fp16"))

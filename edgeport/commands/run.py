@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 from edgeport.errors import UsageError
 from edgeport.photo.compositing import Background
+from edgeport.photo.inpaint_hd import STRATEGIES
 from edgeport.photo.selection import Selection
 from edgeport.report import table
 
@@ -45,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     apps.add_argument("--subject-model", type=Path, metavar="ARTIFACT",
                       help="--select subject: a segmenter artifact (answers the click) or a saliency artifact "
                            "(its most salient region)")
+    hd = p.add_argument_group("high-resolution inpainting", "an inpainting net on a photo far above its training "
+                              "size (with --mask); only the hole's pixels change")
+    hd.add_argument("--hd", choices=STRATEGIES, help="resize: at the model's size and back; crop: one crop per hole "
+                    "region with context; shrink: rim to centre in passes; two-step: model size, then 2x on the "
+                    "hole's rims")
+    hd.add_argument("--passes", type=_positive, metavar="N", help="shrink: erosion passes (default 4); two-step: "
+                    "shrink step 1 in N passes")
     p.add_argument("--seam-check", action="store_true",
                    help="also compare a tiled run with untiled PyTorch on a crop of the first photo (8-bit PSNR)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -59,6 +67,12 @@ def _parsed(kind: type[Selection] | type[Background]) -> Callable[[str], Selecti
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return parse
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a count of 1 or more; not {text!r}")
+    return int(text)
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -94,6 +108,18 @@ def _selection_runs(args: argparse.Namespace, art: LoadedArtifact, options: RunO
             for path in args.images]
 
 
+def _hd_runs(args: argparse.Namespace, art: LoadedArtifact, options: RunOptions) -> list[PhotoRun]:
+    from edgeport.photo.inpaint_hd import HdJob, check_inpainter, run_hd_inpaint
+    from edgeport.photo.run import output_path
+
+    check_inpainter(art)
+    if args.mask is None:
+        raise UsageError("--hd fills the holes of --mask FILE (white = hole, any size)")
+    job = HdJob(args.hd, args.passes)
+    return [run_hd_inpaint(art, path, args.mask, job, output_path(options, path, art, f".hd-{args.hd}"))
+            for path in args.images]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edgeport.photo.artifact import load_artifact   # the photo job: runtimes, torch for the spec
     from edgeport.photo.run import RunOptions, read_photo, run_photo, tile_plan
@@ -104,8 +130,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(args.out, args.overlap, args.margin, args.max_pixels, args.threads, args.mask,
                          (tuple(args.clicks), tuple(args.negative_clicks)))
     art = load_artifact(args.artifact, args.threads)
+    if args.select is not None and args.hd is not None:
+        raise UsageError("--select upscales a selection and --hd fills holes: give one of them")
     if args.select is not None:
         runs = _selection_runs(args, art, options)
+    elif args.hd is not None:
+        runs = _hd_runs(args, art, options)
     else:
         runs = [run_photo(art, path, options, _progress(not args.quiet and not args.json, path.name))
                 for path in args.images]

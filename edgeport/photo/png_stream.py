@@ -1,12 +1,15 @@
 """A PNG written row block by row block, so an upscaled 16000x12000 photo never sits in memory whole.
 
-8-bit greyscale, RGB or 16-bit greyscale; each row uses the Sub filter (the left neighbour's difference),
-zlib-compressed as it arrives; written to a temporary file beside the target and renamed when complete.
+8-bit greyscale, RGB or 16-bit greyscale; each row uses the Up filter (the difference from the row above),
+zlib-compressed at level 1 as it arrives; written to a temporary file beside the target and renamed when
+complete. Up at level 1 against Sub at level 6 on a 6400x4800 upscale: 0.86 s instead of 5.7 s to compress,
+20.0 MB instead of 17.2 MB: the PNG had been most of a selection upscale's time.
 """
 from __future__ import annotations
 
 import struct
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -33,7 +36,10 @@ class PngStream:
         self.bpp = channels * self.dtype.itemsize
         self._file = atomic_file(self.path)   # the PNG appears whole when the block ends, or not at all
         self.fh = self._file.__enter__()
-        self.zip = zlib.compressobj(6)
+        self.zip = zlib.compressobj(1)
+        self.compressor = ThreadPoolExecutor(1, thread_name_prefix="png")
+        self.pending: Future[None] | None = None
+        self.above = np.zeros(width * self.bpp, np.uint8)   # the row before the first is zeros, as PNG's Up says
         self.rows = 0
         header = struct.pack(">IIBBBBB", width, height, bit_depth, _COLOR_TYPES[channels], 0, 0, 0)
         self.fh.write(_SIGNATURE + _chunk(b"IHDR", header))
@@ -44,23 +50,42 @@ class PngStream:
         if rows.shape[1:] != (self.width, self.channels):
             raise ValueError(f"rows of shape {rows.shape[1:]} for a {self.width}x{self.channels} PNG")
         raw = rows.astype(self.dtype).reshape(rows.shape[0], -1).view(np.uint8)
-        sub = raw.copy()
-        sub[:, self.bpp:] = raw[:, self.bpp:] - raw[:, :-self.bpp]   # uint8 arithmetic wraps, as PNG's Sub wants
-        filtered = np.concatenate([np.ones((rows.shape[0], 1), np.uint8), sub], axis=1)
-        data = self.zip.compress(filtered.tobytes())
-        if data:
-            self.fh.write(_chunk(b"IDAT", data))
+        up = np.empty_like(raw)
+        up[0] = raw[0] - self.above                  # uint8 arithmetic wraps, as PNG's Up wants
+        up[1:] = raw[1:] - raw[:-1]
+        self.above = raw[-1].copy()
+        filtered = np.concatenate([np.full((rows.shape[0], 1), 2, np.uint8), up], axis=1)
+        self._drain()
+        self.pending = self.compressor.submit(self._compress, filtered.tobytes())
         self.rows += rows.shape[0]
+
+    def _compress(self, data: bytes) -> None:
+        """On the compressor thread (zlib lets go of the GIL): the next band is made meanwhile."""
+        packed = self.zip.compress(data)
+        if packed:
+            self.fh.write(_chunk(b"IDAT", packed))
+
+    def _drain(self) -> None:
+        if self.pending is not None:
+            self.pending.result()     # in order, and an error (a full disk) is raised here
+            self.pending = None
 
     def __enter__(self) -> "PngStream":
         return self
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if kind is None and self.rows == self.height:
+        late: OSError | None = None      # the last band's write failing on the compressor thread (a full disk)
+        try:
+            self._drain()
+        except OSError as failed:
+            late = failed
+        finally:
+            self.compressor.shutdown()
+        if kind is None and late is None and self.rows == self.height:
             self.fh.write(_chunk(b"IDAT", self.zip.flush()) + _chunk(b"IEND", b""))
             self._file.__exit__(None, None, None)    # renamed into place, complete
             return
-        failure = exc or ValueError(f"{self.path}: {self.rows} rows written of {self.height}")
+        failure = exc or late or ValueError(f"{self.path}: {self.rows} rows written of {self.height}")
         self._file.__exit__(type(failure), failure, tb)   # the temporary is removed: nothing at the path
         if kind is None:
             raise failure

@@ -85,6 +85,9 @@ class _Strip:
         keep = max(min(done, out_h - self.base), 0)
         for r0 in range(0, keep, self.FLUSH_ROWS):
             r1 = min(r0 + self.FLUSH_ROWS, keep)
+            if not self.weight[r0:r1, :out_w].any():      # no tile ran here (a selection's caller skipped them)
+                yield np.zeros((r1 - r0, out_w, self.acc.shape[2]), np.uint8)
+                continue
             rows = self.acc[r0:r1, :out_w] / np.maximum(self.weight[r0:r1, :out_w], 1e-12)[..., None]
             yield np.clip(np.rint(rows), 0, 255).astype(np.uint8)
         rest = self.acc.shape[0] - done

@@ -23,7 +23,7 @@ from edgeport.photo.run import (PhotoRun, RunOptions, output_path, peak_rss_mib,
                                 run_tiled, tile_plan)
 from edgeport.photo.selection import Selection, selection_alpha
 from edgeport.photo.subject import subject_mask
-from edgeport.photo.tiling import TileWanted
+from edgeport.photo.tiling import TilePlan, TileWanted
 from edgeport.runtimes.artifact import sha256_file
 
 FLEXIBLE_TILE = (256, 256)   # a flexible-size artifact is tiled too, so that only the selected tiles run
@@ -37,15 +37,19 @@ class SelectionJob:
     feather: float
 
 
-def _covering(alpha: np.ndarray) -> TileWanted:
-    """Whether a tile's window (grown by REACH, for the output alpha's bilinear reach) holds a selected pixel:
-    a summed-area table answers each tile in O(1)."""
+def _covering(alpha: np.ndarray, plan: TilePlan) -> TileWanted:
+    """Whether a tile gives weight to a selected pixel: its window without the `margin` strips on the sides it
+    shares with a neighbour (weight 0 there), grown by REACH for the output alpha's bilinear reach. A
+    summed-area table answers each tile in O(1)."""
     table = np.pad((alpha > 0).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     h, w = alpha.shape
+    height, width = max(h, plan.tile_h), max(w, plan.tile_w)
 
     def wanted(y: int, x: int, th: int, tw: int) -> bool:
-        y0, x0 = max(y - REACH, 0), max(x - REACH, 0)
-        y1, x1 = min(y + th + REACH, h), min(x + tw + REACH, w)
+        y0 = max(y + (plan.margin if y > 0 else 0) - REACH, 0)
+        x0 = max(x + (plan.margin if x > 0 else 0) - REACH, 0)
+        y1 = min(y + th - (plan.margin if y + th < height else 0) + REACH, h)
+        x1 = min(x + tw - (plan.margin if x + tw < width else 0) + REACH, w)
         if y0 >= y1 or x0 >= x1:
             return False
         return bool(table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0] > 0)
@@ -93,7 +97,7 @@ def run_selection_upscale(art: LoadedArtifact, photo_path: Path, options: RunOpt
     alpha = selection_of(job, (h, w), given)
     target.parent.mkdir(parents=True, exist_ok=True)
     plan = tile_plan(art, options, art.fixed_hw or FLEXIBLE_TILE)
-    wanted = _covering(alpha)
+    wanted = _covering(alpha, plan)
     ys, xs = plan.starts(max(h, plan.tile_h), plan.tile_h), plan.starts(max(w, plan.tile_w), plan.tile_w)
     total, done = sum(wanted(y, x, plan.tile_h, plan.tile_w) for y in ys for x in xs), [0]
     output = picture_output(art)
@@ -103,10 +107,16 @@ def run_selection_upscale(art: LoadedArtifact, photo_path: Path, options: RunOpt
     plain = BandResize(rgb, out_hw, Image.Resampling.BICUBIC)
     edge = BandResize(alpha, out_hw, Image.Resampling.BILINEAR)
     row = [0]
+    selected_rows = np.nonzero((alpha > 0).any(axis=1))[0]
+    first, last = (selected_rows[0] - REACH) * sy, (selected_rows[-1] + 1 + REACH) * sy   # output rows alpha reaches
 
     def composite(rows: np.ndarray) -> None:
         r0, r1 = row[0], row[0] + rows.shape[0]
-        png.write(blend(rows, job.background.apply(plain.rows(r0, r1)), np.clip(edge.rows(r0, r1), 0.0, 1.0)))
+        background = job.background.apply(plain.rows(r0, r1))
+        if r1 <= first or r0 >= last:     # no alpha in these rows: the background alone, as blend would give
+            png.write(np.clip(np.rint(background), 0, 255).astype(np.uint8))
+        else:
+            png.write(blend(rows, background, np.clip(edge.rows(r0, r1), 0.0, 1.0)))
         row[0] = r1
 
     def tick() -> None:
