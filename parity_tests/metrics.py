@@ -53,6 +53,13 @@ def compare_pixels(reference: np.ndarray, actual: np.ndarray, encoding: PixelEnc
     return replace(compare(encoding.to_pixels(reference), encoding.to_pixels(actual)), eight_bit=True)
 
 
+def eight_bit_psnr(reference: np.ndarray, actual: np.ndarray) -> float:
+    """PSNR of two 8-bit pictures (or pixel selections of them) over the 255 levels an app shows; inf when
+    identical. Unlike compare(), the peak is fixed: a dark or flat region is not judged on its own range."""
+    mse = float(np.mean((reference.astype(np.float64) - actual.astype(np.float64)) ** 2)) if reference.size else 0.0
+    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
 def compare(reference: np.ndarray, actual: np.ndarray) -> OutputMetrics:
     """PSNR is taken over the reference's own value range, so it means the same for [0,1] and [-1,1] outputs."""
     ref = np.asarray(reference, dtype=np.float64)

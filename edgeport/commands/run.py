@@ -99,9 +99,8 @@ def _progress(enabled: bool, name: str) -> Callable[[int, int], None]:
 
 def _selection_runs(args: argparse.Namespace, art: LoadedArtifact, options: RunOptions) -> list[PhotoRun]:
     from edgeport.photo.artifact import load_artifact
-    from edgeport.photo.upscale_selection import SelectionJob, check_upscaler, upscale_photo
+    from edgeport.photo.upscale_selection import SelectionJob, upscale_photo
 
-    check_upscaler(art)
     job = SelectionJob(args.select, args.background, args.feather)
     finder = load_artifact(args.subject_model, args.threads) if args.subject_model is not None else None
     return [upscale_photo(art, path, options, job, finder, _progress(not args.quiet and not args.json, path.name))

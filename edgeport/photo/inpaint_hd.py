@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from edgeport.errors import UsageError
+from edgeport.parity_tests.metrics import eight_bit_psnr
 from edgeport.photo.artifact import LoadedArtifact
 from edgeport.photo.png_stream import write_png
 from edgeport.photo.run import PhotoRun, peak_rss_mib, read_mask, read_photo, run_tiled
@@ -31,9 +32,7 @@ from edgeport.runtimes.json_numbers import db_for_json
 
 STRATEGIES = ("resize", "crop", "shrink", "two-step")
 CROP_CONTEXT = 0.5    # of the hole region's larger side, added around it (at least 32 px) for a crop's context
-
-
-DEFAULT_PASSES = 4   # the shrinking-mask blog's count
+DEFAULT_PASSES = 4    # the shrinking-mask blog's count
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,9 @@ class HdJob:
         """How many passes step 1 takes at the model's size: 1 is a plain inpaint."""
         if self.strategy == "shrink":
             return self.passes or DEFAULT_PASSES
-        return self.passes or 1 if self.strategy == "two-step" else 1
+        if self.strategy == "two-step":
+            return self.passes or 1
+        return 1
 
 
 def check_inpainter(art: LoadedArtifact) -> tuple[int, int]:
@@ -80,24 +81,23 @@ def inpaint_at(art: LoadedArtifact, image: np.ndarray, hole: np.ndarray) -> np.n
     return np.where(hole[..., None], filled, image)
 
 
-def _eroded(hole: np.ndarray, radius: float) -> np.ndarray:
+def _depth(hole: np.ndarray) -> np.ndarray:
+    """Each hole pixel's distance to the nearest known pixel (0 outside the hole): erosion by r keeps > r."""
     from scipy.ndimage import distance_transform_edt
 
-    return distance_transform_edt(hole) > radius
+    return distance_transform_edt(hole)
 
 
 def _shrinking(art: LoadedArtifact, image: np.ndarray, hole: np.ndarray, passes: int) -> np.ndarray:
     """Pass k inpaints under the hole eroded k times (depth / passes each): rim first, centre last."""
-    from scipy.ndimage import distance_transform_edt
-
-    depth = float(distance_transform_edt(hole).max())
-    step = depth / passes if passes > 0 else depth
+    depth = _depth(hole)
+    step = float(depth.max()) / passes
     result, current = image, hole
     for k in range(passes):
         if not current.any():
             break
         result = inpaint_at(art, result, current)
-        current = _eroded(hole, step * (k + 1))
+        current = depth > step * (k + 1)
     return np.where(hole[..., None], result, image)
 
 
@@ -116,10 +116,8 @@ def _two_step(art: LoadedArtifact, photo: np.ndarray, hole: np.ndarray, job: HdJ
     double = (min(2 * model_hw[0], photo.shape[0]), min(2 * model_hw[1], photo.shape[1]))
     base, double_hole = _resized(photo, double, Image.Resampling.LANCZOS), _resized_mask(hole, double)
     seeded = np.where(double_hole[..., None], _resized(first, double, Image.Resampling.BICUBIC), base)
-    from scipy.ndimage import distance_transform_edt
-
     rim_width = max(2.0, min(model_hw) / 32)
-    rim = double_hole & (distance_transform_edt(double_hole) <= rim_width)   # the mask minus its erosion
+    rim = double_hole & (_depth(double_hole) <= rim_width)   # the mask minus its erosion
     return inpaint_at(art, seeded, rim) if rim.any() else seeded
 
 
@@ -189,7 +187,5 @@ def run_hd_inpaint(art: LoadedArtifact, photo_path: Path, mask_path: Path, job: 
 def hole_measures(photo: np.ndarray, hole: np.ndarray, got: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """The inpainting app's own figures: 8-bit PSNR inside the hole against the reference pipeline's picture,
     and how many pixels outside the hole differ from the photo (0: byte for byte)."""
-    diff = got[hole].astype(np.float64) - reference[hole].astype(np.float64)
-    mse = float(np.mean(diff ** 2)) if diff.size else 0.0
-    psnr = float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-    return {"hole_psnr_db": db_for_json(psnr), "outside_changed_pixels": int((got[~hole] != photo[~hole]).any(-1).sum())}
+    return {"hole_psnr_db": db_for_json(eight_bit_psnr(reference[hole], got[hole])),
+            "outside_changed_pixels": int((got[~hole] != photo[~hole]).any(-1).sum())}

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
+from edgeport.parity_tests.metrics import eight_bit_psnr
 from edgeport.photo.artifact import LoadedArtifact
 from edgeport.photo.reference import with_pytorch
 from edgeport.photo.run import PhotoRun
@@ -32,9 +33,8 @@ class PictureDifference:
     def of(cls, reference: np.ndarray, actual: np.ndarray) -> PictureDifference:
         if reference.shape != actual.shape:
             raise ValueError(f"the pictures differ in size: {actual.shape} vs the reference's {reference.shape}")
-        diff = np.abs(reference.astype(np.float64) - actual.astype(np.float64))
-        mse = float(np.mean(diff ** 2))
-        return cls(math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse), int(diff.max()))
+        diff = np.abs(reference.astype(np.int32) - actual.astype(np.int32))
+        return cls(eight_bit_psnr(reference, actual), int(diff.max()))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import numpy as np
 from edgeport.errors import UsageError
 from edgeport.models.team_photos import fitted
 from edgeport.parity_tests.metrics import compare
-from edgeport.parity_tests.reference import rebuild_reference
 from edgeport.photo.artifact import LoadedArtifact
+from edgeport.photo.reference import with_pytorch
 from edgeport.photo.run import picture_output, run_tiled
 from edgeport.photo.tiling import TilePlan
 from edgeport.runtimes.json_numbers import db_for_json
@@ -42,15 +42,11 @@ class SeamCheck:
 
 
 def _pytorch_picture(art: LoadedArtifact, crop: np.ndarray) -> np.ndarray:
-    import torch
-
+    """The crop untiled, through the artifact's PyTorch model in its runtime's place, as 8-bit pixels."""
     output = picture_output(art)
-    module = rebuild_reference(art.manifest).module
-    feed = art.feed(np.ascontiguousarray(crop.transpose(2, 0, 1)[None]), {})
-    with torch.no_grad():
-        out = module(*[torch.from_numpy(np.ascontiguousarray(feed[c.name])) for c in art.manifest.inputs])
-    out = out[[c.name for c in art.manifest.outputs].index(output.name)] if isinstance(out, (tuple, list)) else out
-    pixels = output.pixels.to_pixels(out.float().numpy())[0].transpose(1, 2, 0)
+    reference = with_pytorch(art)
+    got = reference.runtime.run(reference.feed(np.ascontiguousarray(crop.transpose(2, 0, 1)[None]), {}))
+    pixels = output.pixels.to_pixels(got[output.name])[0].transpose(1, 2, 0)
     return pixels[..., ::-1] if output.pixels.color == "BGR" else pixels
 
 

@@ -135,7 +135,9 @@ def upscale_photo(art: LoadedArtifact, photo_path: Path, options: RunOptions, jo
                   finder: LoadedArtifact | None = None,
                   on_tile: Callable[[int, int], None] = lambda done, total: None) -> PhotoRun:
     """The CLI's and the API's door: a subject selection answered by `finder` (a segmenter takes the
-    selection's click), the picture written beside `edgeport run`'s other outputs."""
+    selection's click), the picture written beside `edgeport run`'s other outputs. The model's task is
+    checked first: a subject's finder is not run for a model that cannot take a selection."""
+    check_upscaler(art)
     if (finder is not None) != (job.selection.kind == "subject"):
         raise UsageError("--select subject[:X,Y] and --subject-model ARTIFACT go together" if finder is None else
                          "--subject-model answers --select subject[:X,Y]; leave it out for other selections")
